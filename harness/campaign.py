@@ -1,0 +1,197 @@
+"""The fuzz campaign: explore with Hypothesis, shrink each distinct bug, keep going.
+
+Implementations that declare the same capabilities are fuzzed together: each case
+Hypothesis draws is checked against all of them, so the per-example overhead and the
+reference are paid once per case, not once per check.
+
+A campaign over one group is a series of Hypothesis runs. A run explores until some
+implementation fails with a signature not seen before; from then on the run's test fails
+only for that (implementation, signature), so Hypothesis shrinks that bug and no other.
+The next run starts where the budget left off, with that signature known, so one bug does
+not hide the next and distinct bugs of one implementation are each shrunk and reported.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Iterator
+
+import torch
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import HypothesisException
+
+from harness.capabilities import Capabilities
+from harness.case import Case
+from harness.check import check_case
+from harness.oracle import Expected, expect
+from harness.registry import Implementation
+from harness.strategies import cases
+from harness.tensors import make_inputs
+from harness.verdict import Verdict
+
+MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough to read
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failure: which implementation, the (minimal) case, and the verdict on it."""
+
+    implementation: str
+    case: Case
+    verdict: Verdict
+    shrunk: bool = True
+
+
+@dataclass
+class Tally:
+    """How many cases were checked against one implementation, by status."""
+
+    examples: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class CampaignResult:
+    seed: int
+    tallies: dict[str, Tally] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+
+Progress = Callable[[str, int, int, int], None]  # (group label, done, budget, findings)
+
+
+def variants(case: Case, domain: Capabilities) -> list[Case]:
+    """The drawn case in every dtype and layout of the domain, simplest first.
+
+    Checking them all costs no Hypothesis draws and shares one reference per dtype, which
+    is what amortises Hypothesis's per-example overhead; a failing variant shrinks along
+    with the drawn case, and the first failing one is the simplest.
+    """
+    return [replace(case, dtype=dtype, layout=layout) for dtype in domain.dtypes for layout in domain.layouts]
+
+
+def check_variants(case: Case, domain: Capabilities,
+                   implementations: Iterable[Implementation]) -> Iterator[tuple[Case, dict[str, Verdict]]]:
+    implementations = list(implementations)
+    expected: dict[str, Expected] = {}
+    for variant in variants(case, domain):
+        if variant.dtype not in expected:
+            expected[variant.dtype] = expect(variant, make_inputs(variant))
+        yield variant, check_case(variant, implementations, expected=expected[variant.dtype])
+
+
+class _Reproduced(Exception):
+    """Raised inside the Hypothesis test when the targeted bug shows; never escapes."""
+
+
+def group_by_domain(implementations: Iterable[Implementation]) -> dict[Capabilities, list[Implementation]]:
+    """Implementations that claim the same cases, whatever else they declare."""
+    groups: dict[Capabilities, list[Implementation]] = {}
+    for implementation in implementations:
+        domain = replace(implementation.capabilities, autograd=False)
+        groups.setdefault(domain, []).append(implementation)
+    return groups
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable seed for a sub-run: crc32, the same in every process (unlike hash())."""
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int | None = None,
+         progress: Progress | None = None) -> CampaignResult:
+    """Fuzz every implementation inside its declared domain with ``max_examples`` cases each."""
+    # Cases are tiny: intra-op threads only contend with each other and with other workers.
+    torch.set_num_threads(1)
+    result = CampaignResult(seed=random.getrandbits(32) if seed is None else seed)
+    for domain, group in group_by_domain(implementations).items():
+        _Group(group, domain, result, max_examples, progress).run()
+    return result
+
+
+class _Group:
+    """One group of implementations with the same capabilities, fuzzed run after run."""
+
+    def __init__(self, members: list[Implementation], domain: Capabilities, result: CampaignResult,
+                 budget: int, progress: Progress | None) -> None:
+        self.members = {m.name: m for m in members}
+        self.domain = domain
+        # Hypothesis draws the shape; dtype and layout are enumerated by `variants`.
+        self.drawn = replace(domain, dtypes=domain.dtypes[:1], layouts=domain.layouts[:1])
+        self.label = ",".join(self.members)
+        self.result, self.budget, self.progress = result, budget, progress
+        self.examples = 0
+        self.known: set[tuple[str, str]] = set()
+        self.incidental: dict[tuple[str, str], Finding] = {}
+        for name in self.members:
+            result.tallies[name] = Tally()
+
+    def run(self) -> None:
+        attempt = 0
+        while self.examples < self.budget:
+            found = self._one_run(derive_seed(self.result.seed, self.label, attempt))
+            if found is None:
+                break
+            self.known.add((found.implementation, found.verdict.signature))
+            self.incidental.pop((found.implementation, found.verdict.signature), None)
+            self.result.findings.append(found)
+            attempt += 1
+        # Bugs seen while shrinking another and never found again are kept, unshrunk.
+        self.result.findings.extend(self.incidental.values())
+
+    def _is_new(self, name: str, verdict: Verdict) -> bool:
+        if not verdict.failed or (name, verdict.signature) in self.known:
+            return False
+        return sum(1 for known, _ in self.known if known == name) < MAX_BUGS_PER_IMPLEMENTATION
+
+    def _one_run(self, run_seed: int) -> Finding | None:
+        """Explore until a new bug shows, shrink it, return it; None when the budget ran out."""
+        target: list[Finding] = []  # the bug this run shrinks, then its smallest case
+
+        def test(case: Case) -> None:
+            if target:
+                name, signature = target[0].implementation, target[0].verdict.signature
+                for variant, verdicts in check_variants(case, self.domain, [self.members[name]]):
+                    verdict = verdicts[name]
+                    if verdict.failed and verdict.signature == signature:
+                        target[1:] = [Finding(name, variant, verdict)]
+                        raise _Reproduced
+                    if self._is_new(name, verdict):
+                        self.incidental.setdefault((name, verdict.signature),
+                                                   Finding(name, variant, verdict, shrunk=False))
+                return
+            new: list[Finding] = []
+            for variant, verdicts in check_variants(case, self.domain, self.members.values()):
+                self.examples += 1
+                for name, verdict in verdicts.items():
+                    tally = self.result.tallies[name]
+                    tally.examples += 1
+                    tally.statuses[verdict.status] += 1
+                new += [Finding(n, variant, v) for n, v in verdicts.items() if self._is_new(n, v)]
+            if self.progress:
+                self.progress(self.label, self.examples, self.budget, len(self.known))
+            if new:
+                target[:] = [new[0], new[0]]
+                for extra in new[1:]:
+                    self.incidental.setdefault((extra.implementation, extra.verdict.signature),
+                                               replace(extra, shrunk=False))
+                raise _Reproduced
+
+        runner = settings(
+            max_examples=-(-(self.budget - self.examples) // (len(self.domain.dtypes) * len(self.domain.layouts))),
+            database=None,
+            deadline=None,
+            phases=(Phase.generate, Phase.shrink),
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+        )(hypothesis_seed(run_seed)(given(cases(self.drawn))(test)))
+        try:
+            runner()
+        except (_Reproduced, HypothesisException, ExceptionGroup):
+            pass  # a flaky bug still leaves the smallest case it failed on in ``target``
+        return target[-1] if target else None

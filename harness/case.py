@@ -1,0 +1,216 @@
+"""One conv2d problem, and its one-line id.
+
+A `Case` is the single representation of a problem everywhere: the strategies draw it,
+the oracle and runner take it, the corpus stores it, reports and replay name it by its id.
+The id is a benchdnn-style descriptor that names every dimension and parses back to the
+same case (tensor data included, via the data kind and seed):
+
+    mb2ic4oc8g2ih7iw5kh3kw2sh1sw2p1d1-bias-float32-contiguous-uniform-cpu-seed12
+
+Stride, padding and dilation keep the form they were given in: ``s2`` is the int ``2``,
+``sh2sw2`` the pair ``(2, 2)``; implementations have bugs that only one form shows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Union
+
+IntOrPair = Union[int, tuple[int, int]]
+Padding = Union[int, tuple[int, int], str]
+
+DTYPES = ("float32", "float64")
+LAYOUTS = ("contiguous", "channels_last", "strided")
+DATA_KINDS = ("uniform", "int")
+DEVICES = ("cpu", "cuda")
+
+
+class CaseIdError(ValueError):
+    """A case id that does not parse; the message says which part is wrong."""
+
+
+def pair(value: IntOrPair) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else value
+
+
+@dataclass(frozen=True)
+class Case:
+    """A conv2d problem: shapes, arguments, dtype, memory layout, and how its data is made."""
+
+    batch: int | None  # None: an unbatched (C, H, W) input
+    in_channels: int
+    out_channels: int
+    groups: int
+    height: int
+    width: int
+    kernel: tuple[int, int]
+    stride: IntOrPair = 1
+    padding: Padding = 0
+    dilation: IntOrPair = 1
+    bias: bool = False
+    dtype: str = "float32"
+    layout: str = "contiguous"
+    data: str = "uniform"
+    device: str = "cpu"
+    seed: int = 0
+
+    # -- derived quantities -------------------------------------------------------------
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        chw = (self.in_channels, self.height, self.width)
+        return chw if self.batch is None else (self.batch, *chw)
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel)
+
+    @property
+    def paddings(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) as torch applies them; 'same' puts the odd pixel last."""
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        if self.padding == "same":
+            (kh, kw), (dh, dw) = self.kernel, pair(self.dilation)
+            th, tw = dh * (kh - 1), dw * (kw - 1)
+            return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        ph, pw = pair(self.padding)  # type: ignore[arg-type]
+        return (ph, ph, pw, pw)
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        top, bottom, left, right = self.paddings
+        (sh, sw), (dh, dw), (kh, kw) = pair(self.stride), pair(self.dilation), self.kernel
+        return (
+            (self.height + top + bottom - dh * (kh - 1) - 1) // sh + 1,
+            (self.width + left + right - dw * (kw - 1) - 1) // sw + 1,
+        )
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        chw = (self.out_channels, *self.output_hw)
+        return chw if self.batch is None else (self.batch, *chw)
+
+    @property
+    def reduction_length(self) -> int:
+        """K: how many products are summed into one output element."""
+        return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
+
+    def problems(self) -> list[str]:
+        """Why F.conv2d would reject this case; empty when it is a valid problem."""
+        found = []
+        positive = {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                    "groups": self.groups, "height": self.height, "width": self.width,
+                    "kernel": min(self.kernel), "stride": min(pair(self.stride)),
+                    "dilation": min(pair(self.dilation))}
+        found += [f"{name} must be >= 1" for name, value in positive.items() if value < 1]
+        if self.batch is not None and self.batch < 0:
+            found.append("batch must be >= 0")
+        if isinstance(self.padding, str):
+            if self.padding not in ("same", "valid"):
+                found.append(f"padding must be an int, a pair, 'same' or 'valid', not {self.padding!r}")
+            elif self.padding == "same" and pair(self.stride) != (1, 1):
+                found.append("padding='same' needs stride 1")
+        elif min(pair(self.padding)) < 0:
+            found.append("padding must be >= 0")
+        if self.groups >= 1 and (self.in_channels % self.groups or self.out_channels % self.groups):
+            found.append("in_channels and out_channels must be multiples of groups")
+        if not found and min(self.output_hw) < 1:
+            found.append("the dilated kernel is larger than the padded input")
+        if self.dtype not in DTYPES:
+            found.append(f"dtype must be one of {DTYPES}")
+        if self.layout not in LAYOUTS:
+            found.append(f"layout must be one of {LAYOUTS}")
+        if self.data not in DATA_KINDS:
+            found.append(f"data must be one of {DATA_KINDS}")
+        if self.device not in DEVICES:
+            found.append(f"device must be one of {DEVICES}")
+        return found
+
+    def simplified(self, **changes: Any) -> Case:
+        return replace(self, **changes)
+
+    # -- the id -------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        mb = "none" if self.batch is None else str(self.batch)
+        shape = (f"mb{mb}ic{self.in_channels}oc{self.out_channels}g{self.groups}"
+                 f"ih{self.height}iw{self.width}kh{self.kernel[0]}kw{self.kernel[1]}"
+                 f"{_arg('s', self.stride)}{_arg('p', self.padding)}{_arg('d', self.dilation)}")
+        return "-".join([shape, "bias" if self.bias else "nobias", self.dtype, self.layout,
+                         self.data, self.device, f"seed{self.seed}"])
+
+    def __str__(self) -> str:
+        return self.id
+
+    @classmethod
+    def from_id(cls, text: str) -> Case:
+        """Parse an id back into the case it names; raise `CaseIdError` saying what is wrong."""
+        parts = text.strip().split("-")
+        if len(parts) != 7:
+            raise CaseIdError(f"case id {text!r} must have 7 '-'-separated parts "
+                              f"(shape-bias-dtype-layout-data-device-seed), found {len(parts)}")
+        shape, bias, dtype, layout, data, device, seed = parts
+        match = _SHAPE.fullmatch(shape)
+        if not match:
+            raise CaseIdError(f"case id shape {shape!r} is not of the form "
+                              "mb2ic4oc8g2ih7iw5kh3kw2s1p0d1 (s/p/d may be sh1sw2 pairs, p may be psame/pvalid)")
+        if bias not in ("bias", "nobias"):
+            raise CaseIdError(f"case id part {bias!r} must be 'bias' or 'nobias'")
+        if not seed.startswith("seed") or not seed[4:].isdigit():
+            raise CaseIdError(f"case id part {seed!r} must be 'seed' followed by digits")
+        g = match.groupdict()
+        case = cls(
+            batch=None if g["mb"] == "none" else int(g["mb"]),
+            in_channels=int(g["ic"]), out_channels=int(g["oc"]), groups=int(g["g"]),
+            height=int(g["ih"]), width=int(g["iw"]), kernel=(int(g["kh"]), int(g["kw"])),
+            stride=_parse_arg(g, "s"), padding=_parse_arg(g, "p"), dilation=_parse_arg(g, "d"),
+            bias=bias == "bias", dtype=dtype, layout=layout, data=data, device=device,
+            seed=int(seed[4:]),
+        )
+        problems = case.problems()
+        if problems:
+            raise CaseIdError(f"case id {text!r} is not a valid conv2d problem: {'; '.join(problems)}")
+        return case
+
+    # -- plain data, for JSON -----------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Case:
+        def form(value: Any) -> Any:
+            return tuple(value) if isinstance(value, list) else value
+
+        fields = dict(data)
+        for key in ("kernel", "stride", "padding", "dilation"):
+            if key in fields:
+                fields[key] = form(fields[key])
+        return cls(**fields)
+
+
+def _arg(letter: str, value: Padding) -> str:
+    if isinstance(value, (int, str)):
+        return f"{letter}{value}"
+    return f"{letter}h{value[0]}{letter}w{value[1]}"
+
+
+def _arg_pattern(letter: str, single: str = r"\d+") -> str:
+    return rf"(?:{letter}(?P<{letter}>{single})|{letter}h(?P<{letter}h>\d+){letter}w(?P<{letter}w>\d+))"
+
+
+_SHAPE = re.compile(
+    r"mb(?P<mb>none|\d+)ic(?P<ic>\d+)oc(?P<oc>\d+)g(?P<g>\d+)ih(?P<ih>\d+)iw(?P<iw>\d+)"
+    r"kh(?P<kh>\d+)kw(?P<kw>\d+)"
+    + _arg_pattern("s") + _arg_pattern("p", r"\d+|same|valid") + _arg_pattern("d")
+)
+
+
+def _parse_arg(groups: dict[str, str | None], letter: str) -> Any:
+    single = groups[letter]
+    if single is not None:
+        return single if single in ("same", "valid") else int(single)
+    return (int(groups[f"{letter}h"]), int(groups[f"{letter}w"]))  # type: ignore[arg-type]

@@ -1,0 +1,44 @@
+"""Check one case against several implementations, paying for the reference once.
+
+This is the unit of work everywhere: the fuzz campaign, replay, and a single case on the
+command line all come through `check_case`. Making the tensors and running the float64
+reference cost as much as an implementation call, so one drawn case is checked against
+every implementation that claims it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from harness.capabilities import refusal
+from harness.case import Case
+from harness.compare import judge
+from harness.oracle import Expected, expect
+from harness.registry import Implementation
+from harness.runner import call
+from harness.tensors import Inputs, make_inputs
+from harness.verdict import UNSUPPORTED, Verdict
+
+
+def check_case(case: Case, implementations: Iterable[Implementation],
+               inputs: Inputs | None = None, expected: Expected | None = None) -> dict[str, Verdict]:
+    """Verdicts by implementation name.
+
+    ``inputs`` overrides the case's generated data; ``expected`` may be passed in when it is
+    known already (the same values in another memory layout).
+    """
+    fresh = (lambda: make_inputs(case)) if inputs is None else inputs.clone
+    inputs = fresh()
+    pristine = inputs.clone()
+    expected = expect(case, inputs) if expected is None else expected
+    verdicts = {}
+    for implementation in implementations:
+        reason = refusal(implementation.capabilities, case)
+        if reason:
+            verdicts[implementation.name] = Verdict(UNSUPPORTED, message=f"unimplemented: {reason}")
+            continue
+        outcome = call(implementation, case, inputs, pristine)
+        verdicts[implementation.name] = judge(case, expected, outcome, inputs)
+        if outcome.modified:  # the next implementation gets the case as drawn
+            inputs = fresh()
+    return verdicts

@@ -1,0 +1,83 @@
+"""Judge one call against the reference: the checks, in the order a person would make them.
+
+Exception, type, modified inputs, aliasing, device, shape, dtype, then values. Each
+failed check returns at once with its kind and a one-line message; the first failing
+check is the one a user has to fix first.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.case import Case
+from harness.diagnose import rearrangement, where_wrong
+from harness.oracle import Expected
+from harness.runner import Outcome
+from harness.tensors import Inputs
+from harness.verdict import MISTRUSTED, PASSED, Verdict, failure
+
+# A check where most outputs are exactly zero by construction could not have seen a bug.
+MISTRUST_ZERO_FRACTION = 0.5
+
+
+def _shares_memory(result: torch.Tensor, inputs: Inputs) -> bool:
+    pointer = result.untyped_storage().data_ptr()
+    return pointer != 0 and any(
+        t.untyped_storage().data_ptr() == pointer for t in inputs.tensors())
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def judge(case: Case, expected: Expected, outcome: Outcome, inputs: Inputs) -> Verdict:
+    if outcome.error is not None:
+        error = outcome.error
+        name = type(error).__name__
+        first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        return failure("exception", f"{name}: {first_line} (at {outcome.error_site})",
+                       f"{name}@{outcome.error_site}")
+    result = outcome.result
+    if outcome.modified:
+        return failure("mutated-input", f"modified its {', '.join(outcome.modified)} in place",
+                       "+".join(outcome.modified))
+    if not isinstance(result, torch.Tensor):
+        return failure("not-a-tensor", f"returned {type(result).__name__}, not a torch.Tensor")
+    if _shares_memory(result, inputs):
+        return failure("aliased-input", "returned a tensor that shares memory with an input")
+    if result.device != inputs.input.device:
+        return failure("device", f"returned a tensor on {result.device}, input is on {inputs.input.device}")
+    got_shape = tuple(result.shape)
+    if got_shape != expected.shape:
+        layout = rearrangement(result.detach(), expected)
+        message = f"shape {_shape(got_shape)}, expected {_shape(expected.shape)}"
+        if layout:
+            return failure("layout", f"{message}: {layout}")
+        return failure("shape", message)
+    if result.dtype != expected.dtype:
+        return failure("dtype", f"returned {str(result.dtype)[6:]} for {case.dtype} input")
+    return _judge_values(case, expected, result.detach())
+
+
+def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdict:
+    got = result.cpu().to(torch.float64)
+    reference = expected.values
+    nonfinite = got.isfinite() != reference.isfinite()
+    if nonfinite.any():
+        detail, where = where_wrong(case, nonfinite)
+        return failure("nonfinite", f"NaN/inf mismatch: {where}", detail)
+    error = (got - reference).abs().nan_to_num(0.0)
+    wrong = error > expected.allowed_error
+    if wrong.any():
+        layout = rearrangement(result, expected)
+        if layout:
+            return failure("layout", layout)
+        detail, where = where_wrong(case, wrong)
+        worst = int(error.argmax())
+        scale = float(expected.magnitude.flatten()[worst]) or 1.0
+        bound = "exact" if expected.exact else f"{(error.flatten()[worst] / scale).item():.2g}*M"
+        return failure("values", f"{where}; worst {got.flatten()[worst].item():.6g} vs "
+                                 f"{reference.flatten()[worst].item():.6g} (error {bound})", detail)
+    if reference.numel() and (expected.magnitude == 0).float().mean() > MISTRUST_ZERO_FRACTION:
+        return Verdict(MISTRUSTED, message="most outputs are zero by construction")
+    return Verdict(PASSED)

@@ -1,0 +1,95 @@
+"""Say in words what is wrong with an output, the way a person debugging it would ask.
+
+Two questions come first: are these the right numbers in the wrong arrangement (the
+notebook's bug: nine right values shaped (9, 1) instead of (1, 3, 3)), and if the numbers
+are wrong, where are they wrong: where the window overlaps padding (border), only the last
+row or column (output size), some batch items, some channels?
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from harness.case import Case, pair
+from harness.oracle import Expected
+
+
+def _matches(candidate: torch.Tensor, expected: Expected) -> bool:
+    if tuple(candidate.shape) != expected.shape:
+        return False
+    error = (candidate.to(torch.float64) - expected.values).abs()
+    return bool((error <= expected.allowed_error).all())
+
+
+def rearrangement(got: torch.Tensor, expected: Expected) -> str | None:
+    """Describe the reshape/permute that turns ``got`` into the reference, if one does."""
+    if got.numel() != expected.values.numel() or got.numel() == 0:
+        return None
+    shape = ", ".join(map(str, expected.shape))
+    if tuple(got.shape) != expected.shape and _matches(got.reshape(expected.shape), expected):
+        return f"same values in the same order, wrong shape: got.reshape({shape}) matches"
+    for order in itertools.permutations(range(got.dim())):
+        if list(order) == sorted(order):
+            continue
+        permuted = got.permute(order)
+        if _matches(permuted, expected) or _matches(permuted.reshape(expected.shape), expected):
+            how = f"got.permute{order}" + ("" if tuple(permuted.shape) == expected.shape
+                                            else f".reshape({shape})")
+            return f"same values, different order: {how} matches"
+    flat = got.detach().to(torch.float64).flatten()
+    if not (flat.isfinite().all() and expected.values.isfinite().all()):
+        return None
+    ours, theirs = flat.sort().values, expected.values.flatten().sort().values
+    tolerance = expected.allowed_error.max() if expected.allowed_error.numel() else 0
+    if bool(((ours - theirs).abs() <= tolerance).all()):
+        return "same values in an order no reshape or transpose gives"
+    return None
+
+
+def _border_masks(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per output row and column: does the window there overlap padding?"""
+    top, _, left, _ = case.paddings
+    masks = []
+    for size, kernel, stride, dilation, before, count in zip(
+        (case.height, case.width), case.kernel, pair(case.stride), pair(case.dilation),
+        (top, left), case.output_hw,
+    ):
+        start = torch.arange(count) * stride - before
+        masks.append((start < 0) | (start + dilation * (kernel - 1) >= size))
+    return masks[0], masks[1]
+
+
+def where_wrong(case: Case, wrong: torch.Tensor) -> tuple[str, str]:
+    """(a short class for the failure signature, a sentence) locating the wrong elements.
+
+    ``wrong`` is a boolean mask of the output's shape.
+    """
+    total, count = wrong.numel(), int(wrong.sum())
+    batched = wrong if case.batch is not None else wrong.unsqueeze(0)
+    summary = f"{count} of {total} output elements wrong"
+    if count == total:
+        return "all", f"{summary}: every element"
+    rows, cols = _border_masks(case)
+    border = (rows[:, None] | cols[None, :]).expand_as(batched)
+    if border.any() and not border.all():
+        if bool(batched[~border].sum() == 0):
+            return "border", f"{summary}, all where the window overlaps padding (border)"
+        if bool(batched[border].sum() == 0):
+            return "interior", f"{summary}, all where the window does not touch padding (interior)"
+    oh, ow = case.output_hw
+    if oh > 1 and bool(batched[..., :-1, :].sum() == 0):
+        return "last-row", f"{summary}, all in the last output row (output size?)"
+    if ow > 1 and bool(batched[..., :, :-1].sum() == 0):
+        return "last-col", f"{summary}, all in the last output column (output size?)"
+    items = batched.flatten(1).any(1).nonzero().flatten().tolist()
+    if case.batch is not None and len(items) < batched.shape[0]:
+        return "batch-items", f"{summary}, only in batch items {items}"
+    channels = batched.transpose(0, 1).flatten(1).any(1).nonzero().flatten().tolist()
+    if len(channels) < case.out_channels:
+        per_group = case.out_channels // case.groups
+        groups = sorted({c // per_group for c in channels})
+        in_groups = f" (groups {groups})" if case.groups > 1 else ""
+        return "channels", f"{summary}, only in output channels {channels}{in_groups}"
+    return "scattered", summary

@@ -1,0 +1,87 @@
+"""What a correct implementation returns for a case, and how far from it rounding may go.
+
+The reference is ``torch.nn.Conv2d`` built from the case with the case's weights copied in,
+evaluated in float64 on the CPU. The tolerance is derived, not guessed: one output
+element sums K = C_in/groups * kh * kw products plus a bias, so any summation order in
+the case dtype is within about (K + 2) * u * M of the exact value, where u is the dtype's
+unit roundoff and M = conv(|x|, |w|) + |b| (computed in float64). An index bug is off by
+O(M); rounding by O(K * u * M). With ``int`` data every partial sum is exact and the
+tolerance is zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import functools
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from harness.case import Case, IntOrPair, Padding
+from harness.tensors import INT_RANGE, Inputs
+
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+MANTISSA_BITS = {"float32": 24, "float64": 53, "float16": 11, "bfloat16": 8}
+
+# torch warns that 'same' padding with an even kernel copies the input: true, and harmless here.
+warnings.filterwarnings("ignore", message="Using padding='same'", category=UserWarning)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The reference output (float64), the error each element may have, and the shape/dtype."""
+
+    values: torch.Tensor
+    allowed_error: torch.Tensor
+    magnitude: torch.Tensor
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    exact: bool
+
+
+@functools.lru_cache(maxsize=4096)
+def _module(in_channels: int, out_channels: int, kernel: tuple[int, int], stride: IntOrPair,
+            padding: Padding, dilation: IntOrPair, groups: int, bias: bool) -> torch.nn.Conv2d:
+    """An uninitialised float64 Conv2d; building one costs more than running it, so reuse."""
+    return torch.nn.utils.skip_init(
+        torch.nn.Conv2d, in_channels, out_channels, kernel, stride=stride, padding=padding,
+        dilation=dilation, groups=groups, bias=bias, dtype=torch.float64,
+    ).requires_grad_(False)
+
+
+def reference_module(case: Case, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.nn.Conv2d:
+    """torch.nn.Conv2d for ``case`` with ``weight`` and ``bias`` (float64) copied in."""
+    conv = _module(case.in_channels, case.out_channels, case.kernel, case.stride, case.padding,
+                   case.dilation, case.groups, case.bias)
+    conv.weight.copy_(weight)
+    if bias is not None:
+        conv.bias.copy_(bias)
+    return conv
+
+
+def is_exact(case: Case) -> bool:
+    """Whether every partial sum of this case is representable in its dtype."""
+    if case.data != "int":
+        return False
+    largest = case.reduction_length * INT_RANGE * INT_RANGE + INT_RANGE
+    return largest < 2 ** MANTISSA_BITS[case.dtype]
+
+
+def expect(case: Case, inputs: Inputs) -> Expected:
+    """Run the reference once per case; every implementation is judged against it."""
+    x = inputs.input.detach().cpu().to(torch.float64)
+    w = inputs.weight.detach().cpu().to(torch.float64)
+    b = None if inputs.bias is None else inputs.bias.detach().cpu().to(torch.float64)
+    with torch.no_grad():
+        values = reference_module(case, w, b)(x)
+        magnitude = F.conv2d(x.abs(), w.abs(), None if b is None else b.abs(), case.stride,
+                             case.padding, case.dilation, case.groups)
+    exact = is_exact(case)
+    if exact:
+        allowed = torch.zeros_like(magnitude)
+    else:
+        allowed = (case.reduction_length + 2) * UNIT_ROUNDOFF[case.dtype] * magnitude
+    return Expected(values, allowed, magnitude, tuple(values.shape),
+                    getattr(torch, case.dtype), exact)

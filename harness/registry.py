@@ -1,0 +1,123 @@
+"""Find conv2d implementations and hold them, with what each declares, in one registry.
+
+Three ways in, one registry out: entry points in the group
+``im2col_harness.implementations`` (how the project's own and any installed package's
+implementations are found), a file that is not installed (``path/to/file.py:function``),
+and an importable module (``package.module:function``). Discovery never executes an
+implementation; a plugin that fails to load is recorded with its reason and the others
+carry on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from harness.capabilities import Capabilities, declaration_of
+
+ENTRY_POINT_GROUP = "im2col_harness.implementations"
+
+
+class SpecError(ValueError):
+    """An ``--impl`` the user typed that cannot name an implementation (a usage error)."""
+
+
+@dataclass(frozen=True)
+class Implementation:
+    name: str
+    fn: Callable[..., Any]
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    known_buggy: bool = False
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class LoadError:
+    """A plugin that could not be loaded: its name and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class Registry:
+    implementations: dict[str, Implementation] = field(default_factory=dict)
+    errors: list[LoadError] = field(default_factory=list)
+
+    def add(self, name: str, loader: Callable[[], Any], origin: str) -> None:
+        """Load one plugin; a failure is recorded against its name, never raised."""
+        try:
+            implementation = implementation_from(name, loader(), origin)
+        except Exception as error:  # a broken plugin must not stop the others
+            self.errors.append(LoadError(name, f"{type(error).__name__}: {error}"))
+        else:
+            self.implementations[name] = implementation
+
+
+def implementation_from(name: str, fn: Any, origin: str = "") -> Implementation:
+    """Wrap a callable with what it declares about itself."""
+    if not callable(fn):
+        raise TypeError(f"{origin or name} is a {type(fn).__name__}, not a callable")
+    declaration = declaration_of(fn)
+    return Implementation(name, fn, declaration.capabilities, declaration.known_buggy, origin)
+
+
+def _from_file(path: str, attribute: str) -> Any:
+    module_name = "im2col_harness_plugin_" + Path(path).stem
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return getattr(module, attribute)
+
+
+def _from_module(module: str, attribute: str) -> Any:
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _spec_loader(spec: str) -> Callable[[], Any]:
+    """Check a user's ``--impl`` spec up front; return what loads it."""
+    target, colon, attribute = spec.rpartition(":")
+    if not colon or not target or not attribute.isidentifier():
+        raise SpecError(f"--impl {spec!r}: expected a registered name, FILE.py:FUNCTION "
+                        "or package.module:FUNCTION")
+    if target.endswith(".py"):
+        if not Path(target).is_file():
+            raise SpecError(f"--impl {spec!r}: no such file {target!r}")
+        return lambda: _from_file(target, attribute)
+    if importlib.util.find_spec(target.split(".")[0]) is None:
+        raise SpecError(f"--impl {spec!r}: no module named {target.split('.')[0]!r}")
+    return lambda: _from_module(target, attribute)
+
+
+def discover(specs: Iterable[str] = ()) -> Registry:
+    """The registry for a run: every entry point, or just the implementations ``specs`` name.
+
+    A spec that is a registered name selects that implementation; any other spec is
+    loaded ad hoc and registered under the spec string exactly as given.
+    """
+    registry = Registry()
+    for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+        registry.add(entry_point.name, entry_point.load, f"entry point {entry_point.value}")
+    specs = list(specs)
+    if not specs:
+        return registry
+    selected = Registry(errors=[e for e in registry.errors if e.name in specs])
+    for spec in specs:
+        if spec in registry.implementations:
+            selected.implementations[spec] = registry.implementations[spec]
+        elif any(error.name == spec for error in registry.errors):
+            continue
+        elif ":" not in spec:
+            known = ", ".join(sorted(registry.implementations)) or "none"
+            raise SpecError(f"--impl {spec!r}: no implementation registered under that name "
+                            f"(registered: {known})")
+        else:
+            selected.add(spec, _spec_loader(spec), spec)
+    return selected

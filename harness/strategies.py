@@ -1,0 +1,82 @@
+"""Hypothesis strategies for conv2d cases inside what an implementation declares.
+
+Every case drawn is a valid problem (F.conv2d accepts it). Each dimension is one draw
+from a short list ordered from simplest to hardest, for two reasons: Hypothesis shrinks a
+draw towards the start of its list, so a minimal failure has stride 1, no padding, one
+group... wherever the bug allows it; and each draw costs tens of microseconds, so fewer
+draws mean more checks per second. Shapes stay small so that a case costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import strategies as st
+
+from harness.capabilities import Capabilities
+from harness.case import DATA_KINDS, Case, IntOrPair, pair
+
+MAX_SEED = 2**32 - 1
+SPATIAL_SLACK = 6  # input sizes go up to this much above the smallest valid one
+
+
+def _arguments(values: range, forms: tuple[str, ...], square_only: bool = False) -> list[IntOrPair]:
+    """Ints and pairs over ``values``, simplest first: 1, (1, 1), 2, (1, 2), (2, 1), (2, 2)..."""
+    options: list[IntOrPair] = []
+    for high in values:
+        if "int" in forms:
+            options.append(high)
+        if "pair" in forms:
+            options += [(a, b) for a, b in itertools.product(values, repeat=2)
+                        if max(a, b) == high and not (square_only and a != b)]
+    return options
+
+
+def _kernels(square_only: bool) -> list[IntOrPair]:
+    return _arguments(range(1, 5), ("pair",), square_only)
+
+
+@st.composite
+def cases(draw: st.DrawFn, capabilities: Capabilities = Capabilities()) -> Case:
+    """A valid conv2d case that ``capabilities`` claims, shrinking towards the simplest."""
+    c = capabilities
+    batch_sizes: list[int | None] = [1, 2, 3, 0] if c.batched else []
+    batch = draw(st.sampled_from(batch_sizes + ([None] if c.unbatched else [])))
+
+    groups = draw(st.sampled_from([1, 2, 3] if c.groups else [1]))
+    most_in = c.max_in_channels or 3 * groups
+    most_out = c.max_out_channels or 3 * groups
+    in_per_group = draw(st.integers(1, max(1, min(3, most_in // groups))))
+    out_per_group = draw(st.integers(1, max(1, min(3, most_out // groups))))
+
+    kernel: tuple[int, int] = draw(st.sampled_from(_kernels(c.square_kernels_only)))  # type: ignore[arg-type]
+    padding = draw(st.sampled_from(_arguments(range(0, 4), c.arg_forms) + list(c.padding_modes)))
+    one: IntOrPair = 1 if "int" in c.arg_forms else (1, 1)
+    stride = one
+    if padding != "same":  # torch allows 'same' with stride 1 only
+        stride = draw(st.sampled_from(_arguments(range(1, 4), c.arg_forms)))
+    dilation = draw(st.sampled_from(_arguments(range(1, 4), c.arg_forms))) if c.dilation else one
+
+    probe = Case(batch, 1, 1, 1, 1, 1, kernel, stride, padding, dilation)
+    top, bottom, left, right = probe.paddings
+    (dh, dw), (kh, kw) = pair(dilation), kernel
+    height = max(1, dh * (kh - 1) + 1 - top - bottom) + draw(st.integers(0, SPATIAL_SLACK))
+    width = max(1, dw * (kw - 1) + 1 - left - right) + draw(st.integers(0, SPATIAL_SLACK))
+
+    return Case(
+        batch=batch,
+        in_channels=groups * in_per_group,
+        out_channels=groups * out_per_group,
+        groups=groups,
+        height=height,
+        width=width,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        bias=draw(st.booleans()) if c.bias else False,
+        dtype=draw(st.sampled_from(c.dtypes)),
+        layout=draw(st.sampled_from(c.layouts)),
+        data=draw(st.sampled_from(DATA_KINDS)),
+        seed=draw(st.integers(0, MAX_SEED)),
+    )

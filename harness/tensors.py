@@ -1,0 +1,90 @@
+"""The tensors of a case, made from its seed the same way on every torch version and machine.
+
+torch's random generators may change between releases, and a corpus case must replay
+bit-for-bit years later, so data come from a fixed integer hash of (seed, tensor, index)
+computed with exact int64 arithmetic. Two kinds of data:
+
+- ``uniform``: values in [-1, 1) with a full 53-bit mantissa, rounded to the case dtype,
+  so that computing in a lower precision than asked shows up;
+- ``int``: small integers, so every partial sum is exact and a correct result matches the
+  reference exactly (benchdnn's trick).
+
+Then the layout: ``channels_last``, or ``strided`` (a non-contiguous view into a larger
+buffer), with the same values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from harness.case import Case
+
+INT_RANGE = 4  # ``int`` data lie in [-INT_RANGE, INT_RANGE]
+_MASK32 = 0xFFFFFFFF
+# Multipliers below 2**31 keep every product of a 32-bit value inside int64.
+_ROUNDS = (0x2C1B3C6D, 0x297A2D39, 0x7FEB352D)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What an implementation is called with: input, weight and (optional) bias."""
+
+    input: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+    def clone(self) -> Inputs:
+        return Inputs(self.input.clone(), self.weight.clone(),
+                      None if self.bias is None else self.bias.clone())
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [t for t in (self.input, self.weight, self.bias) if t is not None]
+
+
+def _hash32(index: torch.Tensor, key: int) -> torch.Tensor:
+    x = (index ^ key) & _MASK32
+    for multiplier in _ROUNDS:
+        x = ((x ^ (x >> 16)) * multiplier) & _MASK32
+    return x ^ (x >> 15)
+
+
+def _values(case: Case, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+    """Values for each of ``shapes``, from one hash pass (each op costs microseconds)."""
+    sizes = [math.prod(shape) for shape in shapes]
+    total = sum(sizes)
+    bits = _hash32(torch.arange(2 * total, dtype=torch.int64), case.seed * 0x9E3779B1 & _MASK32)
+    high, low = bits[:total], bits[total:]
+    if case.data == "int":
+        values = (high % (2 * INT_RANGE + 1) - INT_RANGE).to(torch.float64)
+    else:
+        mantissa = (high >> 5) * 2**26 + (low >> 6)  # 53 random bits
+        values = mantissa.to(torch.float64) * 2.0**-52 - 1.0
+    values = values.to(getattr(torch, case.dtype))
+    return [part.reshape(shape) for part, shape in zip(values.split(sizes), shapes)]
+
+
+def _lay_out(tensor: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "channels_last" and tensor.dim() == 4:
+        return tensor.contiguous(memory_format=torch.channels_last)
+    if layout == "strided":
+        # Every other element of a buffer twice as wide: same values, non-unit stride.
+        buffer = torch.zeros((*tensor.shape[:-1], 2 * tensor.shape[-1]), dtype=tensor.dtype)
+        view = buffer[..., ::2]
+        view.copy_(tensor)
+        return view
+    return tensor
+
+
+def make_inputs(case: Case) -> Inputs:
+    """The input, weight and bias of ``case``: same seed, same bits, on any torch."""
+    shapes = [case.input_shape, case.weight_shape] + ([(case.out_channels,)] if case.bias else [])
+    x, w, *rest = _values(case, shapes)
+    x, w, b = _lay_out(x, case.layout), _lay_out(w, case.layout), (rest[0] if rest else None)
+    device = torch.device(case.device)
+    if device.type != "cpu":
+        x, w = x.to(device), w.to(device)
+        b = None if b is None else b.to(device)
+    return Inputs(x, w, b)

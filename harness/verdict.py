@@ -1,0 +1,51 @@
+"""The result of checking one case against one implementation, in a small fixed vocabulary.
+
+benchdnn counts passed / failed / mistrusted / unimplemented; we do the same, and give
+every failure a kind from `KINDS` plus a signature that tells distinct bugs apart: two
+failures with the same (implementation, signature) are the same bug, and the corpus keeps
+one, the smallest, case for each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+PASSED, FAILED, MISTRUSTED, UNSUPPORTED = "passed", "failed", "mistrusted", "unsupported"
+STATUSES = (PASSED, FAILED, MISTRUSTED, UNSUPPORTED)
+
+KINDS = {
+    "exception": "raised inside its declared domain",
+    "not-a-tensor": "returned something that is not a torch.Tensor",
+    "shape": "returned a tensor of the wrong shape, and not just a rearrangement",
+    "layout": "returned the right values in the wrong shape or order",
+    "dtype": "returned a different dtype than the input's",
+    "device": "returned a tensor on a different device than the input's",
+    "values": "returned wrong values (beyond the rounding bound)",
+    "nonfinite": "put NaN or inf where the reference has a finite value, or the reverse",
+    "mutated-input": "modified its input, weight or bias in place",
+    "aliased-input": "returned a tensor sharing memory with its input",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    kind: str | None = None
+    message: str = ""
+    signature: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.status in STATUSES, self.status
+        assert (self.kind in KINDS) == (self.status == FAILED), (self.status, self.kind)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def failure(kind: str, message: str, detail: str = "") -> Verdict:
+    return Verdict(FAILED, kind, message, f"{kind}:{detail}" if detail else kind)

@@ -1,0 +1,55 @@
+"""Argument handling every full-semantics implementation needs, written once.
+
+``F.conv2d`` takes stride/padding/dilation as ints or pairs, padding also as
+``'same'``/``'valid'``, and input with or without a batch dimension. These helpers turn all
+of that into explicit pairs and four paddings so each implementation can show its own
+im2col idea and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+
+Pair = tuple[int, int]
+IntOrPair = Union[int, tuple[int, int], list[int]]
+
+
+def pair(value: IntOrPair) -> Pair:
+    """``2`` -> ``(2, 2)``; ``(2, 3)`` stays."""
+    if isinstance(value, int):
+        return (value, value)
+    first, second = value
+    return (int(first), int(second))
+
+
+def four_paddings(padding: IntOrPair | str, kernel: Pair, dilation: Pair) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), resolving 'same' as torch does: the odd pixel goes last."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        (kh, kw), (dh, dw) = kernel, dilation
+        total_h, total_w = dh * (kh - 1), dw * (kw - 1)
+        return (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+    ph, pw = pair(padding)  # type: ignore[arg-type]
+    return (ph, ph, pw, pw)
+
+
+def output_size(size: int, kernel: int, stride: int, dilation: int, pad_before: int, pad_after: int) -> int:
+    """How many window positions fit along one axis."""
+    return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def batched(input: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Give a (C, H, W) input a batch dimension; say whether it had one to begin with."""
+    if input.dim() == 3:
+        return input.unsqueeze(0), False
+    return input, True
+
+
+def pad(input: torch.Tensor, paddings: tuple[int, int, int, int]) -> torch.Tensor:
+    """Zero-pad H and W of an (N, C, H, W) tensor; F.pad takes the last axis first."""
+    top, bottom, left, right = paddings
+    return F.pad(input, (left, right, top, bottom))

@@ -1,0 +1,56 @@
+"""im2col by gathering: compute where every window element lives, then index once.
+
+A window's element (i, j) at output position (y, x) sits at row ``y*stride + i*dilation``
+and column ``x*stride + j*dilation`` of the padded input. Those addresses depend only on
+the shapes, so they can be built up front as two small index grids (broadcast
+``torch.arange``s) and used to pull every window out of the input with one advanced-
+indexing gather. The convolution is then a plain contraction of those columns with the
+weight, one block per group. Gathering and einsum are ordinary differentiable torch ops,
+so autograd comes for free: the backward of the gather scatters gradients back onto the
+input positions each window read.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.capabilities import declare
+from implementations._common import IntOrPair, batched, four_paddings, output_size, pad, pair
+
+
+def window_indices(out_size: int, kernel: int, stride: int, dilation: int, device: torch.device) -> torch.Tensor:
+    """(out_size, kernel) grid: entry [o, k] is the padded-input index that output o's k-th tap reads."""
+    starts = torch.arange(out_size, device=device) * stride
+    offsets = torch.arange(kernel, device=device) * dilation
+    return starts[:, None] + offsets[None, :]
+
+
+@declare(autograd=True)
+def conv2d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair | str = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    x, was_batched = batched(input)
+    n, in_channels, height, width = x.shape
+    out_channels, _, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+    top, bottom, left, right = paddings = four_paddings(padding, (kh, kw), (dh, dw))
+    out_h = output_size(height, kh, sh, dh, top, bottom)
+    out_w = output_size(width, kw, sw, dw, left, right)
+
+    rows = window_indices(out_h, kh, sh, dh, x.device)  # (out_h, kh)
+    cols = window_indices(out_w, kw, sw, dw, x.device)  # (out_w, kw)
+    # Broadcast to (out_h, kh, out_w, kw): every tap of every window, read in one gather.
+    columns = pad(x, paddings)[:, :, rows[:, :, None, None], cols[None, None, :, :]]
+
+    columns = columns.reshape(n, groups, in_channels // groups, out_h, kh, out_w, kw)
+    kernels = weight.reshape(groups, out_channels // groups, in_channels // groups, kh, kw)
+    out = torch.einsum("ngcyixj,gocij->ngoyx", columns, kernels).reshape(n, out_channels, out_h, out_w)
+    if bias is not None:
+        out = out + bias[:, None, None]
+    return out if was_batched else out.squeeze(0)

@@ -1,0 +1,57 @@
+"""im2col in NumPy with strided windows: let the array's strides do the window bookkeeping.
+
+``sliding_window_view`` returns every window of the padded input as a read-only view, so
+no index arithmetic is written and nothing is copied until the contraction needs it.
+Stride and dilation are both "take every k-th": stride over window positions, dilation
+over the taps inside a window, so both become plain slices of that view (the view's
+window spans the dilated kernel). ``tensordot`` then materialises each group's columns and
+hands the product to BLAS. This path leaves torch entirely, hence float32/float64 only and
+no autograd; NumPy keeps the input's dtype throughout, so nothing is computed in lower (or
+silently higher) precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from harness.capabilities import declare
+from implementations._common import IntOrPair, batched, four_paddings, pair
+
+
+@declare(dtypes=("float32", "float64"))
+def conv2d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair | str = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    x, was_batched = batched(input)
+    x_np, w_np = x.detach().cpu().numpy(), weight.detach().cpu().numpy()
+    out_channels, in_per_group, kh, kw = w_np.shape
+    out_per_group = out_channels // groups
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+    top, bottom, left, right = four_paddings(padding, (kh, kw), (dh, dw))
+
+    padded = np.pad(x_np, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    # (N, C, out_h, out_w, kh, kw): every stride-th window, every dilation-th tap in it.
+    windows = sliding_window_view(padded, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+
+    per_group = [
+        np.tensordot(
+            windows[:, g * in_per_group : (g + 1) * in_per_group],
+            w_np[g * out_per_group : (g + 1) * out_per_group],
+            axes=([1, 4, 5], [1, 2, 3]),
+        )  # (N, out_h, out_w, out_per_group)
+        for g in range(groups)
+    ]
+    out = np.moveaxis(np.concatenate(per_group, axis=3), 3, 1)
+    if bias is not None:
+        out = out + bias.detach().cpu().numpy()[:, None, None]
+    result = torch.from_numpy(np.ascontiguousarray(out)).to(input.device)
+    return result if was_batched else result.squeeze(0)
