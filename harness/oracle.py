@@ -71,8 +71,9 @@ def is_exact(case: Case) -> bool:
 
 def expect(case: Case, inputs: Inputs) -> Expected:
     """Run the reference once per case; every implementation is judged against it."""
-    x = inputs.input.detach().cpu().to(torch.float64)
-    w = inputs.weight.detach().cpu().to(torch.float64)
+    # Contiguous float64 copies: torch 2.13's oneDNN path crashes on some channels_last
+    # float32 problems (see the README), and float64 is the reference we want anyway.
+    x, w = (t.detach().cpu().to(torch.float64).contiguous() for t in (inputs.input, inputs.weight))
     b = None if inputs.bias is None else inputs.bias.detach().cpu().to(torch.float64)
     with torch.no_grad():
         values = reference_module(case, w, b)(x)

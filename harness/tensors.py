@@ -22,6 +22,7 @@ import torch
 
 from harness.case import Case
 
+GENERATOR = "hash32-v1"  # named in corpus files; change the name if the bits ever change
 INT_RANGE = 4  # ``int`` data lie in [-INT_RANGE, INT_RANGE]
 _MASK32 = 0xFFFFFFFF
 # Multipliers below 2**31 keep every product of a 32-bit value inside int64.
