@@ -52,22 +52,22 @@ def _hash32(index: torch.Tensor, key: int) -> torch.Tensor:
     return x ^ (x >> 15)
 
 
-def _values(case: Case, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+def values_from_seed(seed: int, data: str, dtype: torch.dtype, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
     """Values for each of ``shapes``, from one hash pass (each op costs microseconds)."""
     sizes = [math.prod(shape) for shape in shapes]
     total = sum(sizes)
-    bits = _hash32(torch.arange(2 * total, dtype=torch.int64), case.seed * 0x9E3779B1 & _MASK32)
+    bits = _hash32(torch.arange(2 * total, dtype=torch.int64), seed * 0x9E3779B1 & _MASK32)
     high, low = bits[:total], bits[total:]
-    if case.data == "int":
+    if data == "int":
         values = (high % (2 * INT_RANGE + 1) - INT_RANGE).to(torch.float64)
     else:
         mantissa = (high >> 5) * 2**26 + (low >> 6)  # 53 random bits
         values = mantissa.to(torch.float64) * 2.0**-52 - 1.0
-    values = values.to(getattr(torch, case.dtype))
-    return [part.reshape(shape) for part, shape in zip(values.split(sizes), shapes)]
+    return [part.reshape(shape) for part, shape in zip(values.to(dtype).split(sizes), shapes)]
 
 
-def _lay_out(tensor: torch.Tensor, layout: str) -> torch.Tensor:
+def lay_out(tensor: torch.Tensor, layout: str) -> torch.Tensor:
+    """The same values in memory layout ``layout``."""
     if layout == "channels_last" and tensor.dim() == 4:
         return tensor.contiguous(memory_format=torch.channels_last)
     if layout == "strided":
@@ -82,8 +82,8 @@ def _lay_out(tensor: torch.Tensor, layout: str) -> torch.Tensor:
 def make_inputs(case: Case) -> Inputs:
     """The input, weight and bias of ``case``: same seed, same bits, on any torch."""
     shapes = [case.input_shape, case.weight_shape] + ([(case.out_channels,)] if case.bias else [])
-    x, w, *rest = _values(case, shapes)
-    x, w, b = _lay_out(x, case.layout), _lay_out(w, case.layout), (rest[0] if rest else None)
+    x, w, *rest = values_from_seed(case.seed, case.data, getattr(torch, case.dtype), shapes)
+    x, w, b = lay_out(x, case.layout), lay_out(w, case.layout), (rest[0] if rest else None)
     device = torch.device(case.device)
     if device.type != "cpu":
         x, w = x.to(device), w.to(device)

@@ -1,0 +1,287 @@
+"""The command line: ``python -m harness list | fuzz | replay | show | corpus merge``.
+
+Exit status: 0 when every implementation behaved as registered (correct ones passed,
+canaries were caught), 1 when not, 2 for a usage error. Usage errors are one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from harness import corpus as corpus_store
+from harness import report as reports
+from harness.campaign import CampaignResult, fuzz
+from harness.case import Case, CaseIdError
+from harness.corpus import CorpusError, Entry
+from harness.registry import Registry, SpecError, discover
+from harness.replay import Target, drop_uninstalled, replay, targets_from
+from harness.standalone import script
+
+USAGE_ERROR = 2
+DEFAULT_MAX_EXAMPLES = 200
+
+
+class UsageError(Exception):
+    """Something the user typed that cannot work; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m harness", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("list", help="the registered implementations and what each declares")
+
+    fuzz_parser = commands.add_parser("fuzz", help="fuzz implementations against torch.nn.Conv2d")
+    fuzz_parser.add_argument("--impl", action="append", default=[], metavar="SPEC",
+                             help="a registered name, FILE.py:FUNCTION or package.module:FUNCTION "
+                                  "(repeatable; default: every registered implementation)")
+    fuzz_parser.add_argument("--max-examples", type=_positive, default=DEFAULT_MAX_EXAMPLES,
+                             metavar="N", help="cases checked per implementation (default %(default)s)")
+    fuzz_parser.add_argument("--seed", type=_seed, help="make the run reproducible")
+    fuzz_parser.add_argument("--report", type=Path, metavar="FILE.json", help="write the JSON report here")
+    fuzz_parser.add_argument("--corpus", type=Path, default=Path("corpus"), metavar="DIR",
+                             help="save minimal failures here (default %(default)s)")
+    fuzz_parser.add_argument("--no-save", action="store_true", help="do not save failures")
+
+    replay_parser = commands.add_parser("replay", help="re-run saved cases or case ids")
+    replay_parser.add_argument("cases", nargs="*", metavar="CASE",
+                               help="case ids or corpus files (default: the whole corpus)")
+    replay_parser.add_argument("--corpus", type=Path, default=Path("corpus"), metavar="DIR")
+    replay_parser.add_argument("--impl", action="append", default=[], metavar="SPEC")
+    replay_parser.add_argument("--report", type=Path, metavar="FILE.json")
+
+    show_parser = commands.add_parser("show", help="print a torch-only script reproducing a case")
+    show_parser.add_argument("case", metavar="CASE", help="a case id or a corpus file")
+    show_parser.add_argument("--impl", metavar="SPEC", help="import this implementation in the script")
+
+    corpus_parser = commands.add_parser("corpus", help="manage corpora")
+    corpus_commands = corpus_parser.add_subparsers(dest="corpus_command", required=True,
+                                                   parser_class=_Parser)
+    merge = corpus_commands.add_parser("merge", help="merge corpora, smallest case per signature")
+    merge.add_argument("sources", nargs="+", type=Path, metavar="DIR")
+    merge.add_argument("--into", type=Path, default=Path("corpus"), metavar="DIR")
+    return parser
+
+
+# -- commands ----------------------------------------------------------------------------
+
+def _registry(specs: Sequence[str]) -> Registry:
+    try:
+        return discover(specs)
+    except SpecError as error:
+        raise UsageError(str(error)) from None
+
+
+def _writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"corpus directory {directory} is not writable: {error.strerror}") from None
+
+
+def command_list(args: argparse.Namespace) -> int:
+    registry = _registry([])
+    rows = []
+    for name, implementation in registry.implementations.items():
+        narrowed = implementation.capabilities.differences()
+        claims = "everything" if not narrowed else ", ".join(f"{k}={v}" for k, v in narrowed.items())
+        role = "known-buggy canary" if implementation.known_buggy else "claims correct"
+        rows.append([name, role, claims])
+    print(reports.format_table(["implementation", "role", "declares"], rows))
+    for error in registry.errors:
+        print(f"NOT LOADED {error.name}: {error.reason}")
+    return 0 if not registry.errors else 1
+
+
+class _Progress:
+    """A progress line on stderr, at most a few times a second."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.interactive = sys.stderr.isatty()
+
+    def __call__(self, label: str, done: int, budget: int, bugs: int) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.interactive else 5.0) and done < budget:
+            return
+        self.last = now
+        line = f"fuzzing {label}: {min(done, budget)}/{budget} cases, {bugs} bug(s)"
+        print(("\r" + line) if self.interactive else line, end="" if self.interactive else "\n",
+              file=sys.stderr, flush=True)
+        if self.interactive and done >= budget:
+            print(file=sys.stderr)
+
+
+def _save(result: CampaignResult, directory: Path) -> list[str]:
+    lines = []
+    for finding in result.findings:
+        entry = Entry(finding.case, finding.implementation, finding.verdict.signature,
+                      str(finding.verdict.kind), finding.verdict.message,
+                      {**corpus_store.provenance(), "campaign_seed": result.seed,
+                       "shrunk": finding.shrunk})
+        outcome = corpus_store.save(directory, entry)
+        lines.append(f"corpus: {outcome} {directory / corpus_store.FAILURES / entry.filename}")
+    return lines
+
+
+def command_fuzz(args: argparse.Namespace) -> int:
+    registry = _registry(args.impl)
+    if not args.no_save:
+        _writable(args.corpus)
+    started = time.monotonic()
+    result = fuzz(registry.implementations.values(), args.max_examples, args.seed, _Progress())
+    elapsed = time.monotonic() - started
+    report = reports.campaign_report(result, registry, args.max_examples)
+    report["seconds"] = round(elapsed, 2)
+    for line in reports.format_failures(report):
+        print(line)
+    if not args.no_save:
+        for line in _save(result, args.corpus):
+            print(line)
+    print(reports.format_summary(report))
+    checks = sum(entry["examples"] for entry in report["implementations"].values())
+    print(f"seed {result.seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s); "
+          f"re-run with --seed {result.seed}")
+    if args.report:
+        reports.write(args.report, report)
+    return reports.exit_status(report)
+
+
+def _targets(items: Sequence[str]) -> list[Target]:
+    targets = []
+    for item in items:
+        if item.endswith(".json"):
+            try:
+                loaded = corpus_store.load_file(Path(item))
+            except CorpusError as error:
+                raise UsageError(str(error)) from None
+            if isinstance(loaded, Entry):
+                targets.append(Target(item, loaded.case, loaded))
+            else:
+                targets += [Target(f"{item} ({loaded.name})", case.simplified(batch=1))
+                            for case in loaded.cases]
+        else:
+            try:
+                targets.append(Target("command line", Case.from_id(item)))
+            except CaseIdError as error:
+                raise UsageError(str(error)) from None
+    return targets
+
+
+def command_replay(args: argparse.Namespace) -> int:
+    registry = _registry(args.impl)
+    implementations = list(registry.implementations.values())
+    errors = [f"{e.name}: not loaded: {e.reason}" for e in registry.errors]
+    if args.cases:
+        targets = _targets(args.cases)
+    else:
+        installed = set(discover().implementations) | set(registry.implementations)
+        corpus = drop_uninstalled(corpus_store.load(args.corpus), installed)
+        errors += corpus.errors
+        targets = targets_from(corpus)
+    rows = replay(targets, implementations)
+    table = [[row.target.case.id, row.implementation, row.outcome, "" if row.expected else "UNEXPECTED"]
+             for row in rows]
+    if table:
+        print(reports.format_table(["case", "implementation", "result", ""], table))
+    for row in rows:
+        if row.verdict.failed:
+            print(f"{row.outcome.upper()} {row.implementation} {row.target.case.id}\n"
+                  f"    {row.verdict.message}\n    from: {row.target.source}")
+    for error in errors:
+        print(f"ERROR {error}")
+    unexpected = [row for row in rows if not row.expected]
+    print(f"{len(targets)} case(s) x {len(implementations)} implementation(s): "
+          f"{len(rows) - len(unexpected)} as expected, {len(unexpected)} unexpected, {len(errors)} error(s)")
+    if args.report:
+        reports.write(args.report, {
+            "rows": [{"case": r.target.case.id, "source": r.target.source, "implementation": r.implementation,
+                      "outcome": r.outcome, "expected": r.expected, **r.verdict.to_dict()} for r in rows],
+            "errors": errors,
+        })
+    return 0 if not unexpected and not errors else 1
+
+
+def _import_line(spec: str, registry: Registry) -> str:
+    """Source that binds ``conv2d`` to the implementation ``spec`` names."""
+    path, _, function = spec.rpartition(":")
+    if path.endswith(".py"):
+        return (f"import runpy\nconv2d = runpy.run_path({str(Path(path).resolve())!r})[{function!r}]"
+                f"  # {spec}")
+    fn = registry.implementations[spec].fn
+    return f"from {fn.__module__} import {fn.__name__} as conv2d  # {spec}"
+
+
+def command_show(args: argparse.Namespace) -> int:
+    target = _targets([args.case])[0]
+    spec = args.impl or (target.entry.implementation if target.entry else None)
+    importer = None
+    if spec:
+        registry = _registry([spec])
+        if spec not in registry.implementations:
+            raise UsageError(f"--impl {spec!r}: {registry.errors[0].reason}")
+        importer = _import_line(spec, registry)
+    found = ""
+    if target.entry:
+        found = f"{target.entry.implementation} failed it: [{target.entry.kind}] {target.entry.message}\n"
+    print(script(target.case, importer, found), end="")
+    return 0
+
+
+def command_corpus(args: argparse.Namespace) -> int:
+    for source in args.sources:
+        if not source.is_dir():
+            raise UsageError(f"corpus merge: {source} is not a directory")
+    _writable(args.into)
+    counts, errors = corpus_store.merge(args.into, args.sources)
+    for error in errors:
+        print(f"ERROR {error}")
+    print(f"merged into {args.into}: {counts['added']} added, {counts['replaced']} replaced by a "
+          f"smaller case, {counts['kept']} already there")
+    return 0 if not errors else 1
+
+
+COMMANDS: dict[str, Any] = {"list": command_list, "fuzz": command_fuzz, "replay": command_replay,
+                            "show": command_show, "corpus": command_corpus}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"python -m harness: error: {error}", file=sys.stderr)
+        return USAGE_ERROR

@@ -1,0 +1,77 @@
+"""Replay saved cases against implementations and say whether each result is as expected.
+
+Expectations: an implementation that claims correctness passes every case (or declares
+it unsupported); a known-buggy one may fail. A case recorded against an implementation
+is "still failing" if it fails the same way, "fixed" once it does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from harness.case import Case
+from harness.check import check_case
+from harness.corpus import Corpus, Entry
+from harness.registry import Implementation
+from harness.verdict import Verdict
+
+STILL_FAILING, FIXED = "still failing", "fixed"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One case to replay, where it came from, and the failure recorded with it, if any."""
+
+    source: str
+    case: Case
+    entry: Entry | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    target: Target
+    implementation: str
+    verdict: Verdict
+    outcome: str
+    expected: bool
+
+
+def targets_from(corpus: Corpus, batch: int = 1) -> list[Target]:
+    """Failures as recorded; shape sets at batch ``batch``, as benchdnn replays its batch files."""
+    targets = [Target(str(path), entry.case, entry) for path, entry in corpus.entries]
+    for path, shape_set in corpus.shape_sets:
+        targets += [Target(f"{path} ({shape_set.name})", case.simplified(batch=batch))
+                    for case in shape_set.cases]
+    return targets
+
+
+def judge_row(target: Target, implementation: Implementation, verdict: Verdict) -> Row:
+    entry = target.entry
+    recorded = entry is not None and entry.implementation == implementation.name
+    if recorded and not verdict.failed:
+        return Row(target, implementation.name, verdict, FIXED, True)
+    if recorded and entry is not None and verdict.signature == entry.signature:
+        outcome = STILL_FAILING
+    elif verdict.failed:
+        outcome = f"failed ({verdict.kind})"
+    else:
+        outcome = verdict.status
+    return Row(target, implementation.name, verdict, outcome,
+               implementation.known_buggy or not verdict.failed)
+
+
+def replay(targets: Iterable[Target], implementations: list[Implementation]) -> list[Row]:
+    rows = []
+    for target in targets:
+        verdicts = check_case(target.case, implementations)
+        rows += [judge_row(target, i, verdicts[i.name]) for i in implementations]
+    return rows
+
+
+def drop_uninstalled(corpus: Corpus, installed: set[str]) -> Corpus:
+    """The corpus without entries whose implementation this environment lacks; each is an error."""
+    kept = [(path, entry) for path, entry in corpus.entries if entry.implementation in installed]
+    errors = [f"{path}: implementation {entry.implementation!r} is not installed"
+              for path, entry in corpus.entries if entry.implementation not in installed]
+    return Corpus(kept, corpus.shape_sets, corpus.errors + errors)

@@ -1,0 +1,111 @@
+"""What a campaign found, as JSON for machines and as text for people.
+
+Every failure is printed the benchdnn way: its kind, its one-line case id, a message, and a
+command that re-runs exactly that case.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from harness.campaign import CampaignResult, Finding
+from harness.corpus import provenance
+from harness.registry import Registry
+from harness.verdict import FAILED, MISTRUSTED, PASSED, UNSUPPORTED
+
+
+def repro(implementation: str, case_id: str) -> str:
+    return f"python -m harness replay {case_id} --impl {shlex.quote(implementation)}"
+
+
+def behaved(known_buggy: bool, failures: int) -> bool:
+    """A correct implementation must not fail; a canary must be caught."""
+    return failures > 0 if known_buggy else failures == 0
+
+
+def verdict_word(known_buggy: bool, failures: int) -> str:
+    if known_buggy:
+        return "canary caught" if failures else "CANARY MISSED"
+    return "FAILED" if failures else "ok"
+
+
+def _failure(finding: Finding) -> dict[str, Any]:
+    return {
+        "kind": finding.verdict.kind,
+        "case": finding.case.id,
+        "message": finding.verdict.message,
+        "signature": finding.verdict.signature,
+        "shrunk": finding.shrunk,
+        "repro": repro(finding.implementation, finding.case.id),
+    }
+
+
+def campaign_report(result: CampaignResult, registry: Registry, max_examples: int) -> dict[str, Any]:
+    implementations = {}
+    for name, implementation in registry.implementations.items():
+        tally = result.tallies.get(name)
+        failures = [_failure(f) for f in result.findings if f.implementation == name]
+        implementations[name] = {
+            "examples": tally.examples if tally else 0,
+            "statuses": dict(tally.statuses) if tally else {},
+            "failures": failures,
+            "known_buggy": implementation.known_buggy,
+            "as_registered": behaved(implementation.known_buggy, len(failures)),
+            "origin": implementation.origin,
+            "capabilities": implementation.capabilities.differences(),
+        }
+    return {
+        "seed": result.seed,
+        "max_examples": max_examples,
+        "environment": provenance(),
+        "load_errors": [{"name": e.name, "reason": e.reason} for e in registry.errors],
+        "implementations": implementations,
+    }
+
+
+def exit_status(report: dict[str, Any]) -> int:
+    ok = not report["load_errors"] and all(
+        entry["as_registered"] for entry in report["implementations"].values())
+    return 0 if ok else 1
+
+
+def format_failures(report: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, entry in report["implementations"].items():
+        for failure in entry["failures"]:
+            tag = "" if failure["shrunk"] else " (not shrunk)"
+            lines += [
+                f"FAILED {name} [{failure['kind']}] {failure['case']}{tag}",
+                f"    {failure['message']}",
+                f"    repro: {failure['repro']}",
+            ]
+    return lines
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+             for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    header = ["implementation", "examples", PASSED, MISTRUSTED, FAILED, UNSUPPORTED, "bugs", "verdict"]
+    rows = []
+    for name, entry in report["implementations"].items():
+        statuses = entry["statuses"]
+        rows.append([name, str(entry["examples"]), *(str(statuses.get(s, 0)) for s in
+                     (PASSED, MISTRUSTED, FAILED, UNSUPPORTED)), str(len(entry["failures"])),
+                     verdict_word(entry["known_buggy"], len(entry["failures"]))])
+    lines = [format_table(header, rows)]
+    for error in report["load_errors"]:
+        lines.append(f"NOT LOADED {error['name']}: {error['reason']}")
+    return "\n".join(lines)
+
+
+def write(path: Path, report: dict[str, Any]) -> None:
+    path.write_text(json.dumps(report, indent=2) + "\n")
