@@ -24,13 +24,12 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import HypothesisException
 
-from harness.capabilities import Capabilities
+from harness.capabilities import Capabilities, refusal
 from harness.case import Case
 from harness.check import check_case
-from harness.oracle import Expected, expect
+from harness.features import describe, features, needed
 from harness.registry import Implementation
 from harness.strategies import cases
-from harness.tensors import make_inputs
 from harness.verdict import Verdict
 
 MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough to read
@@ -38,12 +37,26 @@ MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough
 
 @dataclass(frozen=True)
 class Finding:
-    """A failure: which implementation, the (minimal) case, and the verdict on it."""
+    """A failure: which implementation, the (minimal) case, the verdict, what it needs."""
 
     implementation: str
     case: Case
     verdict: Verdict
     shrunk: bool = True
+    needs: frozenset[str] = frozenset()
+
+    @property
+    def signature(self) -> str:
+        """What makes this bug this bug: how it fails, and the features it needs to."""
+        return f"{self.verdict.signature}[{','.join(sorted(self.needs))}]"
+
+    @property
+    def diagnosis(self) -> str:
+        return f"{self.verdict.message}; {describe(self.needs)}"
+
+    def explains(self, verdict: Verdict, case: Case) -> bool:
+        """Could ``verdict`` on ``case`` be this bug? Not if the case lacks what it needs."""
+        return verdict.signature == self.verdict.signature and self.needs <= features(case)
 
 
 @dataclass
@@ -65,23 +78,20 @@ Progress = Callable[[str, int, int, int], None]  # (group label, done, budget, f
 
 
 def variants(case: Case, domain: Capabilities) -> list[Case]:
-    """The drawn case in every dtype and layout of the domain, simplest first.
+    """The drawn case in every dtype of the domain, simplest first.
 
-    Checking them all costs no Hypothesis draws and shares one reference per dtype, which
-    is what amortises Hypothesis's per-example overhead; a failing variant shrinks along
-    with the drawn case, and the first failing one is the simplest.
+    Checking them all costs no Hypothesis draws, which amortises Hypothesis's per-example
+    overhead; a failing variant shrinks along with the drawn case, and the first failing
+    one is the simplest.
     """
-    return [replace(case, dtype=dtype, layout=layout) for dtype in domain.dtypes for layout in domain.layouts]
+    return [replace(case, dtype=dtype) for dtype in domain.dtypes]
 
 
 def check_variants(case: Case, domain: Capabilities,
                    implementations: Iterable[Implementation]) -> Iterator[tuple[Case, dict[str, Verdict]]]:
     implementations = list(implementations)
-    expected: dict[str, Expected] = {}
     for variant in variants(case, domain):
-        if variant.dtype not in expected:
-            expected[variant.dtype] = expect(variant, make_inputs(variant))
-        yield variant, check_case(variant, implementations, expected=expected[variant.dtype])
+        yield variant, check_case(variant, implementations)
 
 
 class _Reproduced(Exception):
@@ -114,19 +124,19 @@ def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int
 
 
 class _Group:
-    """One group of implementations with the same capabilities, fuzzed run after run."""
+    """Implementations that claim the same cases, fuzzed run after run until the budget is spent."""
 
     def __init__(self, members: list[Implementation], domain: Capabilities, result: CampaignResult,
                  budget: int, progress: Progress | None) -> None:
         self.members = {m.name: m for m in members}
         self.domain = domain
-        # Hypothesis draws the shape; dtype and layout are enumerated by `variants`.
-        self.drawn = replace(domain, dtypes=domain.dtypes[:1], layouts=domain.layouts[:1])
+        # Hypothesis draws the rest; dtypes are enumerated by `variants`.
+        self.drawn = replace(domain, dtypes=domain.dtypes[:1])
         self.label = ",".join(self.members)
         self.result, self.budget, self.progress = result, budget, progress
         self.examples = 0
-        self.known: set[tuple[str, str]] = set()
-        self.incidental: dict[tuple[str, str], Finding] = {}
+        self.bugs: list[Finding] = []  # shrunk and attributed
+        self.incidental: dict[tuple[str, str], Finding] = {}  # seen while shrinking another
         for name in self.members:
             result.tallies[name] = Tally()
 
@@ -136,53 +146,76 @@ class _Group:
             found = self._one_run(derive_seed(self.result.seed, self.label, attempt))
             if found is None:
                 break
-            self.known.add((found.implementation, found.verdict.signature))
-            self.incidental.pop((found.implementation, found.verdict.signature), None)
-            self.result.findings.append(found)
+            self.bugs.append(self._attributed(found))
             attempt += 1
-        # Bugs seen while shrinking another and never found again are kept, unshrunk.
-        self.result.findings.extend(self.incidental.values())
+        # Bugs seen while shrinking another, and not found again since, are kept unshrunk.
+        for finding in self.incidental.values():
+            if self._is_new(finding.implementation, finding.verdict, finding.case):
+                self.bugs.append(self._attributed(finding))
+        self.result.findings.extend(self.bugs)
 
-    def _is_new(self, name: str, verdict: Verdict) -> bool:
-        if not verdict.failed or (name, verdict.signature) in self.known:
+    def _attributed(self, finding: Finding) -> Finding:
+        implementation = self.members[finding.implementation]
+
+        def still_fails(case: Case) -> bool:
+            verdict = check_case(case, [implementation])[implementation.name]
+            return verdict.failed and verdict.signature == finding.verdict.signature
+
+        return replace(finding, needs=needed(finding.case, still_fails,
+                                             lambda case: refusal(implementation.capabilities, case) is None))
+
+    def _is_new(self, name: str, verdict: Verdict, case: Case) -> bool:
+        """A failure no known bug of ``name`` explains, while ``name`` is still worth fuzzing."""
+        if not verdict.failed:
             return False
-        return sum(1 for known, _ in self.known if known == name) < MAX_BUGS_PER_IMPLEMENTATION
+        mine = [bug for bug in self.bugs if bug.implementation == name]
+        return len(mine) < MAX_BUGS_PER_IMPLEMENTATION and not any(bug.explains(verdict, case) for bug in mine)
+
+    def _tally(self, verdicts: dict[str, Verdict]) -> None:
+        for name, verdict in verdicts.items():
+            tally = self.result.tallies[name]
+            tally.examples += 1
+            tally.statuses[verdict.status] += 1
 
     def _one_run(self, run_seed: int) -> Finding | None:
         """Explore until a new bug shows, shrink it, return it; None when the budget ran out."""
         target: list[Finding] = []  # the bug this run shrinks, then its smallest case
 
-        def test(case: Case) -> None:
-            if target:
-                name, signature = target[0].implementation, target[0].verdict.signature
-                for variant, verdicts in check_variants(case, self.domain, [self.members[name]]):
-                    verdict = verdicts[name]
-                    if verdict.failed and verdict.signature == signature:
-                        target[1:] = [Finding(name, variant, verdict)]
-                        raise _Reproduced
-                    if self._is_new(name, verdict):
-                        self.incidental.setdefault((name, verdict.signature),
-                                                   Finding(name, variant, verdict, shrunk=False))
-                return
+        def shrink_step(case: Case) -> bool:
+            name, signature = target[0].implementation, target[0].verdict.signature
+            for variant, verdicts in check_variants(case, self.domain, [self.members[name]]):
+                verdict = verdicts[name]
+                if not self._is_new(name, verdict, variant):
+                    continue
+                if verdict.signature == signature:
+                    target[1:] = [Finding(name, variant, verdict)]
+                    return True
+                self.incidental.setdefault((name, verdict.signature), Finding(name, variant, verdict, shrunk=False))
+            return False
+
+        def explore_step(case: Case) -> bool:
             new: list[Finding] = []
             for variant, verdicts in check_variants(case, self.domain, self.members.values()):
                 self.examples += 1
-                for name, verdict in verdicts.items():
-                    tally = self.result.tallies[name]
-                    tally.examples += 1
-                    tally.statuses[verdict.status] += 1
-                new += [Finding(n, variant, v) for n, v in verdicts.items() if self._is_new(n, v)]
+                self._tally(verdicts)
+                new += [Finding(n, variant, v) for n, v in verdicts.items() if self._is_new(n, v, variant)]
             if self.progress:
-                self.progress(self.label, self.examples, self.budget, len(self.known))
-            if new:
-                target[:] = [new[0], new[0]]
-                for extra in new[1:]:
-                    self.incidental.setdefault((extra.implementation, extra.verdict.signature),
-                                               replace(extra, shrunk=False))
+                self.progress(self.label, self.examples, self.budget, len(self.bugs))
+            for extra in new[1:]:
+                self.incidental.setdefault((extra.implementation, extra.verdict.signature),
+                                           replace(extra, shrunk=False))
+            target[:] = new[:1] * 2
+            return bool(new)
+
+        def test(case: Case) -> None:
+            # One raise site for exploring and shrinking: Hypothesis tells failures apart
+            # by where they were raised, and shrinks only towards the same one.
+            if shrink_step(case) if target else explore_step(case):
                 raise _Reproduced
 
+        per_draw = len(self.domain.dtypes)
         runner = settings(
-            max_examples=-(-(self.budget - self.examples) // (len(self.domain.dtypes) * len(self.domain.layouts))),
+            max_examples=-(-(self.budget - self.examples) // per_draw),
             database=None,
             deadline=None,
             phases=(Phase.generate, Phase.shrink),

@@ -20,6 +20,7 @@ from typing import Any, Union
 IntOrPair = Union[int, tuple[int, int]]
 Padding = Union[int, tuple[int, int], str]
 
+MAX_SEED = 2**32 - 1
 DTYPES = ("float32", "float64")
 LAYOUTS = ("contiguous", "channels_last", "strided")
 DATA_KINDS = ("uniform", "int")
@@ -97,9 +98,36 @@ class Case:
         """K: how many products are summed into one output element."""
         return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
 
+    def type_problems(self) -> list[str]:
+        """Fields of the wrong type (a hand-edited corpus file, say), checked before any maths."""
+        def integer(value: object) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        def int_or_pair(value: object) -> bool:
+            return integer(value) or (isinstance(value, tuple) and len(value) == 2
+                                      and all(integer(v) for v in value))
+
+        checks = {
+            "batch": self.batch is None or integer(self.batch),
+            "kernel": isinstance(self.kernel, tuple) and int_or_pair(self.kernel),
+            "stride": int_or_pair(self.stride),
+            "padding": int_or_pair(self.padding) or isinstance(self.padding, str),
+            "dilation": int_or_pair(self.dilation),
+            "bias": isinstance(self.bias, bool),
+            **{name: integer(getattr(self, name))
+               for name in ("in_channels", "out_channels", "groups", "height", "width", "seed")},
+            **{name: isinstance(getattr(self, name), str) for name in ("dtype", "layout", "data", "device")},
+        }
+        return [f"{name} has the wrong type ({type(getattr(self, name)).__name__})"
+                for name, ok in checks.items() if not ok]
+
     def problems(self) -> list[str]:
         """Why F.conv2d would reject this case; empty when it is a valid problem."""
-        found = []
+        found = self.type_problems()
+        if found:
+            return found
+        if not 0 <= self.seed <= MAX_SEED:
+            found.append(f"seed must be in [0, {MAX_SEED}]")
         positive = {"in_channels": self.in_channels, "out_channels": self.out_channels,
                     "groups": self.groups, "height": self.height, "width": self.width,
                     "kernel": min(self.kernel), "stride": min(pair(self.stride)),
@@ -159,7 +187,7 @@ class Case:
                               "mb2ic4oc8g2ih7iw5kh3kw2s1p0d1 (s/p/d may be sh1sw2 pairs, p may be psame/pvalid)")
         if bias not in ("bias", "nobias"):
             raise CaseIdError(f"case id part {bias!r} must be 'bias' or 'nobias'")
-        if not seed.startswith("seed") or not seed[4:].isdigit():
+        if not seed.startswith("seed") or not (seed[4:].isascii() and seed[4:].isdigit()):
             raise CaseIdError(f"case id part {seed!r} must be 'seed' followed by digits")
         g = match.groupdict()
         case = cls(
@@ -205,7 +233,8 @@ def _arg_pattern(letter: str, single: str = r"\d+") -> str:
 _SHAPE = re.compile(
     r"mb(?P<mb>none|\d+)ic(?P<ic>\d+)oc(?P<oc>\d+)g(?P<g>\d+)ih(?P<ih>\d+)iw(?P<iw>\d+)"
     r"kh(?P<kh>\d+)kw(?P<kw>\d+)"
-    + _arg_pattern("s") + _arg_pattern("p", r"\d+|same|valid") + _arg_pattern("d")
+    + _arg_pattern("s") + _arg_pattern("p", r"\d+|same|valid") + _arg_pattern("d"),
+    re.ASCII,
 )
 
 

@@ -13,7 +13,7 @@ from typing import Iterable
 from harness.capabilities import refusal
 from harness.case import Case
 from harness.compare import judge
-from harness.oracle import Expected, expect
+from harness.oracle import expect
 from harness.registry import Implementation
 from harness.runner import call
 from harness.tensors import Inputs, make_inputs
@@ -21,16 +21,12 @@ from harness.verdict import UNSUPPORTED, Verdict
 
 
 def check_case(case: Case, implementations: Iterable[Implementation],
-               inputs: Inputs | None = None, expected: Expected | None = None) -> dict[str, Verdict]:
-    """Verdicts by implementation name.
-
-    ``inputs`` overrides the case's generated data; ``expected`` may be passed in when it is
-    known already (the same values in another memory layout).
-    """
+               inputs: Inputs | None = None) -> dict[str, Verdict]:
+    """Verdicts by implementation name; ``inputs`` overrides the case's generated data."""
     fresh = (lambda: make_inputs(case)) if inputs is None else inputs.clone
     inputs = fresh()
     pristine = inputs.clone()
-    expected = expect(case, inputs) if expected is None else expected
+    expected = expect(case, inputs)
     verdicts = {}
     for implementation in implementations:
         reason = refusal(implementation.capabilities, case)

@@ -15,9 +15,9 @@ from typing import Any, NoReturn, Sequence
 
 from harness import corpus as corpus_store
 from harness import report as reports
-from harness.campaign import CampaignResult, fuzz
+from harness.campaign import fuzz
 from harness.case import Case, CaseIdError
-from harness.corpus import CorpusError, Entry
+from harness.corpus import CorpusError, Entry, save_findings
 from harness.registry import Registry, SpecError, discover
 from harness.replay import Target, drop_uninstalled, replay, targets_from
 from harness.standalone import script
@@ -145,18 +145,6 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _save(result: CampaignResult, directory: Path) -> list[str]:
-    lines = []
-    for finding in result.findings:
-        entry = Entry(finding.case, finding.implementation, finding.verdict.signature,
-                      str(finding.verdict.kind), finding.verdict.message,
-                      {**corpus_store.provenance(), "campaign_seed": result.seed,
-                       "shrunk": finding.shrunk})
-        outcome = corpus_store.save(directory, entry)
-        lines.append(f"corpus: {outcome} {directory / corpus_store.FAILURES / entry.filename}")
-    return lines
-
-
 def command_fuzz(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
     if not args.no_save:
@@ -169,7 +157,7 @@ def command_fuzz(args: argparse.Namespace) -> int:
     for line in reports.format_failures(report):
         print(line)
     if not args.no_save:
-        for line in _save(result, args.corpus):
+        for line in save_findings(result, args.corpus):
             print(line)
     print(reports.format_summary(report))
     checks = sum(entry["examples"] for entry in report["implementations"].values())

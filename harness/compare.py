@@ -64,20 +64,19 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
     reference = expected.values
     nonfinite = got.isfinite() != reference.isfinite()
     if nonfinite.any():
-        detail, where = where_wrong(case, nonfinite)
-        return failure("nonfinite", f"NaN/inf mismatch: {where}", detail)
+        return failure("nonfinite", f"NaN/inf mismatch: {where_wrong(case, nonfinite)}")
     error = (got - reference).abs().nan_to_num(0.0)
     wrong = error > expected.allowed_error
     if wrong.any():
         layout = rearrangement(result, expected)
         if layout:
             return failure("layout", layout)
-        detail, where = where_wrong(case, wrong)
+        where = where_wrong(case, wrong)
         worst = int(error.argmax())
         scale = float(expected.magnitude.flatten()[worst]) or 1.0
         bound = "exact" if expected.exact else f"{(error.flatten()[worst] / scale).item():.2g}*M"
         return failure("values", f"{where}; worst {got.flatten()[worst].item():.6g} vs "
-                                 f"{reference.flatten()[worst].item():.6g} (error {bound})", detail)
+                                 f"{reference.flatten()[worst].item():.6g} (error {bound})")
     if reference.numel() and (expected.magnitude == 0).float().mean() > MISTRUST_ZERO_FRACTION:
         return Verdict(MISTRUSTED, message="most outputs are zero by construction")
     return Verdict(PASSED)

@@ -24,12 +24,15 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
 from harness.case import Case, CaseIdError
 from harness.tensors import GENERATOR
+
+if TYPE_CHECKING:
+    from harness.campaign import CampaignResult
 
 SCHEMA = 1
 FAILURES, SHAPES = "failures", "shapes"
@@ -53,10 +56,12 @@ class Entry:
     kind: str
     message: str
     found: dict[str, Any] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()  # the features the failure needs (see harness.features)
 
     @property
     def filename(self) -> str:
-        key = json.dumps([self.implementation, self.signature]).encode()
+        """One file per bug: how it fails and what it needs, whatever case shows it."""
+        key = json.dumps([self.implementation, self.signature, sorted(self.needs)]).encode()
         return f"{hashlib.sha256(key).hexdigest()[:16]}.json"
 
     def to_json(self) -> dict[str, Any]:
@@ -65,6 +70,7 @@ class Entry:
             "kind": "failure",
             "implementation": self.implementation,
             "signature": self.signature,
+            "needs": sorted(self.needs),
             "failure": {"kind": self.kind, "message": self.message},
             "id": self.case.id,
             "case": self.case.to_dict(),
@@ -127,11 +133,14 @@ def _case(path: Path, data: Any) -> Case:
             raise CorpusError(f"{path}: {error}") from None
     if not isinstance(data, dict):
         raise CorpusError(f"{path}: 'case' must be an object or a case id")
+    unknown = sorted(set(data) - set(Case.__dataclass_fields__))
+    if unknown:
+        raise CorpusError(f"{path}: unknown case field(s) {', '.join(map(repr, unknown))}")
     try:
         case = Case.from_dict(data)
-        problems = case.problems()
-    except (TypeError, ValueError) as error:
-        raise CorpusError(f"{path}: bad case fields ({error})") from None
+    except TypeError as error:
+        raise CorpusError(f"{path}: missing case fields ({' '.join(str(error).split())})") from None
+    problems = case.problems()
     if problems:
         raise CorpusError(f"{path}: case out of range: {'; '.join(problems)}")
     return case
@@ -147,6 +156,8 @@ def load_file(path: Path) -> Entry | ShapeSet:
         raise CorpusError(f"{path}: not valid JSON (truncated?): {error}") from None
     except OSError as error:
         raise CorpusError(f"{path}: cannot read: {error.strerror}") from None
+    except (ValueError, RecursionError) as error:  # absurd nesting or number sizes
+        raise CorpusError(f"{path}: not usable JSON: {type(error).__name__}") from None
     if not isinstance(data, dict):
         raise CorpusError(f"{path}: expected a JSON object")
     if data.get("schema") != SCHEMA:
@@ -163,8 +174,13 @@ def load_file(path: Path) -> Entry | ShapeSet:
     failure = data["failure"]
     if not isinstance(failure, dict) or "kind" not in failure:
         raise CorpusError(f"{path}: 'failure' must be an object with a 'kind'")
+    found, needs = data.get("found", {}), data.get("needs", [])
+    if not isinstance(found, dict):
+        raise CorpusError(f"{path}: 'found' must be an object")
+    if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+        raise CorpusError(f"{path}: 'needs' must be a list of feature names")
     return Entry(_case(path, data["case"]), str(data["implementation"]), str(data["signature"]),
-                 str(failure["kind"]), str(failure.get("message", "")), dict(data.get("found", {})))
+                 str(failure["kind"]), str(failure.get("message", "")), found, tuple(needs))
 
 
 def load(directory: Path) -> Corpus:
@@ -173,7 +189,8 @@ def load(directory: Path) -> Corpus:
     if not directory.is_dir():
         corpus.errors.append(f"{directory}: no such corpus directory")
         return corpus
-    for path in sorted(directory.rglob("*.json")):
+    # Dot-files are save()'s temporary files, complete or not: never read them.
+    for path in sorted(p for p in directory.rglob("*.json") if not p.name.startswith(".")):
         try:
             item = load_file(path)
         except CorpusError as error:
@@ -232,6 +249,20 @@ def save(directory: Path, entry: Entry) -> str:
             outcome = "replaced"
         _write_atomically(path, json.dumps(entry.to_json(), indent=2) + "\n")
         return outcome
+
+
+def save_findings(result: CampaignResult, directory: Path) -> list[str]:
+    """Save every finding of ``result``; one line per file saying what happened to it."""
+    lines = []
+    for finding in result.findings:
+        entry = Entry(
+            finding.case, finding.implementation, finding.verdict.signature,
+            str(finding.verdict.kind), finding.diagnosis,
+            {**provenance(), "campaign_seed": result.seed, "shrunk": finding.shrunk},
+            tuple(sorted(finding.needs)))
+        outcome = save(directory, entry)
+        lines.append(f"corpus: {outcome} {directory / FAILURES / entry.filename}")
+    return lines
 
 
 def merge(target: Path, sources: list[Path]) -> tuple[dict[str, int], list[str]]:

@@ -61,35 +61,32 @@ def _border_masks(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
     return masks[0], masks[1]
 
 
-def where_wrong(case: Case, wrong: torch.Tensor) -> tuple[str, str]:
-    """(a short class for the failure signature, a sentence) locating the wrong elements.
-
-    ``wrong`` is a boolean mask of the output's shape.
-    """
+def where_wrong(case: Case, wrong: torch.Tensor) -> str:
+    """A sentence locating the wrong elements; ``wrong`` is a boolean mask of the output."""
     total, count = wrong.numel(), int(wrong.sum())
     batched = wrong if case.batch is not None else wrong.unsqueeze(0)
     summary = f"{count} of {total} output elements wrong"
     if count == total:
-        return "all", f"{summary}: every element"
+        return f"{summary}: every element"
     rows, cols = _border_masks(case)
     border = (rows[:, None] | cols[None, :]).expand_as(batched)
     if border.any() and not border.all():
         if bool(batched[~border].sum() == 0):
-            return "border", f"{summary}, all where the window overlaps padding (border)"
+            return f"{summary}, all where the window overlaps padding (border)"
         if bool(batched[border].sum() == 0):
-            return "interior", f"{summary}, all where the window does not touch padding (interior)"
+            return f"{summary}, all where the window does not touch padding (interior)"
     oh, ow = case.output_hw
     if oh > 1 and bool(batched[..., :-1, :].sum() == 0):
-        return "last-row", f"{summary}, all in the last output row (output size?)"
+        return f"{summary}, all in the last output row (output size?)"
     if ow > 1 and bool(batched[..., :, :-1].sum() == 0):
-        return "last-col", f"{summary}, all in the last output column (output size?)"
+        return f"{summary}, all in the last output column (output size?)"
     items = batched.flatten(1).any(1).nonzero().flatten().tolist()
     if case.batch is not None and len(items) < batched.shape[0]:
-        return "batch-items", f"{summary}, only in batch items {items}"
+        return f"{summary}, only in batch items {items}"
     channels = batched.transpose(0, 1).flatten(1).any(1).nonzero().flatten().tolist()
     if len(channels) < case.out_channels:
         per_group = case.out_channels // case.groups
         groups = sorted({c // per_group for c in channels})
         in_groups = f" (groups {groups})" if case.groups > 1 else ""
-        return "channels", f"{summary}, only in output channels {channels}{in_groups}"
-    return "scattered", summary
+        return f"{summary}, only in output channels {channels}{in_groups}"
+    return summary

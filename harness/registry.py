@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import zlib
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -68,12 +69,17 @@ def implementation_from(name: str, fn: Any, origin: str = "") -> Implementation:
 
 
 def _from_file(path: str, attribute: str) -> Any:
-    module_name = "im2col_harness_plugin_" + Path(path).stem
+    # Unique per file: two plugins both called conv.py must not replace each other.
+    module_name = f"im2col_harness_plugin_{Path(path).stem}_{zlib.crc32(str(Path(path).resolve()).encode()):08x}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
     return getattr(module, attribute)
 
 
@@ -91,8 +97,12 @@ def _spec_loader(spec: str) -> Callable[[], Any]:
         if not Path(target).is_file():
             raise SpecError(f"--impl {spec!r}: no such file {target!r}")
         return lambda: _from_file(target, attribute)
-    if importlib.util.find_spec(target.split(".")[0]) is None:
-        raise SpecError(f"--impl {spec!r}: no module named {target.split('.')[0]!r}")
+    try:
+        found = importlib.util.find_spec(target)
+    except ModuleNotFoundError as error:  # a parent package is missing
+        found, target = None, error.name or target
+    if found is None:
+        raise SpecError(f"--impl {spec!r}: no module named {target!r}")
     return lambda: _from_module(target, attribute)
 
 

@@ -36,8 +36,9 @@ def _failure(finding: Finding) -> dict[str, Any]:
     return {
         "kind": finding.verdict.kind,
         "case": finding.case.id,
-        "message": finding.verdict.message,
-        "signature": finding.verdict.signature,
+        "message": finding.diagnosis,
+        "signature": finding.signature,
+        "needs": sorted(finding.needs),
         "shrunk": finding.shrunk,
         "repro": repro(finding.implementation, finding.case.id),
     }

@@ -4,7 +4,7 @@ torch's random generators may change between releases, and a corpus case must re
 bit-for-bit years later, so data come from a fixed integer hash of (seed, tensor, index)
 computed with exact int64 arithmetic. Two kinds of data:
 
-- ``uniform``: values in [-1, 1) with a full 53-bit mantissa, rounded to the case dtype,
+- ``uniform``: values in [-1, 1] with a full 53-bit mantissa, rounded to the case dtype,
   so that computing in a lower precision than asked shows up;
 - ``int``: small integers, so every partial sum is exact and a correct result matches the
   reference exactly (benchdnn's trick).
@@ -72,7 +72,7 @@ def lay_out(tensor: torch.Tensor, layout: str) -> torch.Tensor:
         return tensor.contiguous(memory_format=torch.channels_last)
     if layout == "strided":
         # Every other element of a buffer twice as wide: same values, non-unit stride.
-        buffer = torch.zeros((*tensor.shape[:-1], 2 * tensor.shape[-1]), dtype=tensor.dtype)
+        buffer = torch.zeros((*tensor.shape[:-1], 2 * tensor.shape[-1]), dtype=tensor.dtype, device=tensor.device)
         view = buffer[..., ::2]
         view.copy_(tensor)
         return view
@@ -82,10 +82,6 @@ def lay_out(tensor: torch.Tensor, layout: str) -> torch.Tensor:
 def make_inputs(case: Case) -> Inputs:
     """The input, weight and bias of ``case``: same seed, same bits, on any torch."""
     shapes = [case.input_shape, case.weight_shape] + ([(case.out_channels,)] if case.bias else [])
-    x, w, *rest = values_from_seed(case.seed, case.data, getattr(torch, case.dtype), shapes)
-    x, w, b = lay_out(x, case.layout), lay_out(w, case.layout), (rest[0] if rest else None)
     device = torch.device(case.device)
-    if device.type != "cpu":
-        x, w = x.to(device), w.to(device)
-        b = None if b is None else b.to(device)
-    return Inputs(x, w, b)
+    x, w, *rest = (t.to(device) for t in values_from_seed(case.seed, case.data, getattr(torch, case.dtype), shapes))
+    return Inputs(lay_out(x, case.layout), lay_out(w, case.layout), rest[0] if rest else None)

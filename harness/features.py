@@ -1,0 +1,100 @@
+"""Which features of a case a failure needs: "fails only with stride_h!=stride_w, bias".
+
+After shrinking, each feature the minimal case still has is set back to its simplest value,
+one at a time; the features whose removal makes the failure go away are the ones it
+needs. That is the first thing a person debugging it wants to know, and it is also how the
+campaign tells bugs apart: a failure on a case lacking something a known bug needs cannot
+be that bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from harness.case import Case, pair
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    present: Callable[[Case], bool]
+    simplest: Callable[[Case], Case]
+
+
+def _same_form(value: object, high: int, wide: int) -> object:
+    """``(high, wide)`` in the form ``value`` had: an int stays an int."""
+    return high if isinstance(value, int) else (high, wide)
+
+
+def _ungrouped(case: Case) -> Case:
+    return replace(case, groups=1, in_channels=case.in_channels // case.groups,
+                   out_channels=case.out_channels // case.groups)
+
+
+def _square(value: object) -> object:
+    h, w = pair(value)  # type: ignore[arg-type]
+    return _same_form(value, max(h, w), max(h, w))
+
+
+FEATURES = (
+    Feature("bias", lambda c: c.bias, lambda c: replace(c, bias=False)),
+    Feature("unbatched", lambda c: c.batch is None, lambda c: replace(c, batch=1)),
+    Feature("batch=0", lambda c: c.batch == 0, lambda c: replace(c, batch=1)),
+    Feature("batch>1", lambda c: (c.batch or 1) > 1, lambda c: replace(c, batch=1)),
+    Feature("groups>1", lambda c: c.groups > 1, _ungrouped),
+    Feature("in_channels>groups", lambda c: c.in_channels > c.groups,
+            lambda c: replace(c, in_channels=c.groups)),
+    Feature("out_channels>groups", lambda c: c.out_channels > c.groups,
+            lambda c: replace(c, out_channels=c.groups)),
+    Feature("kernel>1", lambda c: c.kernel != (1, 1), lambda c: replace(c, kernel=(1, 1))),
+    Feature("kh!=kw", lambda c: c.kernel[0] != c.kernel[1],
+            lambda c: replace(c, kernel=(max(c.kernel),) * 2)),
+    Feature("stride>1", lambda c: pair(c.stride) != (1, 1),
+            lambda c: replace(c, stride=_same_form(c.stride, 1, 1))),
+    Feature("stride_h!=stride_w", lambda c: len(set(pair(c.stride))) > 1,
+            lambda c: replace(c, stride=_square(c.stride))),
+    Feature("padding='same'", lambda c: c.padding == "same", lambda c: replace(c, padding=0)),
+    Feature("padding='valid'", lambda c: c.padding == "valid", lambda c: replace(c, padding=0)),
+    Feature("padding>0", lambda c: not isinstance(c.padding, str) and pair(c.padding) != (0, 0),
+            lambda c: replace(c, padding=_same_form(c.padding, 0, 0))),
+    Feature("padding_h!=padding_w", lambda c: not isinstance(c.padding, str) and len(set(pair(c.padding))) > 1,
+            lambda c: replace(c, padding=_square(c.padding))),
+    Feature("dilation>1", lambda c: pair(c.dilation) != (1, 1),
+            lambda c: replace(c, dilation=_same_form(c.dilation, 1, 1))),
+    Feature("dilation_h!=dilation_w", lambda c: len(set(pair(c.dilation))) > 1,
+            lambda c: replace(c, dilation=_square(c.dilation))),
+    Feature("height!=width", lambda c: c.height != c.width,
+            lambda c: replace(c, height=max(c.height, c.width), width=max(c.height, c.width))),
+    Feature("non-contiguous", lambda c: c.layout != "contiguous", lambda c: replace(c, layout="contiguous")),
+    Feature("float64", lambda c: c.dtype == "float64", lambda c: replace(c, dtype="float32")),
+)
+
+
+def features(case: Case) -> frozenset[str]:
+    return frozenset(feature.name for feature in FEATURES if feature.present(case))
+
+
+def needed(case: Case, still_fails: Callable[[Case], bool],
+           allowed: Callable[[Case], bool] = lambda case: True) -> frozenset[str]:
+    """The features of ``case`` without which it stops failing.
+
+    A simplification that makes an invalid problem, or one outside what the
+    implementation claims (``allowed``), tells nothing and is skipped.
+    """
+    found = set()
+    for feature in FEATURES:
+        if not feature.present(case):
+            continue
+        simpler = feature.simplest(case)
+        if simpler.problems() or not allowed(simpler):
+            continue
+        if not still_fails(simpler):
+            found.add(feature.name)
+    return frozenset(found)
+
+
+def describe(needs: frozenset[str]) -> str:
+    if not needs:
+        return "fails on the simplest case it can"
+    return "fails only with " + ", ".join(f.name for f in FEATURES if f.name in needs)

@@ -1,0 +1,121 @@
+"""Deliberately broken conv2d implementations, one real-world bug each (not registered).
+
+Each wraps ``torch.nn.functional.conv2d`` and breaks exactly one thing, the way shipped
+im2col code has broken it (see shared/DESIGN-NOTES.md), so a test can show the harness
+catches that bug and only that one: `correct` is the same wrapper with nothing broken.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _conv(input, weight, *arguments):
+    """F.conv2d on contiguous copies: torch 2.13's oneDNN path segfaults on some
+    channels_last weights (see the README), and these bugs are about something else."""
+    return F.conv2d(input.contiguous(), weight.contiguous(), *arguments)
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def correct(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def drops_last_row(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Output height as if (H + 2p - k) were always divisible by the stride."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    if isinstance(padding, str):
+        return out
+    (sh, _), (ph, _), (dh, _) = _pair(stride), _pair(padding), _pair(dilation)
+    span = input.shape[-2] + 2 * ph - dh * (weight.shape[-2] - 1) - 1
+    return out[..., :-1, :] if span % sh else out
+
+
+def replicate_padding(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Pads by repeating the edge instead of with zeros: wrong only where windows overlap padding."""
+    if isinstance(padding, str) or _pair(padding) == (0, 0):
+        return _conv(input, weight, bias, stride, padding, dilation, groups)
+    ph, pw = _pair(padding)
+    x = input if input.dim() == 4 else input.unsqueeze(0)
+    out = _conv(F.pad(x, (pw, pw, ph, ph), mode="replicate"), weight, bias, stride, 0, dilation, groups)
+    return out if input.dim() == 4 else out.squeeze(0)
+
+
+def swaps_stride(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Reads stride as (W, H): right whenever the two strides are equal."""
+    sh, sw = _pair(stride)
+    return _conv(input, weight, bias, (sw, sh), padding, dilation, groups)
+
+
+def float32_math(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Computes in float32 whatever the input dtype, then casts back."""
+    out = _conv(input.float(), weight.float(), None if bias is None else bias.float(),
+                   stride, padding, dilation, groups)
+    return out.to(input.dtype)
+
+
+def pads_in_place(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Zeroes a corner of the 'padded copy', which F.pad returns uncopied when padding is 0."""
+    if isinstance(padding, str):
+        return _conv(input, weight, bias, stride, padding, dilation, groups)
+    ph, pw = _pair(padding)
+    padded = F.pad(input, (pw, pw, ph, ph)) if (ph, pw) != (0, 0) else input
+    out = _conv(padded.clone(), weight, bias, stride, 0, dilation, groups)
+    if padded.numel():
+        padded[..., 0, 0] = 0  # "scratch space", but it is the caller's tensor
+    return out
+
+
+def ignores_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(input, weight, None, stride, padding, dilation, groups)
+
+
+def mixes_batch(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Builds (C_out, N, H, W) and reshapes it to (N, C_out, H, W) instead of permuting."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    if out.dim() == 3:
+        return out
+    return out.permute(1, 0, 2, 3).contiguous().reshape(out.shape)
+
+
+def flips_kernel(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """A textbook convolution, not the cross-correlation torch computes."""
+    return _conv(input, weight.flip(-2, -1), bias, stride, padding, dilation, groups)
+
+
+def one_wrong_element(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Off by 1e-3 in the last output element only."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups).clone()
+    if out.numel():
+        out.view(-1)[-1] += 1e-3
+    return out
+
+
+def returns_float32(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(input, weight, bias, stride, padding, dilation, groups).float()
+
+
+def returns_numpy(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(input, weight, bias, stride, padding, dilation, groups).numpy()
+
+
+def raises_on_groups(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    if groups > 1:
+        raise NotImplementedError("groups")
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def same_padding_odd_pixel_first(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """'same' padding with the odd pixel of an even kernel on the top/left instead of bottom/right."""
+    if padding != "same":
+        return _conv(input, weight, bias, stride, padding, dilation, groups)
+    (dh, dw), (kh, kw) = _pair(dilation), weight.shape[-2:]
+    th, tw = dh * (kh - 1), dw * (kw - 1)
+    x = input if input.dim() == 4 else input.unsqueeze(0)
+    x = F.pad(x, (tw - tw // 2, tw // 2, th - th // 2, th // 2))
+    out = _conv(x, weight, bias, stride, 0, dilation, groups)
+    return out if input.dim() == 4 else out.squeeze(0)

@@ -1,0 +1,166 @@
+"""Discovery: entry points, FILE.py:function and package.module:function, and broken plugins."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import implementations.loop
+import implementations.original
+from harness.capabilities import Capabilities, declaration_of
+from harness.registry import SpecError, discover
+
+SHIPPED = {"original", "loop", "unfold", "strided", "gather", "numpy"}
+
+GOOD_PLUGIN = """
+import torch.nn.functional as F
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+conv2d.__conv2d_declaration__ = {"dtypes": ["float64"], "bias": False}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _forget_loaded_plugins() -> Iterator[None]:
+    """Plugins loaded from files land in sys.modules; do not leak them into other tests."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("im2col_harness_plugin_"):
+            del sys.modules[name]
+
+
+def _plugin(tmp_path: Path, name: str, source: str) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return str(path)
+
+
+# -- entry points -------------------------------------------------------------------------
+
+
+def test_discover_finds_the_six_shipped_implementations_through_entry_points() -> None:
+    registry = discover()
+    assert set(registry.implementations) >= SHIPPED
+    assert not [e for e in registry.errors if e.name in SHIPPED]
+    for name in SHIPPED:
+        implementation = registry.implementations[name]
+        assert implementation.name == name
+        assert callable(implementation.fn)
+        assert "entry point" in implementation.origin
+
+
+def test_only_the_notebook_original_is_marked_known_buggy() -> None:
+    registry = discover()
+    assert {n for n in SHIPPED if registry.implementations[n].known_buggy} == {"original"}
+
+
+def test_an_entry_point_carries_what_its_function_declares() -> None:
+    original = discover().implementations["original"]
+    assert original.fn is implementations.original.conv2d
+    assert original.capabilities == declaration_of(implementations.original.conv2d).capabilities
+    assert original.capabilities != Capabilities()
+
+
+def test_a_registered_name_selects_just_that_implementation() -> None:
+    registry = discover(["loop"])
+    assert list(registry.implementations) == ["loop"]
+    assert registry.implementations["loop"].fn is implementations.loop.conv2d
+
+
+def test_several_registered_names_select_exactly_those() -> None:
+    assert set(discover(["numpy", "gather"]).implementations) == {"numpy", "gather"}
+
+
+# -- ad hoc specs -------------------------------------------------------------------------
+
+
+def test_a_file_spec_loads_the_function_with_its_declaration(tmp_path: Path) -> None:
+    spec = _plugin(tmp_path, "adhoc_good.py", GOOD_PLUGIN) + ":conv2d"
+    registry = discover([spec])
+    assert list(registry.implementations) == [spec]
+    assert registry.errors == []
+    implementation = registry.implementations[spec]
+    assert implementation.capabilities == Capabilities(dtypes=("float64",), bias=False)
+    assert not implementation.known_buggy
+    x, w = torch.ones(1, 1, 3, 3, dtype=torch.float64), torch.ones(1, 1, 2, 2, dtype=torch.float64)
+    assert torch.equal(implementation.fn(x, w), F.conv2d(x, w))
+
+
+def test_a_module_spec_loads_the_named_function() -> None:
+    spec = "implementations.loop:conv2d"
+    registry = discover([spec])
+    assert list(registry.implementations) == [spec]
+    assert registry.implementations[spec].fn is implementations.loop.conv2d
+
+
+def test_names_and_specs_can_be_mixed(tmp_path: Path) -> None:
+    spec = _plugin(tmp_path, "adhoc_mixed.py", GOOD_PLUGIN) + ":conv2d"
+    assert set(discover(["loop", spec]).implementations) == {"loop", spec}
+
+
+@pytest.mark.parametrize("spec, named", [
+    pytest.param("no_such_implementation", "'no_such_implementation'", id="unknown-name"),
+    pytest.param("conv.py", "'conv.py'", id="file-without-function"),
+    pytest.param("no_such_module_for_im2col:conv2d", "no_such_module_for_im2col", id="missing-module"),
+    pytest.param("implementations.loop:", "implementations.loop:", id="empty-function"),
+    pytest.param("implementations.loop:not-a-name", "not-a-name", id="function-not-an-identifier"),
+])
+def test_a_spec_that_cannot_name_an_implementation_is_a_spec_error(spec: str, named: str) -> None:
+    with pytest.raises(SpecError) as raised:
+        discover([spec])
+    assert named in str(raised.value)
+
+
+def test_an_unknown_name_error_lists_the_registered_names() -> None:
+    with pytest.raises(SpecError, match="loop"):
+        discover(["lopo"])
+
+
+def test_a_file_spec_for_a_missing_file_is_a_spec_error_naming_the_file(tmp_path: Path) -> None:
+    missing = str(tmp_path / "absent.py")
+    with pytest.raises(SpecError) as raised:
+        discover([missing + ":conv2d"])
+    assert missing in str(raised.value)
+
+
+# -- broken plugins -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source, attribute, reason_names", [
+    pytest.param("raise RuntimeError('plugin exploded')\n", "conv2d", ["RuntimeError", "plugin exploded"],
+                 id="raises-on-import"),
+    pytest.param("conv2d = 3\n", "conv2d", ["int", "not a callable"], id="not-callable"),
+    pytest.param("def other(): pass\n", "conv2d", ["AttributeError", "conv2d"], id="missing-attribute"),
+    pytest.param("def conv2d(): pass\nconv2d.__conv2d_declaration__ = {'colour': 'red'}\n", "conv2d",
+                 ["colour"], id="bad-declaration"),
+])
+def test_a_broken_plugin_is_recorded_with_its_reason_and_the_others_still_load(
+        tmp_path: Path, source: str, attribute: str, reason_names: list[str]) -> None:
+    broken = _plugin(tmp_path, "adhoc_broken.py", source) + f":{attribute}"
+    good = _plugin(tmp_path, "adhoc_fine.py", GOOD_PLUGIN) + ":conv2d"
+    registry = discover([broken, good, "loop"])
+    assert set(registry.implementations) == {good, "loop"}
+    assert [e.name for e in registry.errors] == [broken]
+    for fragment in reason_names:
+        assert fragment in registry.errors[0].reason
+
+
+def test_a_missing_module_inside_an_existing_package_is_reported_by_name() -> None:
+    spec = "implementations.no_such_submodule:conv2d"
+    try:
+        registry = discover([spec])
+    except SpecError as error:
+        assert "no_such_submodule" in str(error)
+    else:
+        assert spec not in registry.implementations
+        assert [e.name for e in registry.errors] == [spec]
+        assert "no_such_submodule" in registry.errors[0].reason

@@ -1,0 +1,123 @@
+"""The case strategies: always valid, always inside the domain, and reaching all of it."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+import implementations.original
+from harness.capabilities import Capabilities, declaration_of, refusal
+from harness.case import Case, pair
+from harness.strategies import cases
+
+NOTEBOOK = declaration_of(implementations.original.conv2d).capabilities
+
+
+def _assert_valid_and_claimed(case: Case, caps: Capabilities) -> None:
+    assert case.problems() == [], case.id
+    assert refusal(caps, case) is None, case.id
+    assert min(case.output_hw) >= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases())
+def test_every_default_case_is_a_valid_problem_in_the_full_domain(case: Case) -> None:
+    _assert_valid_and_claimed(case, Capabilities())
+
+
+@settings(max_examples=100, deadline=None)
+@given(cases(NOTEBOOK))
+def test_every_case_for_the_notebook_is_inside_what_it_declares(case: Case) -> None:
+    _assert_valid_and_claimed(case, NOTEBOOK)
+    assert case.batch is None and case.in_channels == case.out_channels == 1
+    assert isinstance(case.stride, int) and isinstance(case.padding, int)
+
+
+NARROW = [
+    pytest.param(Capabilities(arg_forms=("pair",)), id="pairs-only"),
+    pytest.param(Capabilities(arg_forms=("int",), padding_modes=("valid",)), id="ints-and-valid-only"),
+    pytest.param(Capabilities(dilation=False, square_kernels_only=True, groups=False), id="plain"),
+    pytest.param(Capabilities(unbatched=False, bias=False, dtypes=("float64",), layouts=("strided",)),
+                 id="batched-float64-strided"),
+    pytest.param(Capabilities(max_in_channels=6, max_out_channels=3), id="channel-limits-above-groups"),
+]
+
+
+@pytest.mark.parametrize("caps", NARROW)
+def test_every_case_for_narrowed_capabilities_is_inside_them(caps: Capabilities) -> None:
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(cases(caps))
+    def check(case: Case) -> None:
+        _assert_valid_and_claimed(case, caps)
+
+    check()
+
+
+@pytest.mark.parametrize("caps", [Capabilities(max_in_channels=2), Capabilities(max_out_channels=2)])
+def test_channel_limits_below_the_group_count_are_respected(caps: Capabilities) -> None:
+    @settings(max_examples=100, deadline=None, database=None, phases=[Phase.generate])
+    @given(cases(caps))
+    def check(case: Case) -> None:
+        _assert_valid_and_claimed(case, caps)
+
+    check()
+
+
+# -- reach --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def drawn() -> list[Case]:
+    """A few hundred default cases, the same every run."""
+    seen: list[Case] = []
+
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(cases())
+    def collect(case: Case) -> None:
+        seen.append(case)
+
+    collect()
+    return seen
+
+
+def _differs(value: object) -> bool:
+    return not isinstance(value, str) and pair(value)[0] != pair(value)[1]  # type: ignore[arg-type]
+
+
+REACHED: dict[str, Callable[[Case], bool]] = {
+    "batch-0": lambda c: c.batch == 0,
+    "batch-above-1": lambda c: c.batch is not None and c.batch > 1,
+    "unbatched": lambda c: c.batch is None,
+    "groups": lambda c: c.groups > 1,
+    "depthwise": lambda c: c.groups > 1 and c.in_channels == c.groups,
+    "channel-multiplier": lambda c: c.groups > 1 and c.out_channels > c.in_channels,
+    "non-square-kernel": lambda c: c.kernel[0] != c.kernel[1],
+    "stride-int": lambda c: isinstance(c.stride, int) and c.stride > 1,
+    "stride-pair-differing": lambda c: _differs(c.stride),
+    "dilation-int": lambda c: isinstance(c.dilation, int) and c.dilation > 1,
+    "dilation-pair-differing": lambda c: _differs(c.dilation),
+    "padding-int": lambda c: isinstance(c.padding, int) and c.padding > 0,
+    "padding-pair-differing": lambda c: _differs(c.padding),
+    "padding-same": lambda c: c.padding == "same",
+    "padding-same-even-kernel": lambda c: c.padding == "same" and c.kernel[0] % 2 == 0,
+    "padding-valid": lambda c: c.padding == "valid",
+    "bias": lambda c: c.bias,
+    "no-bias": lambda c: not c.bias,
+    "uniform-data": lambda c: c.data == "uniform",
+    "int-data": lambda c: c.data == "int",
+    "float64": lambda c: c.dtype == "float64",
+    "channels-last": lambda c: c.layout == "channels_last",
+    "strided": lambda c: c.layout == "strided",
+}
+
+
+@pytest.mark.parametrize("feature", sorted(REACHED))
+def test_a_few_hundred_default_draws_reach(drawn: list[Case], feature: str) -> None:
+    assert any(REACHED[feature](case) for case in drawn), feature
+
+
+def test_the_draws_are_not_all_alike(drawn: list[Case]) -> None:
+    assert len({case.id for case in drawn}) > 0.9 * len(drawn)

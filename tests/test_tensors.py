@@ -1,0 +1,192 @@
+"""The tensors of a case: deterministic, independent of torch's RNG, in the layout asked for."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from hypothesis import given, settings
+
+from harness.case import Case
+from harness.strategies import cases
+from harness.tensors import INT_RANGE, make_inputs
+
+CASE = Case(batch=2, in_channels=3, out_channels=4, groups=1, height=5, width=6, kernel=(3, 3),
+            bias=True, dtype="float64", seed=7)
+
+_BITS = {torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+def _bits(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """The exact bit pattern, so that -0.0 vs 0.0 or NaN payloads would count as different."""
+    return None if tensor is None else tensor.view(_BITS[tensor.dtype]).contiguous()
+
+
+def _same_bits(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and a.stride() == b.stride() and torch.equal(_bits(a), _bits(b))
+
+
+# -- determinism --------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases())
+def test_the_same_case_gives_bit_identical_tensors_whatever_torchs_rng_state(case: Case) -> None:
+    torch.manual_seed(1)
+    first = make_inputs(case)
+    torch.manual_seed(2)
+    torch.rand(100)
+    second = make_inputs(case)
+    assert _same_bits(first.input, second.input)
+    assert _same_bits(first.weight, second.weight)
+    assert _same_bits(first.bias, second.bias)
+
+
+@pytest.mark.parametrize("data", ["uniform", "int"])
+def test_different_seeds_give_different_data(data: str) -> None:
+    a = make_inputs(replace(CASE, data=data, seed=0))
+    b = make_inputs(replace(CASE, data=data, seed=1))
+    assert not torch.equal(a.input, b.input)
+    assert not torch.equal(a.weight, b.weight)
+
+
+def test_input_weight_and_bias_do_not_share_values() -> None:
+    inputs = make_inputs(CASE)
+    n = CASE.out_channels
+    assert not torch.equal(inputs.input.flatten()[:n], inputs.bias)
+    assert not torch.equal(inputs.weight.flatten()[:n], inputs.bias)
+
+
+# -- the documented hash, reimplemented with Python ints ----------------------------------
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _reference_hash(index: int, key: int) -> int:
+    x = (index ^ key) & _MASK32
+    for multiplier in (0x2C1B3C6D, 0x297A2D39, 0x7FEB352D):
+        x = ((x ^ (x >> 16)) * multiplier) & _MASK32
+    return x ^ (x >> 15)
+
+
+def _reference_values(seed: int, data: str, total: int) -> list[float]:
+    key = (seed * 0x9E3779B1) & _MASK32
+    bits = [_reference_hash(i, key) for i in range(2 * total)]
+    high, low = bits[:total], bits[total:]
+    if data == "int":
+        return [float(h % (2 * INT_RANGE + 1) - INT_RANGE) for h in high]
+    # 27 high bits and 26 low bits make a 53-bit mantissa: exact in a Python float.
+    return [((h >> 5) * 2**26 + (lo >> 6)) * 2.0**-52 - 1.0 for h, lo in zip(high, low)]
+
+
+@pytest.mark.parametrize("seed", [0, 12345, 2**32 - 1])
+@pytest.mark.parametrize("data", ["uniform", "int"])
+def test_the_data_follow_the_documented_hash_exactly(seed: int, data: str) -> None:
+    case = replace(CASE, seed=seed, data=data, dtype="float64")
+    inputs = make_inputs(case)
+    sizes = [math.prod(case.input_shape), math.prod(case.weight_shape), case.out_channels]
+    expected = _reference_values(seed, data, sum(sizes))
+    got = torch.cat([inputs.input.flatten(), inputs.weight.flatten(), inputs.bias]).tolist()
+    assert got == expected  # Python floats compare exactly: every bit of every value
+
+
+def test_float32_data_are_the_float64_data_rounded() -> None:
+    wide = make_inputs(replace(CASE, dtype="float64"))
+    narrow = make_inputs(replace(CASE, dtype="float32"))
+    assert narrow.input.dtype == torch.float32
+    assert torch.equal(narrow.input, wide.input.to(torch.float32))
+    assert torch.equal(narrow.weight, wide.weight.to(torch.float32))
+    assert torch.equal(narrow.bias, wide.bias.to(torch.float32))
+
+
+# -- the two kinds of data ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_int_data_are_small_integers_covering_the_whole_range(dtype: str) -> None:
+    big = replace(CASE, batch=4, in_channels=6, height=8, width=8, data="int", dtype=dtype)
+    values = torch.cat([t.flatten() for t in make_inputs(big).tensors()])
+    assert torch.equal(values, values.round())
+    assert values.abs().max().item() <= INT_RANGE
+    assert set(values.tolist()) == {float(v) for v in range(-INT_RANGE, INT_RANGE + 1)}
+
+
+def test_uniform_float64_data_lie_in_minus_one_to_one() -> None:
+    big = replace(CASE, batch=4, in_channels=6, height=8, width=8, data="uniform")
+    values = torch.cat([t.flatten() for t in make_inputs(big).tensors()])
+    assert values.min().item() >= -1.0
+    assert values.max().item() < 1.0
+    assert values.min().item() < -0.9 and values.max().item() > 0.9  # the range is used
+
+
+def test_uniform_float64_data_need_more_than_float32_precision() -> None:
+    values = torch.cat([t.flatten() for t in make_inputs(replace(CASE, data="uniform")).tensors()])
+    representable = values.to(torch.float32).to(torch.float64) == values
+    # With 53 random mantissa bits, virtually no value fits float32's 24.
+    assert representable.double().mean().item() < 0.05
+
+
+# -- shapes, dtypes, layouts --------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases())
+def test_tensors_have_the_shapes_and_dtype_of_the_case(case: Case) -> None:
+    inputs = make_inputs(case)
+    dtype = getattr(torch, case.dtype)
+    assert tuple(inputs.input.shape) == case.input_shape
+    assert tuple(inputs.weight.shape) == case.weight_shape
+    assert inputs.input.dtype == inputs.weight.dtype == dtype
+    assert (inputs.bias is not None) == case.bias
+    if case.bias:
+        assert tuple(inputs.bias.shape) == (case.out_channels,)
+        assert inputs.bias.dtype == dtype
+    assert len(inputs.tensors()) == 2 + case.bias
+
+
+def test_channels_last_gives_channels_last_memory_with_the_same_values() -> None:
+    plain = make_inputs(CASE)
+    nhwc = make_inputs(replace(CASE, layout="channels_last"))
+    for got, want in ((nhwc.input, plain.input), (nhwc.weight, plain.weight)):
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        assert not got.is_contiguous()
+        assert torch.equal(got, want)
+    assert torch.equal(nhwc.bias, plain.bias)
+
+
+def test_strided_gives_non_contiguous_views_with_the_same_values() -> None:
+    plain = make_inputs(CASE)
+    strided = make_inputs(replace(CASE, layout="strided"))
+    for got, want in ((strided.input, plain.input), (strided.weight, plain.weight)):
+        assert not got.is_contiguous()
+        assert not got.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(got, want)
+    assert torch.equal(strided.bias, plain.bias)
+
+
+def test_contiguous_gives_contiguous_tensors() -> None:
+    inputs = make_inputs(CASE)
+    assert inputs.input.is_contiguous() and inputs.weight.is_contiguous()
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "strided"])
+def test_an_unbatched_input_keeps_its_values_in_every_layout(layout: str) -> None:
+    case = replace(CASE, batch=None)
+    plain, laid_out = make_inputs(case), make_inputs(replace(case, layout=layout))
+    assert tuple(laid_out.input.shape) == case.input_shape
+    assert torch.equal(laid_out.input, plain.input)
+    assert torch.equal(laid_out.weight, plain.weight)
+
+
+def test_a_clone_is_equal_but_does_not_share_memory() -> None:
+    inputs = make_inputs(replace(CASE, layout="strided"))
+    copy = inputs.clone()
+    for original, cloned in zip(inputs.tensors(), copy.tensors()):
+        assert torch.equal(original, cloned)
+        assert original.data_ptr() != cloned.data_ptr()
+    copy.input.add_(1)
+    assert not torch.equal(copy.input, inputs.input)
