@@ -19,14 +19,13 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
 
-import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import HypothesisException
 
 from harness.capabilities import Capabilities, refusal
 from harness.case import Case
-from harness.check import check_case
+from harness.check import check_case, one_thread
 from harness.features import describe, features, needed
 from harness.registry import Implementation
 from harness.strategies import cases
@@ -115,8 +114,7 @@ def derive_seed(*parts: object) -> int:
 def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int | None = None,
          progress: Progress | None = None) -> CampaignResult:
     """Fuzz every implementation inside its declared domain with ``max_examples`` cases each."""
-    # Cases are tiny: intra-op threads only contend with each other and with other workers.
-    torch.set_num_threads(1)
+    one_thread()
     result = CampaignResult(seed=random.getrandbits(32) if seed is None else seed)
     for domain, group in group_by_domain(implementations).items():
         _Group(group, domain, result, max_examples, progress).run()

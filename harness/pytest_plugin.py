@@ -31,6 +31,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from harness.check import one_thread
+
+    one_thread()
     worker_input = getattr(config, "workerinput", None)
     if worker_input is not None:
         config._im2col_seed = worker_input["im2col_seed"]  # type: ignore[attr-defined]

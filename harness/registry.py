@@ -124,6 +124,8 @@ def discover(specs: Iterable[str] = ()) -> Registry:
             selected.implementations[spec] = registry.implementations[spec]
         elif any(error.name == spec for error in registry.errors):
             continue
+        elif ":" not in spec and spec.endswith(".py"):
+            raise SpecError(f"--impl {spec!r}: name the function too, as {spec}:FUNCTION")
         elif ":" not in spec:
             known = ", ".join(sorted(registry.implementations)) or "none"
             raise SpecError(f"--impl {spec!r}: no implementation registered under that name "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from harness.case import Case
-from harness.check import check_case
+from harness.check import check_case, one_thread
 from harness.corpus import Corpus, Entry
 from harness.registry import Implementation
 from harness.verdict import Verdict
@@ -62,6 +62,7 @@ def judge_row(target: Target, implementation: Implementation, verdict: Verdict) 
 
 
 def replay(targets: Iterable[Target], implementations: list[Implementation]) -> list[Row]:
+    one_thread()
     rows = []
     for target in targets:
         verdicts = check_case(target.case, implementations)

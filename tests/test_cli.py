@@ -1,0 +1,169 @@
+"""End-to-end tests of ``python -m harness``: the commands, their reports and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+BROKEN = """
+import torch.nn.functional as F
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return F.conv2d(input.contiguous(), weight.contiguous(), None, stride, padding, dilation, groups)
+"""
+
+FIXED = """
+import torch.nn.functional as F
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return F.conv2d(input.contiguous(), weight.contiguous(), bias, stride, padding, dilation, groups)
+"""
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_list_shows_every_shipped_implementation_and_the_canary(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _run(capsys, "list")
+    assert status == 0
+    for name in ("original", "loop", "unfold", "strided", "gather", "numpy"):
+        assert name in out
+    (canary,) = [line for line in out.splitlines() if line.startswith("original")]
+    assert "known-buggy canary" in canary and "batched=False" in canary
+
+
+def test_fuzz_catches_the_canary_passes_the_rest_and_writes_the_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "report.json"
+    status, out, _ = _run(capsys, "fuzz", "--max-examples", "40", "--seed", "7",
+                          "--report", str(report), "--corpus", str(tmp_path / "corpus"))
+    assert status == 0, out
+    data = json.loads(report.read_text())
+    entries = data["implementations"]
+    assert set(entries) == {"original", "loop", "unfold", "strided", "gather", "numpy"}
+    assert all(entry["examples"] >= 40 for entry in entries.values())
+    assert [f["kind"] for f in entries["original"]["failures"]] == ["layout"]
+    assert all(not entries[name]["failures"] for name in entries if name != "original")
+    assert "canary caught" in out and "repro: python -m harness replay" in out
+    assert len(list((tmp_path / "corpus" / "failures").glob("*.json"))) == 1
+
+
+def test_the_same_seed_gives_the_same_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = []
+    for run in range(2):
+        path = tmp_path / f"{run}.json"
+        _run(capsys, "fuzz", "--impl", "original", "--max-examples", "30", "--seed", "3",
+             "--report", str(path), "--no-save")
+        reports.append(json.loads(path.read_text())["implementations"])
+    assert reports[0] == reports[1]
+
+
+def test_a_third_party_file_is_fuzzed_and_its_bug_caught_then_replayed_until_fixed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin = tmp_path / "elsewhere" / "my_conv.py"
+    plugin.parent.mkdir()
+    plugin.write_text(BROKEN)
+    spec = f"{plugin}:conv2d"
+    report, corpus = tmp_path / "report.json", tmp_path / "corpus"
+
+    status, out, _ = _run(capsys, "fuzz", "--impl", spec, "--max-examples", "60", "--seed", "1",
+                          "--report", str(report), "--corpus", str(corpus))
+    assert status == 1
+    failures = json.loads(report.read_text())["implementations"][spec]["failures"]
+    assert failures and failures[0]["kind"] == "values" and failures[0]["needs"] == ["bias"]
+
+    status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", spec)
+    assert status == 1 and "still failing" in out
+
+    plugin.write_text(FIXED)
+    status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", f"{plugin}:conv2d")
+    assert status == 0 and "fixed" in out
+
+
+def test_replay_takes_a_case_id_and_reports_each_implementation(capsys: pytest.CaptureFixture[str]) -> None:
+    case = "mbnoneic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"
+    status, out, _ = _run(capsys, "replay", case, "--impl", "original", "--impl", "loop")
+    assert status == 0  # the canary failing is expected, loop passing is expected
+    assert "failed (layout)" in out and "passed" in out
+
+
+def test_show_prints_a_script_that_reproduces_the_failure_with_torch_alone(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case = "mbnoneic1oc1g1ih5iw5kh3kw3s2p1d1-nobias-float32-contiguous-uniform-cpu-seed4"
+    status, out, _ = _run(capsys, "show", case, "--impl", "original")
+    assert status == 0
+    script = tmp_path / "repro.py"
+    script.write_text(out)
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert ran.returncode == 1 and "wrong type or shape" in ran.stderr
+
+    status, out, _ = _run(capsys, "show", case, "--impl", "loop")
+    script.write_text(out)
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert ran.returncode == 0 and "outputs agree" in ran.stdout
+
+
+def test_corpus_merge_keeps_one_file_per_bug(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for machine in ("a", "b"):
+        _run(capsys, "fuzz", "--impl", "original", "--max-examples", "20", "--seed", "5",
+             "--corpus", str(tmp_path / machine))
+    status, out, _ = _run(capsys, "corpus", "merge", str(tmp_path / "a"), str(tmp_path / "b"),
+                          "--into", str(tmp_path / "merged"))
+    assert status == 0 and "1 added" in out and "1 already there" in out
+    assert len(list((tmp_path / "merged" / "failures").glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["fuzz", "--impl", "nosuch"], "no implementation registered under that name"),
+    (["fuzz", "--impl", "some_file.py"], "name the function too, as some_file.py:FUNCTION"),
+    (["fuzz", "--impl", "pkg.mod:"], "expected a registered name, FILE.py:FUNCTION"),
+    (["fuzz", "--impl", "missing.py:conv2d"], "no such file 'missing.py'"),
+    (["fuzz", "--impl", "no_such_package.mod:conv2d"], "no module named 'no_such_package'"),
+    (["fuzz", "--max-examples", "0"], "must be at least 1"),
+    (["fuzz", "--max-examples", "-3"], "must be at least 1"),
+    (["fuzz", "--max-examples", "many"], "expected a whole number"),
+    (["replay", "mb1ic1-nonsense"], "must have 7 '-'-separated parts"),
+    (["show", "mb1ic3oc2g2ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"], "multiples of groups"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_naming_the_problem_with_status_2(
+        argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _run(capsys, *argv)
+    assert status == 2
+    assert err.count("\n") == 1 and named in err, err
+    assert "Traceback" not in err + out
+
+
+def test_an_unwritable_corpus_directory_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    status, _, err = _run(capsys, "fuzz", "--impl", "loop", "--corpus", str(blocker / "corpus"))
+    assert status == 2 and "corpus directory" in err and "not writable" in err
+
+
+def test_a_plugin_that_fails_to_import_is_named_and_the_others_still_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("raise ImportError('needs a GPU library')\n")
+    status, out, _ = _run(capsys, "fuzz", "--impl", f"{bad}:conv2d", "--impl", "loop",
+                          "--max-examples", "10", "--no-save")
+    assert status == 1
+    assert f"NOT LOADED {bad}:conv2d: ImportError: needs a GPU library" in out
+    assert any(line.startswith("loop ") and line.rstrip().endswith("ok") for line in out.splitlines())
+
+
+def test_python_dash_m_harness_is_the_command_line() -> None:
+    ran = subprocess.run([sys.executable, "-m", "harness", "fuzz", "--max-examples", "0"],
+                         capture_output=True, text=True)
+    assert ran.returncode == 2
+    assert ran.stderr == "python -m harness: error: argument --max-examples: must be at least 1, got 0\n"
