@@ -4,7 +4,7 @@ Profiles: ``im2col-fast`` (CI and the default test run) and ``im2col-campaign`` 
 runs), chosen with Hypothesis's own ``--hypothesis-profile`` or the environment variable
 ``IM2COL_HARNESS_PROFILE``. The seed works like pytest-randomly's: chosen once, printed
 in the header, sent from the controller to every xdist worker, so that a failing run is
-re-run exactly with ``--im2col-seed``.
+re-run exactly with ``--im2col-seed``. Under CI (the ``CI`` variable set) the seed is fixed.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 PROFILE_VARIABLE = "IM2COL_HARNESS_PROFILE"
+CI_SEED = 0
 
 settings.register_profile("im2col-fast", max_examples=100, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -39,7 +40,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config._im2col_seed = worker_input["im2col_seed"]  # type: ignore[attr-defined]
     else:
         chosen = config.getoption("im2col_seed")
-        config._im2col_seed = random.getrandbits(32) if chosen is None else chosen  # type: ignore[attr-defined]
+        if chosen is None:
+            # Like Hypothesis's ci profile (derandomize): CI runs are repeatable, local ones explore.
+            chosen = CI_SEED if os.environ.get("CI") else random.getrandbits(32)
+        config._im2col_seed = chosen  # type: ignore[attr-defined]
     if not config.getoption("hypothesis_profile", None) and os.environ.get(PROFILE_VARIABLE):
         settings.load_profile(os.environ[PROFILE_VARIABLE])
 
