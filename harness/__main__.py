@@ -1,3 +1,5 @@
 from harness.cli import main
 
-raise SystemExit(main())
+# Guarded: isolated children (forkserver) re-import the parent's __main__ as __mp_main__.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,6 +14,7 @@ not hide the next and distinct bugs of one implementation are each shrunk and re
 from __future__ import annotations
 
 import random
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -26,12 +27,17 @@ from hypothesis.errors import HypothesisException
 from harness.capabilities import Capabilities, refusal
 from harness.case import Case
 from harness.check import check_case, one_thread
+from harness.runner import user_interrupts
+from harness.supervisor import IN_PROCESS, Supervisor
 from harness.features import describe, features, needed
 from harness.registry import Implementation
 from harness.strategies import cases
-from harness.verdict import Verdict
+from harness.verdict import SKIPPED, Verdict
 
 MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough to read
+# Shrinking and attributing one bug stops after this long: a hang costs a time limit per
+# step, and a case that is not minimal is better than a campaign that never ends.
+SHRINK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class CampaignResult:
     seed: int
     tallies: dict[str, Tally] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C: the findings so far are all here
 
 
 Progress = Callable[[str, int, int, int], None]  # (group label, done, budget, findings)
@@ -86,11 +93,14 @@ def variants(case: Case, domain: Capabilities) -> list[Case]:
     return [replace(case, dtype=dtype) for dtype in domain.dtypes]
 
 
-def check_variants(case: Case, domain: Capabilities,
-                   implementations: Iterable[Implementation]) -> Iterator[tuple[Case, dict[str, Verdict]]]:
+def check_variants(case: Case, domain: Capabilities, implementations: Iterable[Implementation],
+                   supervisor: Supervisor) -> Iterator[tuple[Case, dict[str, Verdict]]]:
     implementations = list(implementations)
     for variant in variants(case, domain):
-        yield variant, check_case(variant, implementations)
+        yield variant, check_case(variant, implementations, supervisor=supervisor)
+
+
+SKIPPED_VERDICT = Verdict(SKIPPED, message="quarantined: it crashed, hung or ran out of memory repeatedly")
 
 
 class _Reproduced(Exception):
@@ -112,12 +122,20 @@ def derive_seed(*parts: object) -> int:
 
 
 def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int | None = None,
-         progress: Progress | None = None) -> CampaignResult:
-    """Fuzz every implementation inside its declared domain with ``max_examples`` cases each."""
+         progress: Progress | None = None, supervisor: Supervisor = IN_PROCESS) -> CampaignResult:
+    """Fuzz every implementation inside its declared domain with ``max_examples`` cases each.
+
+    Ctrl-C stops the campaign cleanly: the result then holds everything found so far (the
+    bug being shrunk at that moment as it stood) and says it was interrupted.
+    """
     one_thread()
     result = CampaignResult(seed=random.getrandbits(32) if seed is None else seed)
-    for domain, group in group_by_domain(implementations).items():
-        _Group(group, domain, result, max_examples, progress).run()
+    try:
+        with user_interrupts():
+            for domain, group in group_by_domain(implementations).items():
+                _Group(group, domain, result, max_examples, progress, supervisor).run()
+    except KeyboardInterrupt:
+        result.interrupted = True
     return result
 
 
@@ -125,7 +143,8 @@ class _Group:
     """Implementations that claim the same cases, fuzzed run after run until the budget is spent."""
 
     def __init__(self, members: list[Implementation], domain: Capabilities, result: CampaignResult,
-                 budget: int, progress: Progress | None) -> None:
+                 budget: int, progress: Progress | None, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
         self.members = {m.name: m for m in members}
         self.domain = domain
         # Hypothesis draws the rest; dtypes are enumerated by `variants`.
@@ -135,28 +154,42 @@ class _Group:
         self.examples = 0
         self.bugs: list[Finding] = []  # shrunk and attributed
         self.incidental: dict[tuple[str, str], Finding] = {}  # seen while shrinking another
+        self.target: list[Finding] = []  # the bug being shrunk, then its smallest case so far
+        self.shrink_deadline = 0.0
         for name in self.members:
             result.tallies[name] = Tally()
 
     def run(self) -> None:
         attempt = 0
-        while self.examples < self.budget:
-            found = self._one_run(derive_seed(self.result.seed, self.label, attempt))
-            if found is None:
-                break
-            self.bugs.append(self._attributed(found))
-            attempt += 1
+        try:
+            while self.examples < self.budget:
+                found = self._one_run(derive_seed(self.result.seed, self.label, attempt))
+                if found is None:
+                    break
+                self._add(self._attributed(found))
+                attempt += 1
+        except KeyboardInterrupt:
+            # Keep everything as it stands: the bug being shrunk, and those seen meanwhile.
+            for finding in [*self.target[-1:], *self.incidental.values()]:
+                self._add(replace(finding, shrunk=False))
+            raise
         # Bugs seen while shrinking another, and not found again since, are kept unshrunk.
         for finding in self.incidental.values():
             if self._is_new(finding.implementation, finding.verdict, finding.case):
-                self.bugs.append(self._attributed(finding))
-        self.result.findings.extend(self.bugs)
+                self.shrink_deadline = time.monotonic() + SHRINK_SECONDS
+                self._add(self._attributed(finding))
+
+    def _add(self, finding: Finding) -> None:
+        self.bugs.append(finding)
+        self.result.findings.append(finding)
 
     def _attributed(self, finding: Finding) -> Finding:
         implementation = self.members[finding.implementation]
 
         def still_fails(case: Case) -> bool:
-            verdict = check_case(case, [implementation])[implementation.name]
+            if time.monotonic() > self.shrink_deadline:
+                return True  # no time left to find out: assume the feature is not needed
+            verdict = check_case(case, [implementation], supervisor=self.supervisor)[implementation.name]
             return verdict.failed and verdict.signature == finding.verdict.signature
 
         return replace(finding, needs=needed(finding.case, still_fails,
@@ -177,11 +210,14 @@ class _Group:
 
     def _one_run(self, run_seed: int) -> Finding | None:
         """Explore until a new bug shows, shrink it, return it; None when the budget ran out."""
-        target: list[Finding] = []  # the bug this run shrinks, then its smallest case
+        target = self.target
+        target.clear()
 
         def shrink_step(case: Case) -> bool:
+            if time.monotonic() > self.shrink_deadline:
+                return False  # out of time: the smallest case so far stands
             name, signature = target[0].implementation, target[0].verdict.signature
-            for variant, verdicts in check_variants(case, self.domain, [self.members[name]]):
+            for variant, verdicts in check_variants(case, self.domain, [self.members[name]], self.supervisor):
                 verdict = verdicts[name]
                 if not self._is_new(name, verdict, variant):
                     continue
@@ -192,18 +228,27 @@ class _Group:
             return False
 
         def explore_step(case: Case) -> bool:
-            new: list[Finding] = []
-            for variant, verdicts in check_variants(case, self.domain, self.members.values()):
+            # Implementations quarantined for crashing or hanging are reported, not called.
+            active = [m for m in self.members.values() if not self.supervisor.quarantined(m.name)]
+            new: dict[tuple[str, str], Finding] = {}
+            for variant, verdicts in check_variants(case, self.domain, active, self.supervisor):
                 self.examples += 1
                 self._tally(verdicts)
-                new += [Finding(n, variant, v) for n, v in verdicts.items() if self._is_new(n, v, variant)]
+                self._tally({m: SKIPPED_VERDICT for m in self.members if m not in verdicts})
+                for name, verdict in verdicts.items():
+                    if self._is_new(name, verdict, variant):
+                        new.setdefault((name, verdict.signature), Finding(name, variant, verdict))
             if self.progress:
                 self.progress(self.label, self.examples, self.budget, len(self.bugs))
-            for extra in new[1:]:
+            first, *others = list(new.values()) or [None]
+            for extra in others:
                 self.incidental.setdefault((extra.implementation, extra.verdict.signature),
                                            replace(extra, shrunk=False))
-            target[:] = new[:1] * 2
-            return bool(new)
+            if first is None:
+                return False
+            target[:] = [first, first]
+            self.shrink_deadline = time.monotonic() + SHRINK_SECONDS
+            return True
 
         def test(case: Case) -> None:
             # One raise site for exploring and shrinking: Hypothesis tells failures apart
@@ -225,4 +270,6 @@ class _Group:
             runner()
         except (_Reproduced, HypothesisException, ExceptionGroup):
             pass  # a flaky bug still leaves the smallest case it failed on in ``target``
-        return target[-1] if target else None
+        found = target[-1] if target else None
+        target.clear()
+        return found

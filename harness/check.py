@@ -17,7 +17,7 @@ from harness.case import Case
 from harness.compare import judge
 from harness.oracle import expect
 from harness.registry import Implementation
-from harness.runner import call
+from harness.supervisor import IN_PROCESS, Supervisor
 from harness.tensors import Inputs, make_inputs
 from harness.verdict import UNSUPPORTED, Verdict
 
@@ -30,8 +30,8 @@ def one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def check_case(case: Case, implementations: Iterable[Implementation],
-               inputs: Inputs | None = None) -> dict[str, Verdict]:
+def check_case(case: Case, implementations: Iterable[Implementation], inputs: Inputs | None = None,
+               supervisor: Supervisor = IN_PROCESS) -> dict[str, Verdict]:
     """Verdicts by implementation name; ``inputs`` overrides the case's generated data."""
     fresh = (lambda: make_inputs(case)) if inputs is None else inputs.clone
     inputs = fresh()
@@ -43,8 +43,8 @@ def check_case(case: Case, implementations: Iterable[Implementation],
         if reason:
             verdicts[implementation.name] = Verdict(UNSUPPORTED, message=f"unimplemented: {reason}")
             continue
-        outcome = call(implementation, case, inputs, pristine)
-        verdicts[implementation.name] = judge(case, expected, outcome, inputs)
+        outcome = supervisor.call(implementation, case, inputs, pristine)
+        verdicts[implementation.name] = judge(case, expected, outcome)
         if outcome.modified:  # the next implementation gets the case as drawn
             inputs = fresh()
     return verdicts

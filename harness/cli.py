@@ -17,10 +17,12 @@ from harness import corpus as corpus_store
 from harness import report as reports
 from harness.campaign import fuzz
 from harness.case import Case, CaseIdError
+from harness.journal import Journal, rescue
 from harness.corpus import CorpusError, Entry, save_findings
 from harness.registry import Registry, SpecError, discover
 from harness.replay import Target, drop_uninstalled, replay, targets_from
 from harness.standalone import script
+from harness.supervisor import Supervisor
 
 USAGE_ERROR = 2
 DEFAULT_MAX_EXAMPLES = 200
@@ -72,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_parser.add_argument("--corpus", type=Path, default=Path("corpus"), metavar="DIR",
                              help="save minimal failures here (default %(default)s)")
     fuzz_parser.add_argument("--no-save", action="store_true", help="do not save failures")
+    fuzz_parser.add_argument("--isolate", action="store_true",
+                             help="run each implementation in a child process: survives crashes, "
+                                  "hangs and memory blow-ups")
 
     replay_parser = commands.add_parser("replay", help="re-run saved cases or case ids")
     replay_parser.add_argument("cases", nargs="*", metavar="CASE",
@@ -145,15 +150,32 @@ class _Progress:
             print(file=sys.stderr)
 
 
+def _supervisor(args: argparse.Namespace) -> Supervisor:
+    """Isolate what was asked for, and whatever killed an earlier run over this corpus."""
+    if args.no_save:
+        return Supervisor(isolate=args.isolate)
+    crashed = set()
+    for orphan in rescue(args.corpus):
+        crashed.add(orphan.implementation)
+        print(f"corpus: saved a crash of {orphan.implementation} on {orphan.case.id} "
+              f"(an earlier run died there); isolating {orphan.implementation} this time")
+    return Supervisor(isolate=args.isolate or crashed, journal=None if args.isolate else Journal(args.corpus))
+
+
 def command_fuzz(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
     if not args.no_save:
         _writable(args.corpus)
+    supervisor = _supervisor(args)
     started = time.monotonic()
-    result = fuzz(registry.implementations.values(), args.max_examples, args.seed, _Progress())
+    try:
+        result = fuzz(registry.implementations.values(), args.max_examples, args.seed, _Progress(), supervisor)
+    finally:
+        supervisor.close()
     elapsed = time.monotonic() - started
     report = reports.campaign_report(result, registry, args.max_examples)
     report["seconds"] = round(elapsed, 2)
+    report["interrupted"] = result.interrupted
     for line in reports.format_failures(report):
         print(line)
     if not args.no_save:
@@ -163,9 +185,11 @@ def command_fuzz(args: argparse.Namespace) -> int:
     checks = sum(entry["examples"] for entry in report["implementations"].values())
     print(f"seed {result.seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s); "
           f"re-run with --seed {result.seed}")
+    if result.interrupted:
+        print("interrupted: everything found so far is saved and reported above")
     if args.report:
         reports.write(args.report, report)
-    return reports.exit_status(report)
+    return 1 if result.interrupted else reports.exit_status(report)
 
 
 def _targets(items: Sequence[str]) -> list[Target]:

@@ -1,6 +1,7 @@
 """Judge one call against the reference: the checks, in the order a person would make them.
 
-Exception, type, modified inputs, aliasing, device, shape, dtype, then values. Each
+Crash/timeout/memory, exception, modified inputs, type, aliasing, device, shape, dtype,
+then values. Each
 failed check returns at once with its kind and a one-line message; the first failing
 check is the one a user has to fix first.
 """
@@ -13,40 +14,34 @@ from harness.case import Case
 from harness.diagnose import rearrangement, where_wrong
 from harness.oracle import Expected
 from harness.runner import Outcome
-from harness.tensors import Inputs
 from harness.verdict import MISTRUSTED, PASSED, Verdict, failure
 
 # A check where most outputs are exactly zero by construction could not have seen a bug.
 MISTRUST_ZERO_FRACTION = 0.5
 
 
-def _shares_memory(result: torch.Tensor, inputs: Inputs) -> bool:
-    pointer = result.untyped_storage().data_ptr()
-    return pointer != 0 and any(
-        t.untyped_storage().data_ptr() == pointer for t in inputs.tensors())
-
-
 def _shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def judge(case: Case, expected: Expected, outcome: Outcome, inputs: Inputs) -> Verdict:
-    if outcome.error is not None:
-        error = outcome.error
-        name = type(error).__name__
-        first_line = (str(error).strip().splitlines() or [""])[0][:200]
-        return failure("exception", f"{name}: {first_line} (at {outcome.error_site})",
-                       f"{name}@{outcome.error_site}")
-    result = outcome.result
+def judge(case: Case, expected: Expected, outcome: Outcome) -> Verdict:
+    if outcome.abnormal:
+        what = f"{outcome.error_type}: " if outcome.error_type else ""
+        return failure(outcome.abnormal, f"{what}{outcome.error_message}")
+    if outcome.error_type:
+        site = outcome.error_site
+        return failure("exception", f"{outcome.error_type}: {outcome.error_message} (at {site})",
+                       f"{outcome.error_type}@{site}")
     if outcome.modified:
         return failure("mutated-input", f"modified its {', '.join(outcome.modified)} in place",
                        "+".join(outcome.modified))
-    if not isinstance(result, torch.Tensor):
-        return failure("not-a-tensor", f"returned {type(result).__name__}, not a torch.Tensor")
-    if _shares_memory(result, inputs):
+    result = outcome.result
+    if result is None:
+        return failure("not-a-tensor", f"returned {outcome.returned}, not a torch.Tensor")
+    if outcome.aliased:
         return failure("aliased-input", "returned a tensor that shares memory with an input")
-    if result.device != inputs.input.device:
-        return failure("device", f"returned a tensor on {result.device}, input is on {inputs.input.device}")
+    if outcome.device != case.device and not outcome.device.startswith(f"{case.device}:"):
+        return failure("device", f"returned a tensor on {outcome.device}, input is on {case.device}")
     got_shape = tuple(result.shape)
     if got_shape != expected.shape:
         layout = rearrangement(result.detach(), expected)

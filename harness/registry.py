@@ -35,6 +35,18 @@ class Implementation:
     capabilities: Capabilities = field(default_factory=Capabilities)
     known_buggy: bool = False
     origin: str = ""
+    source: str = ""  # module:function or FILE.py:function that loads ``fn`` anywhere
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Travel to another process (an isolated child) by source where there is one:
+        a function from a plugin file cannot be pickled by reference."""
+        if not self.source:
+            return (Implementation, (self.name, self.fn, self.capabilities, self.known_buggy, self.origin))
+        return (_reloaded, (self.name, self.source, self.capabilities, self.known_buggy, self.origin))
+
+
+def _reloaded(name: str, source: str, capabilities: Capabilities, known_buggy: bool, origin: str) -> Implementation:
+    return Implementation(name, load_callable(source), capabilities, known_buggy, origin, source)
 
 
 @dataclass(frozen=True)
@@ -50,22 +62,22 @@ class Registry:
     implementations: dict[str, Implementation] = field(default_factory=dict)
     errors: list[LoadError] = field(default_factory=list)
 
-    def add(self, name: str, loader: Callable[[], Any], origin: str) -> None:
+    def add(self, name: str, source: str, origin: str) -> None:
         """Load one plugin; a failure is recorded against its name, never raised."""
         try:
-            implementation = implementation_from(name, loader(), origin)
+            implementation = implementation_from(name, load_callable(source), origin, source)
         except Exception as error:  # a broken plugin must not stop the others
             self.errors.append(LoadError(name, f"{type(error).__name__}: {error}"))
         else:
             self.implementations[name] = implementation
 
 
-def implementation_from(name: str, fn: Any, origin: str = "") -> Implementation:
+def implementation_from(name: str, fn: Any, origin: str = "", source: str = "") -> Implementation:
     """Wrap a callable with what it declares about itself."""
     if not callable(fn):
         raise TypeError(f"{origin or name} is a {type(fn).__name__}, not a callable")
     declaration = declaration_of(fn)
-    return Implementation(name, fn, declaration.capabilities, declaration.known_buggy, origin)
+    return Implementation(name, fn, declaration.capabilities, declaration.known_buggy, origin, source)
 
 
 def _from_file(path: str, attribute: str) -> Any:
@@ -83,12 +95,8 @@ def _from_file(path: str, attribute: str) -> Any:
     return getattr(module, attribute)
 
 
-def _from_module(module: str, attribute: str) -> Any:
-    return getattr(importlib.import_module(module), attribute)
-
-
-def _spec_loader(spec: str) -> Callable[[], Any]:
-    """Check a user's ``--impl`` spec up front; return what loads it."""
+def check_spec(spec: str) -> None:
+    """Check a user's ``--impl`` spec up front: a usage error, not a plugin failure."""
     target, colon, attribute = spec.rpartition(":")
     if not colon or not target or not attribute.isidentifier():
         raise SpecError(f"--impl {spec!r}: expected a registered name, FILE.py:FUNCTION "
@@ -96,14 +104,21 @@ def _spec_loader(spec: str) -> Callable[[], Any]:
     if target.endswith(".py"):
         if not Path(target).is_file():
             raise SpecError(f"--impl {spec!r}: no such file {target!r}")
-        return lambda: _from_file(target, attribute)
+        return
     try:
         found = importlib.util.find_spec(target)
     except ModuleNotFoundError as error:  # a parent package is missing
         found, target = None, error.name or target
     if found is None:
         raise SpecError(f"--impl {spec!r}: no module named {target!r}")
-    return lambda: _from_module(target, attribute)
+
+
+def load_callable(source: str) -> Any:
+    """What ``package.module:function`` or ``FILE.py:function`` names."""
+    target, _, attribute = source.rpartition(":")
+    if target.endswith(".py"):
+        return _from_file(target, attribute)
+    return getattr(importlib.import_module(target), attribute)
 
 
 def discover(specs: Iterable[str] = ()) -> Registry:
@@ -114,7 +129,7 @@ def discover(specs: Iterable[str] = ()) -> Registry:
     """
     registry = Registry()
     for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
-        registry.add(entry_point.name, entry_point.load, f"entry point {entry_point.value}")
+        registry.add(entry_point.name, entry_point.value, f"entry point {entry_point.value}")
     specs = list(specs)
     if not specs:
         return registry
@@ -131,5 +146,6 @@ def discover(specs: Iterable[str] = ()) -> Registry:
             raise SpecError(f"--impl {spec!r}: no implementation registered under that name "
                             f"(registered: {known})")
         else:
-            selected.add(spec, _spec_loader(spec), spec)
+            check_spec(spec)
+            selected.add(spec, spec, spec)
     return selected

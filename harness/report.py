@@ -14,7 +14,7 @@ from typing import Any
 from harness.campaign import CampaignResult, Finding
 from harness.corpus import provenance
 from harness.registry import Registry
-from harness.verdict import FAILED, MISTRUSTED, PASSED, UNSUPPORTED
+from harness.verdict import FAILED, MISTRUSTED, PASSED, SKIPPED, UNSUPPORTED
 
 
 def repro(implementation: str, case_id: str) -> str:
@@ -95,12 +95,12 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def format_summary(report: dict[str, Any]) -> str:
-    header = ["implementation", "examples", PASSED, MISTRUSTED, FAILED, UNSUPPORTED, "bugs", "verdict"]
+    header = ["implementation", "examples", PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED, "bugs", "verdict"]
     rows = []
     for name, entry in report["implementations"].items():
         statuses = entry["statuses"]
         rows.append([name, str(entry["examples"]), *(str(statuses.get(s, 0)) for s in
-                     (PASSED, MISTRUSTED, FAILED, UNSUPPORTED)), str(len(entry["failures"])),
+                     (PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED)), str(len(entry["failures"])),
                      verdict_word(entry["known_buggy"], len(entry["failures"]))])
     lines = [format_table(header, rows)]
     for error in report["load_errors"]:

@@ -1,15 +1,22 @@
-"""Call one implementation on one case and capture everything it did.
+"""Call one implementation on one case and capture everything it did, whatever it does.
 
-The runner does not judge (that is `compare`); it only calls, in the argument form the
-implementation declared, and records what came back, what was raised and where, and
-whether the inputs it was handed are still bit-for-bit what they were.
+The runner does not judge (that is `compare`); it calls, in the argument form the
+implementation declared, and records as plain data what came back, what was raised and
+where, and whether the inputs it was handed are still bit-for-bit what they were. The
+code under test is suspect by definition: it may raise anything (KeyboardInterrupt and
+SystemExit included), loop forever, exhaust memory or kill the process. In this process a
+per-case time limit interrupts Python-level hangs; `harness.isolation` runs an
+implementation in a child process when it must survive crashes and C-level hangs too.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Iterator
 
 import torch
 
@@ -19,16 +26,31 @@ from harness.registry import Implementation
 from harness.tensors import Inputs
 
 _INT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+TIME_BASE = 2.0  # seconds any case may take ...
+TIME_PER_MAC = 1e-6  # ... plus this per multiply-add: a per-pixel Python loop still fits
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one call produced: a result or an error, and which inputs it modified."""
+    """What one call produced, as plain data that can cross a process boundary."""
 
-    result: Any = None
-    error: BaseException | None = None
-    error_site: str = ""
+    result: torch.Tensor | None = None
+    returned: str = ""  # the type of what was returned
+    device: str = ""
+    aliased: bool = False
     modified: tuple[str, ...] = ()
+    error_type: str = ""
+    error_message: str = ""
+    error_site: str = ""
+    abnormal: str = ""  # "crash", "timeout" or "memory": the call did not end normally
+
+
+def time_limit(case: Case) -> float:
+    """Seconds a call may take: proportional to the work, so slow-but-correct code passes."""
+    macs = case.reduction_length
+    for size in case.output_shape:
+        macs *= size
+    return TIME_BASE + TIME_PER_MAC * macs
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -48,17 +70,99 @@ def _site(error: BaseException) -> str:
     return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
 
 
-def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: Inputs) -> Outcome:
-    """Call with ``inputs``, then compare them with ``pristine``, the same values untouched."""
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
+class _TimeLimit(BaseException):
+    """Raised into the implementation by the timer; BaseException so `except Exception` in
+    the code under test cannot swallow it."""
+
+
+_user_interrupt = threading.Event()
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    _user_interrupt.set()
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def user_interrupts() -> Iterator[None]:
+    """Tell the user's Ctrl-C apart from an implementation raising KeyboardInterrupt itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _user_interrupt.clear()
+    previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
-        arguments = call_arguments(implementation.capabilities, case)
-        result = implementation.fn(inputs.input, inputs.weight, inputs.bias, **arguments)
-        error, site = None, ""
-    except Exception as raised:  # the implementation is under test: anything may happen
-        result, error, site = None, raised, _site(raised)
-    modified = []
-    for name in ("input", "weight", "bias"):
-        given, original = getattr(inputs, name), getattr(pristine, name)
-        if given is not None and not same_bits(given, original):
-            modified.append(name)
-    return Outcome(result, error, site, tuple(modified))
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _timer(seconds: float | None) -> Iterator[None]:
+    """Interrupt the call after ``seconds``: Python-level loops only, and in the main thread."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _TimeLimit
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _shares_memory(result: torch.Tensor, inputs: Inputs) -> bool:
+    pointer = result.untyped_storage().data_ptr()
+    return pointer != 0 and any(t.untyped_storage().data_ptr() == pointer for t in inputs.tensors())
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or "can't allocate memory" in str(error)
+
+
+def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: Inputs,
+         seconds: float | None = None) -> Outcome:
+    """Call with ``inputs``, then compare them with ``pristine``, the same values untouched."""
+    arguments = call_arguments(implementation.capabilities, case)
+    try:
+        with _timer(seconds):
+            result = implementation.fn(inputs.input, inputs.weight, inputs.bias, **arguments)
+    except _TimeLimit:
+        return Outcome(abnormal="timeout", error_message=f"no result after {seconds:.1f}s")
+    except KeyboardInterrupt as raised:
+        if _user_interrupt.is_set():
+            raise  # the user pressed Ctrl-C: stop the campaign, not this case
+        return _raised(raised, inputs, pristine)
+    except BaseException as raised:  # the implementation is under test: anything may happen
+        if _is_out_of_memory(raised):
+            return Outcome(abnormal="memory", error_type=type(raised).__name__,
+                           error_message=_first_line(raised), error_site=_site(raised))
+        return _raised(raised, inputs, pristine)
+    tensor = result if isinstance(result, torch.Tensor) else None
+    return Outcome(
+        result=tensor,
+        returned=type(result).__name__,
+        device="" if tensor is None else str(tensor.device),
+        aliased=tensor is not None and _shares_memory(tensor, inputs),
+        modified=_modified(inputs, pristine),
+    )
+
+
+def _raised(error: BaseException, inputs: Inputs, pristine: Inputs) -> Outcome:
+    return Outcome(error_type=type(error).__name__, error_message=_first_line(error),
+                   error_site=_site(error), modified=_modified(inputs, pristine))
+
+
+def _modified(inputs: Inputs, pristine: Inputs) -> tuple[str, ...]:
+    return tuple(name for name in ("input", "weight", "bias")
+                 if getattr(inputs, name) is not None
+                 and not same_bits(getattr(inputs, name), getattr(pristine, name)))

@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-PASSED, FAILED, MISTRUSTED, UNSUPPORTED = "passed", "failed", "mistrusted", "unsupported"
-STATUSES = (PASSED, FAILED, MISTRUSTED, UNSUPPORTED)
+PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED = "passed", "failed", "mistrusted", "unsupported", "skipped"
+STATUSES = (PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED)
 
 KINDS = {
+    "crash": "killed the process running it (segfault, abort, os._exit)",
+    "timeout": "did not return within the case's time limit",
+    "memory": "ran out of memory",
     "exception": "raised inside its declared domain",
     "not-a-tensor": "returned something that is not a torch.Tensor",
     "shape": "returned a tensor of the wrong shape, and not just a rearrangement",

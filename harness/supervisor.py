@@ -1,0 +1,59 @@
+"""How each implementation is called: in this process or isolated, journalled, quarantined.
+
+In process is fastest, and right for code that only raises or returns. Isolation (a child
+process per implementation) survives crashes, C-level hangs and memory blow-ups, at the
+cost of shipping tensors through a pipe. An implementation that crashes, hangs or runs
+out of memory `QUARANTINE_AFTER` times is not called again in this campaign: it has been
+reported, and each further call would cost a time limit or a restart. (Shrinking and
+attributing a bug it has found still call it.)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Collection
+
+from harness.case import Case
+from harness.isolation import Child
+from harness.journal import Journal
+from harness.registry import Implementation
+from harness.runner import Outcome, call, time_limit
+from harness.tensors import Inputs
+
+QUARANTINE_AFTER = 3
+
+
+class Supervisor:
+    def __init__(self, isolate: bool | Collection[str] = False, journal: Journal | None = None) -> None:
+        self.isolate, self.journal = isolate, journal
+        self.children: dict[str, Child] = {}
+        self.abnormal: Counter[str] = Counter()
+
+    def isolated(self, name: str) -> bool:
+        return self.isolate if isinstance(self.isolate, bool) else name in self.isolate
+
+    def quarantined(self, name: str) -> bool:
+        """Whether exploring should stop calling ``name`` (shrinking still may)."""
+        return self.abnormal[name] >= QUARANTINE_AFTER
+
+    def call(self, implementation: Implementation, case: Case, inputs: Inputs, pristine: Inputs) -> Outcome:
+        seconds = time_limit(case)
+        if self.isolated(implementation.name):
+            child = self.children.setdefault(implementation.name, Child(implementation))
+            outcome = child.call(case, inputs, seconds)
+        else:
+            if self.journal is not None:
+                self.journal.running(implementation.name, case)
+            outcome = call(implementation, case, inputs, pristine, seconds)
+        if outcome.abnormal:
+            self.abnormal[implementation.name] += 1
+        return outcome
+
+    def close(self) -> None:
+        for child in self.children.values():
+            child.stop()
+        if self.journal is not None:
+            self.journal.close()
+
+
+IN_PROCESS = Supervisor()
