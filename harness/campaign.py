@@ -13,6 +13,7 @@ not hide the next and distinct bugs of one implementation are each shrunk and re
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 import zlib
@@ -25,9 +26,11 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import HypothesisException
 
 from harness.capabilities import Capabilities, refusal
-from harness.case import Case
-from harness.check import check_case, one_thread
-from harness.runner import user_interrupts
+from harness.case import DATA_KINDS, Case
+from harness.check import check_case, check_prepared, one_thread
+from harness.oracle import expect
+from harness.tensors import make_inputs
+from harness.runner import time_limits, user_interrupts
 from harness.supervisor import IN_PROCESS, Supervisor
 from harness.features import describe, features, needed
 from harness.registry import Implementation
@@ -83,21 +86,28 @@ class CampaignResult:
 Progress = Callable[[str, int, int, int], None]  # (group label, done, budget, findings)
 
 
-def variants(case: Case, domain: Capabilities) -> list[Case]:
-    """The drawn case in every dtype of the domain, simplest first.
-
-    Checking them all costs no Hypothesis draws, which amortises Hypothesis's per-example
-    overhead; a failing variant shrinks along with the drawn case, and the first failing
-    one is the simplest.
-    """
-    return [replace(case, dtype=dtype) for dtype in domain.dtypes]
-
-
 def check_variants(case: Case, domain: Capabilities, implementations: Iterable[Implementation],
                    supervisor: Supervisor) -> Iterator[tuple[Case, dict[str, Verdict]]]:
+    """The drawn case in every dtype, data kind and memory layout of the domain, simplest first.
+
+    Checking them all costs no Hypothesis draws, and the data and the reference are made
+    once per (dtype, data kind): this is what amortises Hypothesis's per-example overhead.
+    A failing variant shrinks along with the drawn case, and the first one to fail is the
+    simplest.
+    """
     implementations = list(implementations)
-    for variant in variants(case, domain):
-        yield variant, check_case(variant, implementations, supervisor=supervisor)
+    for dtype, data in itertools.product(domain.dtypes, DATA_KINDS):
+        base = replace(case, dtype=dtype, data=data, layout="contiguous")
+        pristine = make_inputs(base)
+        expected = expect(base, pristine)
+        for layout in domain.layouts:
+            variant = replace(base, layout=layout)
+            yield variant, check_prepared(variant, implementations, lambda: pristine.in_layout(layout),
+                                          pristine, expected, supervisor)
+
+
+def variant_count(domain: Capabilities) -> int:
+    return len(domain.dtypes) * len(DATA_KINDS) * len(domain.layouts)
 
 
 SKIPPED_VERDICT = Verdict(SKIPPED, message="quarantined: it crashed, hung or ran out of memory repeatedly")
@@ -131,7 +141,7 @@ def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int
     one_thread()
     result = CampaignResult(seed=random.getrandbits(32) if seed is None else seed)
     try:
-        with user_interrupts():
+        with user_interrupts(), time_limits():
             for domain, group in group_by_domain(implementations).items():
                 _Group(group, domain, result, max_examples, progress, supervisor).run()
     except KeyboardInterrupt:
@@ -147,8 +157,8 @@ class _Group:
         self.supervisor = supervisor
         self.members = {m.name: m for m in members}
         self.domain = domain
-        # Hypothesis draws the rest; dtypes are enumerated by `variants`.
-        self.drawn = replace(domain, dtypes=domain.dtypes[:1])
+        # Hypothesis draws the rest; dtypes, layouts and data kinds are enumerated by `check_variants`.
+        self.drawn = replace(domain, dtypes=domain.dtypes[:1], layouts=domain.layouts[:1])
         self.label = ",".join(self.members)
         self.result, self.budget, self.progress = result, budget, progress
         self.examples = 0
@@ -256,7 +266,7 @@ class _Group:
             if shrink_step(case) if target else explore_step(case):
                 raise _Reproduced
 
-        per_draw = len(self.domain.dtypes)
+        per_draw = variant_count(self.domain)
         runner = settings(
             max_examples=-(-(self.budget - self.examples) // per_draw),
             database=None,
@@ -265,7 +275,7 @@ class _Group:
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
             verbosity=Verbosity.quiet,
-        )(hypothesis_seed(run_seed)(given(cases(self.drawn))(test)))
+        )(hypothesis_seed(run_seed)(given(cases(self.drawn, DATA_KINDS[:1]))(test)))
         try:
             runner()
         except (_Reproduced, HypothesisException, ExceptionGroup):

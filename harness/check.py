@@ -8,14 +8,14 @@ every implementation that claims it.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
 from harness.capabilities import refusal
 from harness.case import Case
 from harness.compare import judge
-from harness.oracle import expect
+from harness.oracle import Expected, expect
 from harness.registry import Implementation
 from harness.supervisor import IN_PROCESS, Supervisor
 from harness.tensors import Inputs, make_inputs
@@ -33,10 +33,18 @@ def one_thread() -> None:
 def check_case(case: Case, implementations: Iterable[Implementation], inputs: Inputs | None = None,
                supervisor: Supervisor = IN_PROCESS) -> dict[str, Verdict]:
     """Verdicts by implementation name; ``inputs`` overrides the case's generated data."""
-    fresh = (lambda: make_inputs(case)) if inputs is None else inputs.clone
+    pristine = make_inputs(case) if inputs is None else inputs
+    return check_prepared(case, implementations, pristine.clone, pristine, expect(case, pristine), supervisor)
+
+
+def check_prepared(case: Case, implementations: Iterable[Implementation], fresh: Callable[[], Inputs],
+                   pristine: Inputs, expected: Expected, supervisor: Supervisor) -> dict[str, Verdict]:
+    """The loop itself, for callers that share the data and reference between cases.
+
+    Each implementation gets ``fresh()`` inputs only after one has modified them: they are
+    compared with ``pristine`` (never handed out) after every call.
+    """
     inputs = fresh()
-    pristine = inputs.clone()
-    expected = expect(case, inputs)
     verdicts = {}
     for implementation in implementations:
         reason = refusal(implementation.capabilities, case)

@@ -25,7 +25,7 @@ from harness.standalone import script
 from harness.supervisor import Supervisor
 
 USAGE_ERROR = 2
-DEFAULT_MAX_EXAMPLES = 200
+DEFAULT_MAX_EXAMPLES = 1000
 
 
 class UsageError(Exception):

@@ -16,10 +16,6 @@ from harness.oracle import Expected
 from harness.runner import Outcome
 from harness.verdict import MISTRUSTED, PASSED, Verdict, failure
 
-# A check where most outputs are exactly zero by construction could not have seen a bug.
-MISTRUST_ZERO_FRACTION = 0.5
-
-
 def _shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
@@ -57,21 +53,24 @@ def judge(case: Case, expected: Expected, outcome: Outcome) -> Verdict:
 def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdict:
     got = result.cpu().to(torch.float64)
     reference = expected.values
+    # The common case first, in one pass: any NaN or inf on either side fails this test
+    # and is sorted out below.
+    if bool(((got - reference).abs() <= expected.allowed_error).all()):
+        if expected.mistrusted:
+            return Verdict(MISTRUSTED, message="most outputs are zero by construction")
+        return Verdict(PASSED)
     nonfinite = got.isfinite() != reference.isfinite()
     if nonfinite.any():
         return failure("nonfinite", f"NaN/inf mismatch: {where_wrong(case, nonfinite)}")
-    error = (got - reference).abs().nan_to_num(0.0)
+    error = (got - reference).abs().nan_to_num(0.0)  # inf - inf where both agree on inf
     wrong = error > expected.allowed_error
-    if wrong.any():
-        layout = rearrangement(result, expected)
-        if layout:
-            return failure("layout", layout)
-        where = where_wrong(case, wrong)
-        worst = int(error.argmax())
-        scale = float(expected.magnitude.flatten()[worst]) or 1.0
-        bound = "exact" if expected.exact else f"{(error.flatten()[worst] / scale).item():.2g}*M"
-        return failure("values", f"{where}; worst {got.flatten()[worst].item():.6g} vs "
-                                 f"{reference.flatten()[worst].item():.6g} (error {bound})")
-    if reference.numel() and (expected.magnitude == 0).float().mean() > MISTRUST_ZERO_FRACTION:
-        return Verdict(MISTRUSTED, message="most outputs are zero by construction")
-    return Verdict(PASSED)
+    if not wrong.any():
+        return Verdict(MISTRUSTED if expected.mistrusted else PASSED)
+    layout = rearrangement(result, expected)
+    if layout:
+        return failure("layout", layout)
+    worst = int(error.argmax())
+    scale = float(expected.magnitude.flatten()[worst]) or 1.0
+    bound = "exact" if expected.exact else f"{(error.flatten()[worst] / scale).item():.2g}*M"
+    return failure("values", f"{where_wrong(case, wrong)}; worst {got.flatten()[worst].item():.6g} vs "
+                             f"{reference.flatten()[worst].item():.6g} (error {bound})")

@@ -54,11 +54,12 @@ def time_limit(case: Case) -> float:
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bit-for-bit equality, so that NaN == NaN and -0.0 != 0.0."""
+    """Bit-for-bit equality, so that NaN == NaN and -0.0 != 0.0 (viewing as integers costs
+    no copy, whatever the strides)."""
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
     view = _INT_VIEWS[a.element_size()]
-    return torch.equal(a.contiguous().view(view), b.contiguous().view(view))
+    return torch.equal(a.view(view), b.view(view))
 
 
 def _site(error: BaseException) -> str:
@@ -101,23 +102,45 @@ def user_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+_limits = [False]  # whether `time_limits` is in force: cheaper to ask than the signal module
+
+
+def _expire(signum: int, frame: object) -> None:
+    raise _TimeLimit
+
+
 @contextmanager
-def _timer(seconds: float | None) -> Iterator[None]:
-    """Interrupt the call after ``seconds``: Python-level loops only, and in the main thread."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
+def time_limits() -> Iterator[None]:
+    """Let `call` enforce time limits in this process (main thread only) for a while.
+
+    The SIGALRM handler is installed once here, not per call: installing a signal handler
+    costs more than a small convolution.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = signal.signal(signal.SIGALRM, _expire)
+    _limits[0] = True
+    try:
+        yield
+    finally:
+        _limits[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
-    def expire(signum: int, frame: object) -> None:
-        raise _TimeLimit
 
-    previous = signal.signal(signal.SIGALRM, expire)
+@contextmanager
+def _timer(seconds: float | None) -> Iterator[None]:
+    """Interrupt the call after ``seconds``, where `time_limits` is in force (Python-level
+    loops only: a hang inside C code needs isolation)."""
+    if seconds is None or not _limits[0]:
+        yield
+        return
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _shares_memory(result: torch.Tensor, inputs: Inputs) -> bool:

@@ -10,6 +10,7 @@ draws mean more checks per second. Shapes stay small so that a case costs millis
 from __future__ import annotations
 
 import itertools
+from typing import TypeVar
 
 from hypothesis import strategies as st
 
@@ -17,6 +18,7 @@ from harness.capabilities import Capabilities
 from harness.case import DATA_KINDS, MAX_SEED, Case, IntOrPair, pair
 
 SPATIAL_SLACK = 6  # input sizes go up to this much above the smallest valid one
+T = TypeVar("T")
 
 
 def _arguments(values: range, forms: tuple[str, ...], square_only: bool = False) -> list[IntOrPair]:
@@ -31,17 +33,35 @@ def _arguments(values: range, forms: tuple[str, ...], square_only: bool = False)
     return options
 
 
+def _weighted(choices: list[tuple[T, int]]) -> st.SearchStrategy[T]:
+    """One of ``choices`` with the given weights, shrinking towards the first.
+
+    Measured here: over a short run, Hypothesis's ``sampled_from`` reached a value listed
+    twice in four as rarely as 7% of the time (mean 23%); an integer mapped onto the
+    choices stays closer to the weights (19%, mean 34% for 3 in 8).
+    """
+    table = [value for value, weight in choices for _ in range(weight)]
+    if len(table) == 1:
+        return st.just(table[0])
+    return st.integers(0, len(table) - 1).map(table.__getitem__)
+
+
 def _kernels(square_only: bool) -> list[IntOrPair]:
     return _arguments(range(1, 5), ("pair",), square_only)
 
 
 @st.composite
-def cases(draw: st.DrawFn, capabilities: Capabilities = Capabilities()) -> Case:
-    """A valid conv2d case that ``capabilities`` claims, shrinking towards the simplest."""
+def cases(draw: st.DrawFn, capabilities: Capabilities = Capabilities(),
+          data_kinds: tuple[str, ...] = DATA_KINDS) -> Case:
+    """A valid conv2d case that ``capabilities`` claims, shrinking towards the simplest.
+
+    A dimension with one allowed value costs no draw: the campaign enumerates dtypes,
+    layouts and data kinds itself and draws only the rest.
+    """
     c = capabilities
-    # Batch 0 (nothing to compare but the shape) one draw in ten.
-    batch_sizes: list[int | None] = [1, 2, 3] * 3 + [0] if c.batched else []
-    batch = draw(st.sampled_from(batch_sizes + ([None] * 3 if c.unbatched else [])))
+    # Batch 0 has nothing to compare but the shape: rarely.
+    batched: list[tuple[int | None, int]] = [(1, 3), (2, 3), (3, 3), (0, 1)] if c.batched else []
+    batch = draw(_weighted(batched + ([(None, 3)] if c.unbatched else [])))
 
     most = min(c.max_in_channels or 3, c.max_out_channels or 3)
     groups = draw(st.sampled_from([g for g in (1, 2, 3) if g <= most] if c.groups else [1]))
@@ -53,7 +73,7 @@ def cases(draw: st.DrawFn, capabilities: Capabilities = Capabilities()) -> Case:
     kernel: tuple[int, int] = draw(st.sampled_from(_kernels(c.square_kernels_only)))  # type: ignore[arg-type]
     # Every draw is made whatever the mode, so that 'same' does not look simpler to the
     # shrinker than explicit padding just because it skips draws.
-    mode = draw(st.sampled_from(["explicit", "explicit", *c.padding_modes]))
+    mode = draw(_weighted([("explicit", 4)] + [(m, 3 if m == "same" else 1) for m in c.padding_modes]))
     explicit = draw(st.sampled_from(_arguments(range(0, 4), c.arg_forms)))
     padding = explicit if mode == "explicit" else mode
     one: IntOrPair = 1 if "int" in c.arg_forms else (1, 1)
@@ -82,6 +102,6 @@ def cases(draw: st.DrawFn, capabilities: Capabilities = Capabilities()) -> Case:
         bias=draw(st.booleans()) if c.bias else False,
         dtype=draw(st.sampled_from(c.dtypes)),
         layout=draw(st.sampled_from(c.layouts)),
-        data=draw(st.sampled_from(DATA_KINDS)),
+        data=draw(st.sampled_from(data_kinds)),
         seed=draw(st.integers(0, MAX_SEED)),
     )

@@ -38,11 +38,21 @@ class Inputs:
     bias: torch.Tensor | None
 
     def clone(self) -> Inputs:
-        return Inputs(self.input.clone(), self.weight.clone(),
+        """A copy with the same strides: Tensor.clone() would make a strided view contiguous."""
+        return Inputs(*(None if t is None else _strided_copy(t) for t in (self.input, self.weight, self.bias)))
+
+    def in_layout(self, layout: str) -> Inputs:
+        """A copy in memory layout ``layout`` (the bias, 1-D, is just copied)."""
+        return Inputs(lay_out(self.input, layout), lay_out(self.weight, layout),
                       None if self.bias is None else self.bias.clone())
 
     def tensors(self) -> list[torch.Tensor]:
         return [t for t in (self.input, self.weight, self.bias) if t is not None]
+
+
+def _strided_copy(tensor: torch.Tensor) -> torch.Tensor:
+    copy = torch.empty_strided(tensor.size(), tensor.stride(), dtype=tensor.dtype, device=tensor.device)
+    return copy.copy_(tensor)
 
 
 def _hash32(index: torch.Tensor, key: int) -> torch.Tensor:
@@ -67,16 +77,16 @@ def values_from_seed(seed: int, data: str, dtype: torch.dtype, shapes: list[tupl
 
 
 def lay_out(tensor: torch.Tensor, layout: str) -> torch.Tensor:
-    """The same values in memory layout ``layout``."""
-    if layout == "channels_last" and tensor.dim() == 4:
-        return tensor.contiguous(memory_format=torch.channels_last)
+    """A copy of ``tensor`` in memory layout ``layout``."""
     if layout == "strided":
         # Every other element of a buffer twice as wide: same values, non-unit stride.
         buffer = torch.zeros((*tensor.shape[:-1], 2 * tensor.shape[-1]), dtype=tensor.dtype, device=tensor.device)
         view = buffer[..., ::2]
         view.copy_(tensor)
         return view
-    return tensor
+    if layout == "channels_last" and tensor.dim() == 4:
+        return tensor.clone(memory_format=torch.channels_last)
+    return tensor.clone(memory_format=torch.contiguous_format)
 
 
 def make_inputs(case: Case) -> Inputs:
@@ -84,4 +94,4 @@ def make_inputs(case: Case) -> Inputs:
     shapes = [case.input_shape, case.weight_shape] + ([(case.out_channels,)] if case.bias else [])
     device = torch.device(case.device)
     x, w, *rest = (t.to(device) for t in values_from_seed(case.seed, case.data, getattr(torch, case.dtype), shapes))
-    return Inputs(lay_out(x, case.layout), lay_out(w, case.layout), rest[0] if rest else None)
+    return Inputs(x, w, rest[0] if rest else None).in_layout(case.layout)

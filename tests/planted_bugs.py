@@ -12,9 +12,10 @@ import torch.nn.functional as F
 
 
 def _conv(input, weight, *arguments):
-    """F.conv2d on contiguous copies: torch 2.13's oneDNN path segfaults on some
-    channels_last weights (see the README), and these bugs are about something else."""
-    return F.conv2d(input.contiguous(), weight.contiguous(), *arguments)
+    """F.conv2d on copies with standard strides: torch 2.13's oneDNN path segfaults on some
+    channels_last-strided weights (see the README), and these bugs are about something else."""
+    standard = torch.contiguous_format
+    return F.conv2d(input.clone(memory_format=standard), weight.clone(memory_format=standard), *arguments)
 
 
 def _pair(value):

