@@ -132,29 +132,40 @@ def derive_seed(*parts: object) -> int:
 
 
 def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int | None = None,
-         progress: Progress | None = None, supervisor: Supervisor = IN_PROCESS) -> CampaignResult:
+         progress: Progress | None = None, supervisor: Supervisor = IN_PROCESS,
+         max_seconds: float | None = None) -> CampaignResult:
     """Fuzz every implementation inside its declared domain with ``max_examples`` cases each.
 
-    Ctrl-C stops the campaign cleanly: the result then holds everything found so far (the
-    bug being shrunk at that moment as it stood) and says it was interrupted.
+    With ``max_seconds`` exploring stops when the time is up (each group of
+    implementations gets an equal share of what is left); the bug being shrunk then is
+    still finished, within `SHRINK_SECONDS`. Ctrl-C stops the campaign cleanly: the result
+    then holds everything found so far and says it was interrupted.
     """
     one_thread()
     result = CampaignResult(seed=random.getrandbits(32) if seed is None else seed)
+    end = None if max_seconds is None else time.monotonic() + max_seconds
+    groups = list(group_by_domain(implementations).items())
     try:
         with user_interrupts(), time_limits():
-            for domain, group in group_by_domain(implementations).items():
-                _Group(group, domain, result, max_examples, progress, supervisor).run()
+            for index, (domain, group) in enumerate(groups):
+                share = None if end is None else time.monotonic() + (end - time.monotonic()) / (len(groups) - index)
+                _Group(group, domain, result, max_examples, progress, supervisor, share).run()
     except KeyboardInterrupt:
         result.interrupted = True
     return result
+
+
+class _OutOfTime(Exception):
+    """Raised inside the Hypothesis test when the group's time is up; never escapes."""
 
 
 class _Group:
     """Implementations that claim the same cases, fuzzed run after run until the budget is spent."""
 
     def __init__(self, members: list[Implementation], domain: Capabilities, result: CampaignResult,
-                 budget: int, progress: Progress | None, supervisor: Supervisor) -> None:
-        self.supervisor = supervisor
+                 budget: int, progress: Progress | None, supervisor: Supervisor,
+                 deadline: float | None = None) -> None:
+        self.supervisor, self.deadline = supervisor, deadline
         self.members = {m.name: m for m in members}
         self.domain = domain
         # Hypothesis draws the rest; dtypes, layouts and data kinds are enumerated by `check_variants`.
@@ -238,6 +249,8 @@ class _Group:
             return False
 
         def explore_step(case: Case) -> bool:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise _OutOfTime
             # Implementations quarantined for crashing or hanging are reported, not called.
             active = [m for m in self.members.values() if not self.supervisor.quarantined(m.name)]
             new: dict[tuple[str, str], Finding] = {}
@@ -278,6 +291,8 @@ class _Group:
         )(hypothesis_seed(run_seed)(given(cases(self.drawn, DATA_KINDS[:1]))(test)))
         try:
             runner()
+        except _OutOfTime:
+            self.budget = self.examples  # no new run either
         except (_Reproduced, HypothesisException, ExceptionGroup):
             pass  # a flaky bug still leaves the smallest case it failed on in ``target``
         found = target[-1] if target else None

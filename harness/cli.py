@@ -8,6 +8,7 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -15,14 +16,13 @@ from typing import Any, NoReturn, Sequence
 
 from harness import corpus as corpus_store
 from harness import report as reports
-from harness.campaign import fuzz
 from harness.case import Case, CaseIdError
-from harness.journal import Journal, rescue
-from harness.corpus import CorpusError, Entry, save_findings
+from harness.journal import rescue
+from harness.corpus import CorpusError, Entry
+from harness.parallel import fuzz_in_workers, parse_shard, run_shard
 from harness.registry import Registry, SpecError, discover
 from harness.replay import Target, drop_uninstalled, replay, targets_from
 from harness.standalone import script
-from harness.supervisor import Supervisor
 
 USAGE_ERROR = 2
 DEFAULT_MAX_EXAMPLES = 1000
@@ -57,6 +57,13 @@ def _seed(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -70,10 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_parser.add_argument("--max-examples", type=_positive, default=DEFAULT_MAX_EXAMPLES,
                              metavar="N", help="cases checked per implementation (default %(default)s)")
     fuzz_parser.add_argument("--seed", type=_seed, help="make the run reproducible")
+    fuzz_parser.add_argument("--max-seconds", type=_positive, metavar="S",
+                             help="stop exploring after S seconds, whatever --max-examples says")
     fuzz_parser.add_argument("--report", type=Path, metavar="FILE.json", help="write the JSON report here")
     fuzz_parser.add_argument("--corpus", type=Path, default=Path("corpus"), metavar="DIR",
                              help="save minimal failures here (default %(default)s)")
     fuzz_parser.add_argument("--no-save", action="store_true", help="do not save failures")
+    fuzz_parser.add_argument("--workers", type=_positive, default=1, metavar="N",
+                             help="run the campaign as N shards in N processes (one per core)")
+    fuzz_parser.add_argument("--shard", type=_shard, metavar="I/N",
+                             help="run shard I of N (1-based): N machines, N commands, one campaign")
     fuzz_parser.add_argument("--isolate", action="store_true",
                              help="run each implementation in a child process: survives crashes, "
                                   "hangs and memory blow-ups")
@@ -150,41 +163,44 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _supervisor(args: argparse.Namespace) -> Supervisor:
-    """Isolate what was asked for, and whatever killed an earlier run over this corpus."""
-    if args.no_save:
-        return Supervisor(isolate=args.isolate)
+def _rescued(corpus: Path | None) -> set[str]:
+    """Save what killed an earlier run over this corpus; those implementations run isolated."""
     crashed = set()
-    for orphan in rescue(args.corpus):
+    for orphan in rescue(corpus) if corpus is not None else []:
         crashed.add(orphan.implementation)
         print(f"corpus: saved a crash of {orphan.implementation} on {orphan.case.id} "
               f"(an earlier run died there); isolating {orphan.implementation} this time")
-    return Supervisor(isolate=args.isolate or crashed, journal=None if args.isolate else Journal(args.corpus))
+    return crashed
 
 
 def command_fuzz(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
-    if not args.no_save:
-        _writable(args.corpus)
-    supervisor = _supervisor(args)
+    if args.workers > 1 and args.shard:
+        raise UsageError("--workers and --shard do not combine: run N shards as N commands, "
+                         "or one command with --workers N")
+    corpus = None if args.no_save else args.corpus
+    if corpus is not None:
+        _writable(corpus)
+    seed = random.getrandbits(32) if args.seed is None else args.seed
     started = time.monotonic()
-    try:
-        result = fuzz(registry.implementations.values(), args.max_examples, args.seed, _Progress(), supervisor)
-    finally:
-        supervisor.close()
+    if args.workers > 1:
+        specs = args.impl or sorted(registry.implementations)
+        result, saved = fuzz_in_workers(specs, args.max_examples, seed, args.workers, args.isolate,
+                                        args.max_seconds, corpus)
+    else:
+        isolate = args.isolate or _rescued(corpus)
+        result, saved = run_shard(args.impl, args.max_examples, seed, args.shard or (1, 1), isolate,
+                                  args.max_seconds, corpus, _Progress())
     elapsed = time.monotonic() - started
     report = reports.campaign_report(result, registry, args.max_examples)
-    report["seconds"] = round(elapsed, 2)
-    report["interrupted"] = result.interrupted
-    for line in reports.format_failures(report):
+    report.update(seconds=round(elapsed, 2), interrupted=result.interrupted, workers=args.workers,
+                  shard=list(args.shard) if args.shard else None)
+    for line in reports.format_failures(report) + saved:
         print(line)
-    if not args.no_save:
-        for line in save_findings(result, args.corpus):
-            print(line)
     print(reports.format_summary(report))
     checks = sum(entry["examples"] for entry in report["implementations"].values())
-    print(f"seed {result.seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s); "
-          f"re-run with --seed {result.seed}")
+    print(f"seed {seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s) "
+          f"with {args.workers} worker(s); re-run with --seed {seed}")
     if result.interrupted:
         print("interrupted: everything found so far is saved and reported above")
     if args.report:
