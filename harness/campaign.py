@@ -69,10 +69,12 @@ class Finding:
 
 @dataclass
 class Tally:
-    """How many cases were checked against one implementation, by status."""
+    """How many cases were checked against one implementation, by status, and how often
+    each dimension of the domain was reached (`harness.features`, plus dtype/layout/data)."""
 
     examples: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    coverage: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -104,6 +106,11 @@ def check_variants(case: Case, domain: Capabilities, implementations: Iterable[I
             variant = replace(base, layout=layout)
             yield variant, check_prepared(variant, implementations, lambda: pristine.in_layout(layout),
                                           pristine, expected, supervisor)
+
+
+def coverage(case: Case) -> list[str]:
+    """The dimensions ``case`` exercises, for the campaign's coverage summary."""
+    return [*features(case), f"dtype={case.dtype}", f"layout={case.layout}", f"data={case.data}"]
 
 
 def variant_count(domain: Capabilities) -> int:
@@ -177,8 +184,9 @@ class _Group:
         self.incidental: dict[tuple[str, str], Finding] = {}  # seen while shrinking another
         self.target: list[Finding] = []  # the bug being shrunk, then its smallest case so far
         self.shrink_deadline = 0.0
+        self.coverage: Counter[str] = Counter()  # shared: every member sees every case
         for name in self.members:
-            result.tallies[name] = Tally()
+            result.tallies[name] = Tally(coverage=self.coverage)
 
     def run(self) -> None:
         attempt = 0
@@ -256,6 +264,7 @@ class _Group:
             new: dict[tuple[str, str], Finding] = {}
             for variant, verdicts in check_variants(case, self.domain, active, self.supervisor):
                 self.examples += 1
+                self.coverage.update(coverage(variant))
                 self._tally(verdicts)
                 self._tally({m: SKIPPED_VERDICT for m in self.members if m not in verdicts})
                 for name, verdict in verdicts.items():

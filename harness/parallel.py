@@ -46,6 +46,7 @@ def merge(results: list[CampaignResult], seed: int) -> CampaignResult:
             total = merged.tallies.setdefault(name, Tally())
             total.examples += tally.examples
             total.statuses.update(tally.statuses)
+            total.coverage.update(tally.coverage)
         for finding in result.findings:
             key = (finding.implementation, finding.signature)
             if key not in smallest or size(finding.case) < size(smallest[key].case):

@@ -52,6 +52,7 @@ def campaign_report(result: CampaignResult, registry: Registry, max_examples: in
         implementations[name] = {
             "examples": tally.examples if tally else 0,
             "statuses": dict(tally.statuses) if tally else {},
+            "coverage": dict(sorted(tally.coverage.items())) if tally else {},
             "failures": failures,
             "known_buggy": implementation.known_buggy,
             "as_registered": behaved(implementation.known_buggy, len(failures)),
@@ -103,9 +104,24 @@ def format_summary(report: dict[str, Any]) -> str:
                      (PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED)), str(len(entry["failures"])),
                      verdict_word(entry["known_buggy"], len(entry["failures"]))])
     lines = [format_table(header, rows)]
+    lines += format_coverage(report)
     for error in report["load_errors"]:
         lines.append(f"NOT LOADED {error['name']}: {error['reason']}")
     return "\n".join(lines)
+
+
+def format_coverage(report: dict[str, Any]) -> list[str]:
+    """How often each dimension was reached, once per group of implementations that shared cases."""
+    groups: dict[str, list[str]] = {}
+    for name, entry in report["implementations"].items():
+        if entry["examples"]:
+            groups.setdefault(json.dumps(entry["coverage"], sort_keys=True), []).append(name)
+    lines = []
+    for key, names in groups.items():
+        counts = json.loads(key)
+        reached = ", ".join(f"{feature} {count}" for feature, count in counts.items())
+        lines.append(f"reached ({', '.join(names)}): {reached}")
+    return lines
 
 
 def write(path: Path, report: dict[str, Any]) -> None:
