@@ -1,0 +1,28 @@
+"""The one-call Python API a user puts in their own test suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import planted_bugs
+from harness import assert_conv2d_matches
+from harness.corpus import load
+
+
+def test_a_correct_callable_passes_and_reports_how_much_was_checked() -> None:
+    result = assert_conv2d_matches(planted_bugs.correct, max_examples=60, seed=1)
+    (tally,) = result.tallies.values()
+    assert tally.examples >= 60 and not result.findings
+
+
+def test_a_broken_callable_raises_with_the_minimal_case_and_the_repro(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError) as raised:
+        assert_conv2d_matches(planted_bugs.ignores_bias, max_examples=100, seed=1, corpus=tmp_path)
+    message = str(raised.value)
+    assert "disagrees with torch.nn.Conv2d" in message
+    assert "[values]" in message and "fails only with bias" in message
+    assert "repro: python -m harness replay" in message and "seed=1" in message
+    (entry,) = [e for _, e in load(tmp_path).entries]
+    assert entry.case.bias and entry.needs == ("bias",)
