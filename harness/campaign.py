@@ -31,7 +31,7 @@ from harness.check import check_case, check_prepared, one_thread
 from harness.oracle import expect
 from harness.tensors import make_inputs
 from harness.runner import time_limits, user_interrupts
-from harness.supervisor import IN_PROCESS, Supervisor
+from harness.supervisor import Supervisor
 from harness.features import describe, features, needed
 from harness.registry import Implementation
 from harness.strategies import cases
@@ -88,14 +88,19 @@ class CampaignResult:
 Progress = Callable[[str, int, int, int], None]  # (group label, done, budget, findings)
 
 
+SKIPPED_VERDICT = Verdict(SKIPPED, message="quarantined: it crashed, hung or ran out of memory repeatedly")
+
+
 def check_variants(case: Case, domain: Capabilities, implementations: Iterable[Implementation],
-                   supervisor: Supervisor) -> Iterator[tuple[Case, dict[str, Verdict]]]:
+                   supervisor: Supervisor, skip_quarantined: bool = False
+                   ) -> Iterator[tuple[Case, dict[str, Verdict]]]:
     """The drawn case in every dtype, data kind and memory layout of the domain, simplest first.
 
     Checking them all costs no Hypothesis draws, and the data and the reference are made
     once per (dtype, data kind): this is what amortises Hypothesis's per-example overhead.
     A failing variant shrinks along with the drawn case, and the first one to fail is the
-    simplest.
+    simplest. With ``skip_quarantined`` (exploring), an implementation quarantined for
+    crashing or hanging is reported as skipped from the next call on.
     """
     implementations = list(implementations)
     for dtype, data in itertools.product(domain.dtypes, DATA_KINDS):
@@ -104,8 +109,11 @@ def check_variants(case: Case, domain: Capabilities, implementations: Iterable[I
         expected = expect(base, pristine)
         for layout in domain.layouts:
             variant = replace(base, layout=layout)
-            yield variant, check_prepared(variant, implementations, lambda: pristine.in_layout(layout),
-                                          pristine, expected, supervisor)
+            quarantined = {i.name for i in implementations if skip_quarantined and supervisor.quarantined(i.name)}
+            active = [i for i in implementations if i.name not in quarantined]
+            verdicts = check_prepared(variant, active, lambda: pristine.in_layout(layout), pristine,
+                                      expected, supervisor)
+            yield variant, {**verdicts, **{name: SKIPPED_VERDICT for name in quarantined}}
 
 
 def coverage(case: Case) -> list[str]:
@@ -115,9 +123,6 @@ def coverage(case: Case) -> list[str]:
 
 def variant_count(domain: Capabilities) -> int:
     return len(domain.dtypes) * len(DATA_KINDS) * len(domain.layouts)
-
-
-SKIPPED_VERDICT = Verdict(SKIPPED, message="quarantined: it crashed, hung or ran out of memory repeatedly")
 
 
 class _Reproduced(Exception):
@@ -139,7 +144,7 @@ def derive_seed(*parts: object) -> int:
 
 
 def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int | None = None,
-         progress: Progress | None = None, supervisor: Supervisor = IN_PROCESS,
+         progress: Progress | None = None, supervisor: Supervisor | None = None,
          max_seconds: float | None = None) -> CampaignResult:
     """Fuzz every implementation inside its declared domain with ``max_examples`` cases each.
 
@@ -149,6 +154,7 @@ def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int
     then holds everything found so far and says it was interrupted.
     """
     one_thread()
+    supervisor = Supervisor() if supervisor is None else supervisor  # quarantines are per campaign
     result = CampaignResult(seed=random.getrandbits(32) if seed is None else seed)
     end = None if max_seconds is None else time.monotonic() + max_seconds
     groups = list(group_by_domain(implementations).items())
@@ -259,14 +265,12 @@ class _Group:
         def explore_step(case: Case) -> bool:
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise _OutOfTime
-            # Implementations quarantined for crashing or hanging are reported, not called.
-            active = [m for m in self.members.values() if not self.supervisor.quarantined(m.name)]
             new: dict[tuple[str, str], Finding] = {}
-            for variant, verdicts in check_variants(case, self.domain, active, self.supervisor):
+            for variant, verdicts in check_variants(case, self.domain, self.members.values(),
+                                                    self.supervisor, skip_quarantined=True):
                 self.examples += 1
                 self.coverage.update(coverage(variant))
                 self._tally(verdicts)
-                self._tally({m: SKIPPED_VERDICT for m in self.members if m not in verdicts})
                 for name, verdict in verdicts.items():
                     if self._is_new(name, verdict, variant):
                         new.setdefault((name, verdict.signature), Finding(name, variant, verdict))

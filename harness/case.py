@@ -23,7 +23,7 @@ Padding = Union[int, tuple[int, int], str]
 MAX_SEED = 2**32 - 1
 DTYPES = ("float32", "float64")
 LAYOUTS = ("contiguous", "channels_last", "strided")
-DATA_KINDS = ("uniform", "int")
+DATA_KINDS = ("uniform", "int", "special")
 DEVICES = ("cpu", "cuda")
 
 

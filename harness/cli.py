@@ -25,7 +25,7 @@ from harness.replay import Target, drop_uninstalled, replay, targets_from
 from harness.standalone import script
 
 USAGE_ERROR = 2
-DEFAULT_MAX_EXAMPLES = 1000
+DEFAULT_MAX_EXAMPLES = 1500
 
 
 class UsageError(Exception):
@@ -164,7 +164,8 @@ class _Progress:
 
 
 def _rescued(corpus: Path | None) -> set[str]:
-    """Save what killed an earlier run over this corpus; those implementations run isolated."""
+    """Save what killed an earlier run (or worker) over this corpus; those implementations
+    run isolated from now on."""
     crashed = set()
     for orphan in rescue(corpus) if corpus is not None else []:
         crashed.add(orphan.implementation)
@@ -183,12 +184,13 @@ def command_fuzz(args: argparse.Namespace) -> int:
         _writable(corpus)
     seed = random.getrandbits(32) if args.seed is None else args.seed
     started = time.monotonic()
+    isolate = args.isolate or _rescued(corpus)
     if args.workers > 1:
         specs = args.impl or sorted(registry.implementations)
-        result, saved = fuzz_in_workers(specs, args.max_examples, seed, args.workers, args.isolate,
+        result, saved = fuzz_in_workers(specs, args.max_examples, seed, args.workers, isolate,
                                         args.max_seconds, corpus)
+        _rescued(corpus)  # what a worker that died was running
     else:
-        isolate = args.isolate or _rescued(corpus)
         result, saved = run_shard(args.impl, args.max_examples, seed, args.shard or (1, 1), isolate,
                                   args.max_seconds, corpus, _Progress())
     elapsed = time.monotonic() - started

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def run_shard(specs: list[str], max_examples: int, seed: int, shard: tuple[int, 
     worker's findings survive whatever happens to the others."""
     registry = discover(specs)
     examples, shard_seed = shard_plan(max_examples, seed, shard)
-    supervisor = Supervisor(isolate=isolate, journal=None if isolate or corpus is None else Journal(corpus))
+    # Only a campaign isolating everything has no in-process call to journal.
+    supervisor = Supervisor(isolate=isolate, journal=None if isolate is True or corpus is None else Journal(corpus))
     try:
         result = fuzz(registry.implementations.values(), examples, shard_seed, progress, supervisor, max_seconds)
     finally:
@@ -72,7 +74,7 @@ def run_shard(specs: list[str], max_examples: int, seed: int, shard: tuple[int, 
     return replace(result, seed=seed), saved
 
 
-def fuzz_in_workers(specs: list[str], max_examples: int, seed: int, workers: int, isolate: bool,
+def fuzz_in_workers(specs: list[str], max_examples: int, seed: int, workers: int, isolate: bool | set[str],
                     max_seconds: float | None, corpus: Path | None) -> tuple[CampaignResult, list[str]]:
     """The campaign as ``workers`` shards in as many processes, merged."""
     context = multiprocessing.get_context("forkserver")
@@ -87,6 +89,11 @@ def fuzz_in_workers(specs: list[str], max_examples: int, seed: int, workers: int
                     result, lines = future.result()
                 except KeyboardInterrupt:
                     continue  # the workers got the Ctrl-C too: wait for what they saved
+                except BrokenProcessPool:
+                    # A worker died (an implementation killed it); its crash journal stays
+                    # in the corpus, and the caller rescues it.
+                    saved.append("a worker process died: the case it was running is rescued below")
+                    break
                 results.append(result)
                 saved += lines
                 break

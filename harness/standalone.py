@@ -8,6 +8,7 @@ same rounding bound as the harness.
 from __future__ import annotations
 
 import inspect
+import math
 
 from harness import tensors
 from harness.case import Case
@@ -51,14 +52,25 @@ print("outputs agree")
 '''
 
 
+def _literal(value: float) -> str:
+    """Python source for a float, inf and NaN included."""
+    if math.isnan(value):
+        return "math.nan"
+    if math.isinf(value):
+        return "math.inf" if value > 0 else "-math.inf"
+    return repr(value)
+
+
 def script(case: Case, implementation_import: str | None = None, found: str = "") -> str:
     """Python source that rebuilds ``case`` and compares an implementation with Conv2d on it."""
     if implementation_import is None:
         implementation_import = ("from torch.nn.functional import conv2d  "
                                  "# replace with the implementation under test")
+    specials = ", ".join(_literal(value) for value in tensors.SPECIAL_VALUES)
     helpers = "\n".join([
         f"_MASK32 = {tensors._MASK32:#x}", f"_ROUNDS = {tensors._ROUNDS!r}",
-        f"INT_RANGE = {tensors.INT_RANGE}", "", "", inspect.getsource(tensors._hash32), "",
+        f"INT_RANGE = {tensors.INT_RANGE}", f"SPECIAL_VALUES = ({specials})", "", "",
+        inspect.getsource(tensors._hash32), "",
         inspect.getsource(tensors.values_from_seed), "", inspect.getsource(tensors.lay_out),
     ]).rstrip()
     tolerance = 0.0 if is_exact(case) else (case.reduction_length + 2) * UNIT_ROUNDOFF[case.dtype]

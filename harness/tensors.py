@@ -7,7 +7,9 @@ computed with exact int64 arithmetic. Two kinds of data:
 - ``uniform``: values in [-1, 1] with a full 53-bit mantissa, rounded to the case dtype,
   so that computing in a lower precision than asked shows up;
 - ``int``: small integers, so every partial sum is exact and a correct result matches the
-  reference exactly (benchdnn's trick).
+  reference exactly (benchdnn's trick);
+- ``special``: ``uniform`` with special values (0, +-inf, NaN, huge, tiny) in the input,
+  so that a NaN swallowed or an inf created shows up.
 
 Then the layout: ``channels_last``, or ``strided`` (a non-contiguous view into a larger
 buffer), with the same values.
@@ -24,6 +26,8 @@ from harness.case import Case
 
 GENERATOR = "hash32-v1"  # named in corpus files; change the name if the bits ever change
 INT_RANGE = 4  # ``int`` data lie in [-INT_RANGE, INT_RANGE]
+# Huge and tiny stay finite and normal in float32 and their sums cannot overflow here.
+SPECIAL_VALUES = (0.0, math.inf, -math.inf, math.nan, 1e30, -1e30, 1e-30)
 _MASK32 = 0xFFFFFFFF
 # Multipliers below 2**31 keep every product of a 32-bit value inside int64.
 _ROUNDS = (0x2C1B3C6D, 0x297A2D39, 0x7FEB352D)
@@ -73,6 +77,13 @@ def values_from_seed(seed: int, data: str, dtype: torch.dtype, shapes: list[tupl
     else:
         mantissa = (high >> 5) * 2**26 + (low >> 6)  # 53 random bits
         values = mantissa.to(torch.float64) * 2.0**-52 - 1.0
+    if data == "special":
+        # One input element in eight becomes 0, +-inf, NaN, huge or tiny. Weights and bias
+        # stay ordinary, so that where a NaN or an inf appears does not depend on the
+        # order of summation.
+        chosen = (low[: sizes[0]] & 7) == 0
+        table = torch.tensor(SPECIAL_VALUES, dtype=torch.float64)
+        values[: sizes[0]][chosen] = table[(high[: sizes[0]] >> 8) % len(SPECIAL_VALUES)][chosen]
     return [part.reshape(shape) for part, shape in zip(values.to(dtype).split(sizes), shapes)]
 
 

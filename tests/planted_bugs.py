@@ -120,3 +120,14 @@ def same_padding_odd_pixel_first(input, weight, bias=None, stride=1, padding=0, 
     x = F.pad(x, (tw - tw // 2, tw // 2, th - th // 2, th // 2))
     out = _conv(x, weight, bias, stride, 0, dilation, groups)
     return out if input.dim() == 4 else out.squeeze(0)
+
+
+def swallows_nan(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Cleans its output of NaN and inf: a NaN in the input no longer shows."""
+    return torch.nan_to_num(_conv(input, weight, bias, stride, padding, dilation, groups))
+
+
+def creates_nan(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Adds 0 * (the input's sum): NaN everywhere once any input element is inf or NaN."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    return out + 0 * input.sum()

@@ -24,6 +24,8 @@ PLANTED = {
     "returns_numpy": {"not-a-tensor"},
     "raises_on_groups": {"exception"},
     "same_padding_odd_pixel_first": {"values"},
+    "swallows_nan": {"nonfinite"},
+    "creates_nan": {"nonfinite"},
 }
 
 

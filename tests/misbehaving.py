@@ -1,0 +1,147 @@
+"""Throw-away conv2d implementations that misbehave in one way each, under one simple condition.
+
+Each is the plain `F.conv2d` wrapper (correct) except when its condition holds (a bias is
+given, groups > 1, or a bias in float64), where it crashes the process, hangs, exhausts
+memory, or returns or raises something a conv2d never should. The condition is what lets a test check that the
+harness shrinks the case to it and attributes the failure to it (``needs``).
+
+Not registered. Tests load them by file (``discover([f"{__file__}:name"])``) so that an
+isolated child process can load them again from their source.
+
+Some of these kill or hang whatever process runs them: the crashing and C-level hanging
+ones belong in an isolated child (`Supervisor(isolate=True)`), and `allocates_with_bias`
+must only ever run there, where the address space is capped; in this process it would
+take the machine's memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import torch
+import torch.nn.functional as F
+
+QUARTER_GIB = 256 * 2**20
+
+
+def _conv(input, weight, *arguments):
+    """F.conv2d on copies with standard strides: torch 2.13's oneDNN path segfaults on some
+    channels_last-strided weights (see tests/planted_bugs.py); these misbehave otherwise."""
+    standard = torch.contiguous_format
+    return F.conv2d(input.clone(memory_format=standard), weight.clone(memory_format=standard), *arguments)
+
+
+# -- kill the process ---------------------------------------------------------------------
+
+def segfaults_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Reads address 0, as a C extension with a null pointer would: SIGSEGV."""
+    if bias is not None:
+        ctypes.string_at(0)
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def exits_with_groups(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Leaves the process at once, no cleanup, status 3 (a C library calling exit())."""
+    if groups > 1:
+        os._exit(3)
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def aborts_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """A failed C assert: SIGABRT."""
+    if bias is not None:
+        os.abort()
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+# -- never return -------------------------------------------------------------------------
+
+def loops_with_float64_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """A Python loop that never ends (in float64 with a bias): a time limit in this process
+    can interrupt it. (Two conditions, so that only some variants of a drawn case hang and
+    each one that does costs a time limit.)"""
+    if bias is not None and input.dtype == torch.float64:
+        while True:
+            pass
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def hangs_in_c_with_float64_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Deadlocks inside C (in float64 with a bias): locks a (default, non-recursive) pthread
+    mutex it already holds.
+
+    Nothing in this process can interrupt it: a signal handler runs and the wait resumes,
+    and Python never gets control back to raise. (libc ``sleep(3600)`` would not do: a
+    signal makes it return early, and the Python-level alarm then fires.)
+    """
+    if bias is not None and input.dtype == torch.float64:
+        libc = ctypes.CDLL(None)
+        mutex = ctypes.create_string_buffer(64)  # zeroed = PTHREAD_MUTEX_INITIALIZER on glibc
+        libc.pthread_mutex_lock(mutex)
+        libc.pthread_mutex_lock(mutex)
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+# -- exhaust memory (isolated only) -------------------------------------------------------
+
+def allocates_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Keeps every 256 MiB buffer it allocates, without bound. ONLY run it isolated: the
+    child's address space is capped, this process's is not. (``torch.empty`` maps the memory
+    without touching it, so reaching the cap costs address space, not RAM.)"""
+    if bias is not None:
+        hoard = []
+        while True:
+            hoard.append(torch.empty(QUARTER_GIB, dtype=torch.uint8))
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def raises_memory_error_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Runs out of memory at once (as a failed Python allocation does): safe in this process."""
+    if bias is not None:
+        raise MemoryError
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+# -- return the wrong thing ---------------------------------------------------------------
+
+def returns_list_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    return [out] if bias is not None else out
+
+
+def returns_meta_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """The right shape and dtype, on the 'meta' device (no data at all)."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    return out.to("meta") if bias is not None else out
+
+
+def returns_input_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Hands the caller's own input tensor back."""
+    if bias is not None:
+        return input
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def returns_view_of_input_with_groups(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Hands back a view of the input (``detach()`` shares its memory), as a botched
+    "fast path" for grouped convolutions might."""
+    if groups > 1:
+        return input.detach()
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+# -- raise what is not an Exception ---------------------------------------------------------
+
+def raises_keyboard_interrupt_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Raises KeyboardInterrupt itself: not the user pressing Ctrl-C."""
+    if bias is not None:
+        raise KeyboardInterrupt
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def raises_system_exit_with_groups(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Calls sys.exit() from inside a library call."""
+    if groups > 1:
+        raise SystemExit(2)
+    return _conv(input, weight, bias, stride, padding, dilation, groups)

@@ -1,0 +1,337 @@
+"""The campaign survives implementations that crash, hang, exhaust memory, or return or raise
+what no conv2d should, and still reports them precisely while checking the others.
+
+The misbehaving implementations are in tests/misbehaving.py; each is correct except under
+one simple condition (a bias, groups > 1), so a test can check the failure's kind, its
+minimal case and what it `needs`. They are loaded by file, so that an isolated child
+process can load them again. Each campaign fuzzes `loop` (correct) alongside, which must
+come out with no findings and all its cases checked.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import misbehaving
+from harness import campaign, runner
+from harness.api import assert_conv2d_matches
+from harness.campaign import CampaignResult, fuzz
+from harness.case import Case
+from harness.corpus import load
+from harness.journal import FOLDER
+from harness.registry import Implementation, discover
+from harness.supervisor import IN_PROCESS, QUARANTINE_AFTER, Supervisor
+from harness.verdict import FAILED, SKIPPED
+
+MISBEHAVING = str(Path(misbehaving.__file__).resolve())
+PLANTED = str(Path(misbehaving.__file__).resolve().with_name("planted_bugs.py"))
+CORRECT = "loop"
+EXAMPLES = 120  # a handful of draws: every variant of a draw counts as one example
+SEED = 1
+
+
+def spec(name: str) -> str:
+    return f"{MISBEHAVING}:{name}"
+
+
+def implementations(name: str) -> list[Implementation]:
+    """The correct `loop` and one misbehaving implementation, loaded the way the CLI does."""
+    registry = discover([CORRECT, spec(name)])
+    assert not registry.errors, registry.errors
+    return list(registry.implementations.values())
+
+
+def campaign_of(name: str, supervisor: Supervisor, examples: int = EXAMPLES) -> CampaignResult:
+    result = fuzz(implementations(name), examples, SEED, supervisor=supervisor)
+    # Not even an implementation raising KeyboardInterrupt itself is taken for the user's Ctrl-C.
+    assert not result.interrupted
+    return result
+
+
+def assert_correct_one_untouched(result: CampaignResult, examples: int = EXAMPLES) -> None:
+    """`loop` was checked on every case, and passed every one."""
+    assert [f for f in result.findings if f.implementation == CORRECT] == []
+    tally = result.tallies[CORRECT]
+    assert tally.examples >= examples
+    assert tally.statuses[FAILED] == tally.statuses[SKIPPED] == 0, tally.statuses
+    assert sum(tally.statuses.values()) == tally.examples
+
+
+def findings_of(result: CampaignResult, name: str) -> dict[str, list]:
+    by_kind: dict[str, list] = {}
+    for finding in result.findings:
+        if finding.implementation == spec(name):
+            by_kind.setdefault(str(finding.verdict.kind), []).append(finding)
+    return by_kind
+
+
+# -- in this process ------------------------------------------------------------------------
+
+IN_PROCESS_CASES = [
+    # (implementation, kind, text in the message, what it needs, other kinds it may also show)
+    ("returns_list_with_bias", "not-a-tensor", "returned list", {"bias"}, set()),
+    ("returns_meta_with_bias", "device", "on meta", {"bias"}, set()),
+    ("returns_input_with_bias", "aliased-input", "shares memory", {"bias"}, set()),
+    # With batch 0 the view is empty (nothing shared) and merely the wrong shape.
+    ("returns_view_of_input_with_groups", "aliased-input", "shares memory", {"groups>1"}, {"shape"}),
+    ("raises_keyboard_interrupt_with_bias", "exception", "KeyboardInterrupt", {"bias"}, set()),
+    ("raises_system_exit_with_groups", "exception", "SystemExit: 2", {"groups>1"}, set()),
+    ("raises_memory_error_with_bias", "memory", "MemoryError", {"bias"}, set()),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "text", "needs", "also"), IN_PROCESS_CASES,
+                         ids=[case[0] for case in IN_PROCESS_CASES])
+def test_in_process_a_misbehaving_implementation_is_reported_by_kind_and_cause_and_the_campaign_goes_on(
+        name: str, kind: str, text: str, needs: set[str], also: set[str]) -> None:
+    result = campaign_of(name, Supervisor())
+    found = findings_of(result, name)
+    assert kind in found and set(found) <= {kind} | also, found
+    (finding,) = found[kind]
+    assert text in finding.verdict.message
+    assert finding.needs == needs and finding.shrunk
+    assert result.tallies[spec(name)].examples >= EXAMPLES
+    assert_correct_one_untouched(result)
+
+
+def test_in_process_a_python_infinite_loop_is_a_timeout_and_the_campaign_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "TIME_BASE", 0.25)
+    monkeypatch.setattr(campaign, "SHRINK_SECONDS", 4.0)
+    name = "loops_with_float64_bias"
+    started = time.monotonic()
+    result = campaign_of(name, Supervisor())
+    (finding,) = findings_of(result, name)["timeout"]
+    assert re.fullmatch(r"no result after \d+\.\ds", finding.verdict.message), finding.verdict.message
+    assert finding.case.bias and finding.case.dtype == "float64"
+    assert finding.needs <= {"bias", "float64"}  # all of it, unless shrinking used up the time
+    # Quarantined after a few timeouts: not called again while exploring.
+    assert result.tallies[spec(name)].statuses[SKIPPED] > 0
+    assert_correct_one_untouched(result)
+    assert time.monotonic() - started < 30
+
+
+def test_a_quarantined_implementation_is_not_called_again_while_exploring() -> None:
+    name = "raises_memory_error_with_bias"  # every call with a bias is abnormal ("memory")
+    result = campaign_of(name, Supervisor())
+    statuses = result.tallies[spec(name)].statuses
+    assert statuses[SKIPPED] > 0
+    # Exploring saw at most QUARANTINE_AFTER abnormal calls before quarantining it.
+    assert statuses[FAILED] <= QUARANTINE_AFTER, statuses
+
+
+def test_a_second_campaign_in_the_same_process_checks_an_implementation_quarantined_by_the_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(IN_PROCESS, "abnormal", Counter())  # whatever happens, leave it as it was
+    broken = misbehaving.raises_memory_error_with_bias
+    with pytest.raises(AssertionError, match=r"\[memory\]"):
+        assert_conv2d_matches(broken, max_examples=60, seed=SEED)
+    # The same broken function, fuzzed again (a re-run in a notebook, a second test):
+    with pytest.raises(AssertionError, match=r"\[memory\]"):
+        assert_conv2d_matches(broken, max_examples=60, seed=SEED)
+
+
+# -- isolated in child processes --------------------------------------------------------------
+
+def harness_children() -> list[multiprocessing.process.BaseProcess]:
+    return [p for p in multiprocessing.active_children() if p.name.startswith("im2col-harness")]
+
+
+ISOLATED_CASES = [
+    # (implementation, kind, text in the message, what it needs)
+    ("segfaults_with_bias", "crash", "killed by SIGSEGV", {"bias"}),
+    ("aborts_with_bias", "crash", "killed by SIGABRT", {"bias"}),
+    # Only ever run isolated: the child's address space is capped, this process's is not.
+    ("allocates_with_bias", "memory", "can't allocate memory", {"bias"}),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "text", "needs"), ISOLATED_CASES, ids=[c[0] for c in ISOLATED_CASES])
+def test_isolated_a_crash_or_memory_blow_up_is_reported_by_kind_and_cause_and_the_campaign_goes_on(
+        name: str, kind: str, text: str, needs: set[str]) -> None:
+    supervisor = Supervisor(isolate=True)
+    try:
+        result = campaign_of(name, supervisor)
+    finally:
+        supervisor.close()
+    found = findings_of(result, name)
+    assert set(found) == {kind}, found
+    (finding,) = found[kind]
+    assert text in finding.verdict.message
+    assert finding.needs == needs and finding.case.bias
+    assert_correct_one_untouched(result)
+
+
+def test_isolated_a_hang_inside_c_is_a_timeout_the_child_is_killed_and_the_campaign_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "TIME_BASE", 0.4)
+    monkeypatch.setattr(campaign, "SHRINK_SECONDS", 2.0)
+    name = "hangs_in_c_with_float64_bias"
+    supervisor = Supervisor(isolate=True)
+    try:
+        result = campaign_of(name, supervisor)
+        # Each hung child was killed, not abandoned: at most one live child per implementation.
+        assert len(harness_children()) <= len(supervisor.children)
+    finally:
+        supervisor.close()
+    assert harness_children() == []
+    (finding,) = findings_of(result, name)["timeout"]
+    assert "(child killed)" in finding.verdict.message
+    assert finding.case.bias and finding.case.dtype == "float64"
+    assert_correct_one_untouched(result)
+
+
+def test_a_crashing_implementation_is_quarantined_while_the_other_keeps_being_checked() -> None:
+    name = "exits_with_groups"
+    supervisor = Supervisor(isolate=True)
+    try:
+        result = campaign_of(name, supervisor)
+    finally:
+        supervisor.close()
+    (finding,) = findings_of(result, name)["crash"]
+    assert "exited with status 3" in finding.verdict.message
+    assert finding.needs == {"groups>1"} and finding.case.groups == 2
+    assert supervisor.quarantined(spec(name)) and supervisor.abnormal[spec(name)] >= QUARANTINE_AFTER
+    tally = result.tallies[spec(name)]
+    assert tally.statuses[SKIPPED] > 0 and tally.examples >= EXAMPLES
+    assert_correct_one_untouched(result)
+
+
+# -- the crash journal ----------------------------------------------------------------------------
+
+def harness_fuzz(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", "fuzz", *arguments], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def journals(corpus: Path) -> list[Path]:
+    return sorted((corpus / FOLDER).glob("*.json"))
+
+
+def test_a_crash_that_kills_the_campaign_is_journalled_then_saved_and_isolated_by_the_next_run(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    crasher = spec("segfaults_with_bias")
+    arguments = ("--impl", crasher, "--max-examples", "60", "--seed", str(SEED), "--corpus", str(corpus))
+
+    died = harness_fuzz(*arguments, cwd=tmp_path)
+    assert died.returncode == -signal.SIGSEGV, died.stderr[-2000:]
+    (journal,) = journals(corpus)
+    running = json.loads(journal.read_text())
+    assert running["implementation"] == crasher and Case.from_id(running["case"]).bias
+
+    again = harness_fuzz(*arguments, cwd=tmp_path)
+    assert again.returncode == 1, again.stderr[-2000:]
+    assert f"corpus: saved a crash of {crasher} on {running['case']}" in again.stdout
+    assert f"isolating {crasher} this time" in again.stdout
+    assert "killed by SIGSEGV" in again.stdout  # this time the child died, not the campaign
+    assert journals(corpus) == []
+    saved = load(corpus)
+    assert saved.errors == []
+    crashes = [entry for _, entry in saved.entries if entry.implementation == crasher and entry.kind == "crash"]
+    assert running["case"] in [entry.case.id for entry in crashes]
+    assert any("SIGSEGV" in entry.message and entry.needs == ("bias",) for entry in crashes)
+
+
+def _dead_pid() -> int:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    return finished.pid
+
+
+def test_after_a_rescue_the_implementations_still_in_process_are_journalled(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    crasher, exiter = spec("segfaults_with_bias"), spec("exits_with_groups")
+    (corpus / FOLDER).mkdir(parents=True)
+    orphan = "mb1ic1oc1g1ih1iw1kh1kw1s1p0d1-bias-float32-contiguous-uniform-cpu-seed0"
+    (corpus / FOLDER / f"{_dead_pid()}.json").write_text(json.dumps({"implementation": crasher, "case": orphan}))
+
+    died = harness_fuzz("--impl", crasher, "--impl", exiter, "--max-examples", "200", "--seed", str(SEED),
+                        "--corpus", str(corpus), cwd=tmp_path)
+    assert f"isolating {crasher} this time" in died.stdout
+    assert died.returncode == 3  # exits_with_groups ran in this process and took it down
+    assert [json.loads(path.read_text())["implementation"] for path in journals(corpus)] == [exiter]
+
+
+# -- Ctrl-C -------------------------------------------------------------------------------------------
+
+def _read_until(descriptor: int, pattern: bytes, seconds: float) -> bytes:
+    seen, deadline = b"", time.monotonic() + seconds
+    while time.monotonic() < deadline and not re.search(pattern, seen):
+        ready, _, _ = select.select([descriptor], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(descriptor, 4096)
+            except OSError:  # the other end closed: the process is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_ctrl_c_stops_the_campaign_promptly_and_keeps_what_it_found(tmp_path: Path) -> None:
+    corpus, report = tmp_path / "corpus", tmp_path / "report.json"
+    # stderr on a terminal: the progress line (with its bug count) comes several times a second.
+    terminal, progress = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "fuzz", "--impl", "original", "--impl", f"{PLANTED}:ignores_bias",
+         "--max-examples", "100000", "--seed", str(SEED), "--corpus", str(corpus), "--report", str(report)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=progress, text=True)
+    os.close(progress)
+    try:
+        seen = _read_until(terminal, rb"[1-9][0-9]* bug\(s\)", 60)
+        assert re.search(rb"[1-9][0-9]* bug\(s\)", seen), seen[-500:]
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        while process.poll() is None and time.monotonic() - interrupted < 30:
+            seen += _read_until(terminal, rb"(?!)", 0.2)  # keep reading stderr so it never blocks
+        stopped = time.monotonic() - interrupted
+        assert process.stdout is not None
+        out = process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(terminal)
+    assert stopped < 10
+    assert process.returncode == 1, (out[-2000:], seen[-2000:])
+    assert "interrupted" in out and b"Traceback" not in seen
+    data = json.loads(report.read_text())
+    assert data["interrupted"] is True
+    failures = data["implementations"]["original"]["failures"]
+    assert failures
+    saved = load(corpus)
+    assert saved.errors == []
+    assert {f["case"] for f in failures} <= {entry.case.id for _, entry in saved.entries}
+    assert journals(corpus) == []
+
+
+# -- plugins that do not load -------------------------------------------------------------------------
+
+def test_a_plugin_that_fails_to_import_and_a_spec_naming_a_missing_attribute_are_reported_while_the_others_run(
+        tmp_path: Path) -> None:
+    broken = tmp_path / "broken_plugin.py"
+    broken.write_text("import torch\nraise RuntimeError('built for another torch')\n")
+    missing = "implementations.loop:no_such_conv2d"  # how an entry point names its function
+    registry = discover([f"{broken}:conv2d", missing, CORRECT, spec("returns_list_with_bias")])
+    reasons = {error.name: error.reason for error in registry.errors}
+    assert reasons.keys() == {f"{broken}:conv2d", missing}
+    assert reasons[f"{broken}:conv2d"] == "RuntimeError: built for another torch"
+    assert reasons[missing].startswith("AttributeError") and "no_such_conv2d" in reasons[missing]
+
+    result = fuzz(registry.implementations.values(), EXAMPLES, SEED, supervisor=Supervisor())
+    assert set(result.tallies) == {CORRECT, spec("returns_list_with_bias")}
+    assert set(findings_of(result, "returns_list_with_bias")) == {"not-a-tensor"}
+    assert_correct_one_untouched(result)
