@@ -46,8 +46,9 @@ def test_the_same_wrapper_without_a_bug_is_not_flagged(im2col_seed: int) -> None
 
 
 def test_a_padding_bug_is_diagnosed_as_a_border_problem(im2col_seed: int) -> None:
-    (finding,) = _findings("replicate_padding", im2col_seed)
-    assert finding.verdict.kind == "values"
+    # Padding with copies of the edge also copies an edge's inf into the border: a
+    # "nonfinite" failure may come too, with the same diagnosis.
+    (finding,) = [f for f in _findings("replicate_padding", im2col_seed) if f.verdict.kind == "values"]
     assert "overlaps padding (border)" in finding.verdict.message
     assert "padding>0" in finding.needs
 
