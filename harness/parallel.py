@@ -74,15 +74,22 @@ def run_shard(specs: list[str], max_examples: int, seed: int, shard: tuple[int, 
     return replace(result, seed=seed), saved
 
 
+# More shards than workers: shards differ in cost (cases differ in size), and a worker that
+# finishes early takes the next shard instead of waiting for the slowest.
+SHARDS_PER_WORKER = 4
+
+
 def fuzz_in_workers(specs: list[str], max_examples: int, seed: int, workers: int, isolate: bool | set[str],
                     max_seconds: float | None, corpus: Path | None) -> tuple[CampaignResult, list[str]]:
-    """The campaign as ``workers`` shards in as many processes, merged."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["harness.parallel"])  # torch is imported once, not per worker
+    """The campaign as ``SHARDS_PER_WORKER * workers`` shards over ``workers`` processes, merged."""
+    # Fork: this process has imported torch but run nothing on it yet, so the workers
+    # start in milliseconds instead of importing torch again each.
+    context = multiprocessing.get_context("fork")
     results, saved = [], []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(run_shard, specs, max_examples, seed, (index, workers), isolate,
-                               max_seconds, corpus) for index in range(1, workers + 1)]
+        shards = SHARDS_PER_WORKER * workers
+        futures = [pool.submit(run_shard, specs, max_examples, seed, (index, shards), isolate,
+                               max_seconds, corpus) for index in range(1, shards + 1)]
         for future in futures:
             while True:
                 try:
