@@ -8,6 +8,7 @@ im2col idea and nothing else.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Union
 
 import torch
@@ -53,3 +54,42 @@ def pad(input: torch.Tensor, paddings: tuple[int, int, int, int]) -> torch.Tenso
     """Zero-pad H and W of an (N, C, H, W) tensor; F.pad takes the last axis first."""
     top, bottom, left, right = paddings
     return F.pad(input, (left, right, top, bottom))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The geometry of one call, resolved once: shapes, pairs, four paddings, output size."""
+
+    n: int
+    c_in: int
+    h: int
+    w: int
+    c_out: int
+    c_per_group: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    paddings: tuple[int, int, int, int]
+    out_h: int
+    out_w: int
+
+
+def problem(x: torch.Tensor, weight: torch.Tensor, stride: IntOrPair, padding: IntOrPair | str,
+            dilation: IntOrPair) -> Problem:
+    """Read the geometry off a batched input, the weight and the arguments."""
+    n, c_in, h, w = x.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+    paddings = top, bottom, left, right = four_paddings(padding, (kh, kw), (dh, dw))
+    return Problem(n, c_in, h, w, c_out, c_per_group, kh, kw, sh, sw, dh, dw, paddings,
+                   output_size(h, kh, sh, dh, top, bottom), output_size(w, kw, sw, dw, left, right))
+
+
+def finish(out: torch.Tensor, bias: torch.Tensor | None, was_batched: bool) -> torch.Tensor:
+    """Add the bias per output channel; drop the batch dimension the input did not have."""
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out if was_batched else out.squeeze(0)

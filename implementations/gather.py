@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from harness.capabilities import declare
-from implementations._common import IntOrPair, batched, four_paddings, output_size, pad, pair
+from implementations._common import IntOrPair, batched, finish, pad, problem
 
 
 def window_indices(out_size: int, kernel: int, stride: int, dilation: int, device: torch.device) -> torch.Tensor:
@@ -36,21 +36,14 @@ def conv2d(
     groups: int = 1,
 ) -> torch.Tensor:
     x, was_batched = batched(input)
-    n, in_channels, height, width = x.shape
-    out_channels, _, kh, kw = weight.shape
-    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
-    top, bottom, left, right = paddings = four_paddings(padding, (kh, kw), (dh, dw))
-    out_h = output_size(height, kh, sh, dh, top, bottom)
-    out_w = output_size(width, kw, sw, dw, left, right)
+    p = problem(x, weight, stride, padding, dilation)
 
-    rows = window_indices(out_h, kh, sh, dh, x.device)  # (out_h, kh)
-    cols = window_indices(out_w, kw, sw, dw, x.device)  # (out_w, kw)
+    rows = window_indices(p.out_h, p.kh, p.sh, p.dh, x.device)  # (out_h, kh)
+    cols = window_indices(p.out_w, p.kw, p.sw, p.dw, x.device)  # (out_w, kw)
     # Broadcast to (out_h, kh, out_w, kw): every tap of every window, read in one gather.
-    columns = pad(x, paddings)[:, :, rows[:, :, None, None], cols[None, None, :, :]]
+    columns = pad(x, p.paddings)[:, :, rows[:, :, None, None], cols[None, None, :, :]]
 
-    columns = columns.reshape(n, groups, in_channels // groups, out_h, kh, out_w, kw)
-    kernels = weight.reshape(groups, out_channels // groups, in_channels // groups, kh, kw)
-    out = torch.einsum("ngcyixj,gocij->ngoyx", columns, kernels).reshape(n, out_channels, out_h, out_w)
-    if bias is not None:
-        out = out + bias[:, None, None]
-    return out if was_batched else out.squeeze(0)
+    columns = columns.reshape(p.n, groups, p.c_per_group, p.out_h, p.kh, p.out_w, p.kw)
+    kernels = weight.reshape(groups, p.c_out // groups, p.c_per_group, p.kh, p.kw)
+    out = torch.einsum("ngcyixj,gocij->ngoyx", columns, kernels)
+    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched)

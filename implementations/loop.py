@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from harness.capabilities import declare
-from implementations._common import IntOrPair, batched, four_paddings, output_size, pad, pair
+from implementations._common import IntOrPair, batched, finish, pad, problem
 
 
 @declare(autograd=True)
@@ -29,25 +29,18 @@ def conv2d(
     groups: int = 1,
 ) -> torch.Tensor:
     x, was_batched = batched(input)
-    n, _, h, w = x.shape
-    c_out, c_per_group, kh, kw = weight.shape
-    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
-    paddings = top, bottom, left, right = four_paddings(padding, (kh, kw), (dh, dw))
-    out_h = output_size(h, kh, sh, dh, top, bottom)
-    out_w = output_size(w, kw, sw, dw, left, right)
-    padded = pad(x, paddings)
+    p = problem(x, weight, stride, padding, dilation)
+    padded = pad(x, p.paddings)
 
     # Offset (i, j) of every window, for all windows at once: one strided slice each.
     slices = [
-        padded[:, :, i * dh :: sh, j * dw :: sw][:, :, :out_h, :out_w]
-        for i in range(kh)
-        for j in range(kw)
+        padded[:, :, i * p.dh :: p.sh, j * p.dw :: p.sw][:, :, : p.out_h, : p.out_w]
+        for i in range(p.kh)
+        for j in range(p.kw)
     ]
     columns = torch.stack(slices, dim=2)  # (N, C_in, kh*kw, out_h, out_w)
 
-    columns = columns.reshape(n, groups, c_per_group, kh * kw, out_h, out_w)
-    kernels = weight.reshape(groups, c_out // groups, c_per_group, kh * kw)
-    out = torch.einsum("ngckhw,gock->ngohw", columns, kernels).reshape(n, c_out, out_h, out_w)
-    if bias is not None:
-        out = out + bias.reshape(1, c_out, 1, 1)
-    return out if was_batched else out.squeeze(0)
+    columns = columns.reshape(p.n, groups, p.c_per_group, p.kh * p.kw, p.out_h, p.out_w)
+    kernels = weight.reshape(groups, p.c_out // groups, p.c_per_group, p.kh * p.kw)
+    out = torch.einsum("ngckhw,gock->ngohw", columns, kernels)
+    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched)

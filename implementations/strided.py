@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from harness.capabilities import declare
-from implementations._common import IntOrPair, batched, four_paddings, output_size, pad, pair
+from implementations._common import IntOrPair, batched, finish, pad, problem
 
 
 @declare(autograd=True)
@@ -27,25 +27,18 @@ def conv2d(
     groups: int = 1,
 ) -> torch.Tensor:
     x, was_batched = batched(input)
-    n, c_in, h, w = x.shape
-    c_out, c_per_group, kh, kw = weight.shape
-    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
-    paddings = top, bottom, left, right = four_paddings(padding, (kh, kw), (dh, dw))
-    out_h = output_size(h, kh, sh, dh, top, bottom)
-    out_w = output_size(w, kw, sw, dw, left, right)
+    p = problem(x, weight, stride, padding, dilation)
 
     # The strides below assume plain NCHW order; channels_last or sliced inputs get copied.
-    padded = pad(x, paddings).contiguous()
+    padded = pad(x, p.paddings).contiguous()
     step_n, step_c, step_h, step_w = padded.stride()
     windows = padded.as_strided(
-        (n, c_in, out_h, out_w, kh, kw),
-        (step_n, step_c, step_h * sh, step_w * sw, step_h * dh, step_w * dw),
+        (p.n, p.c_in, p.out_h, p.out_w, p.kh, p.kw),
+        (step_n, step_c, step_h * p.sh, step_w * p.sw, step_h * p.dh, step_w * p.dw),
         padded.storage_offset(),
     )
 
-    windows = windows.reshape(n, groups, c_per_group, out_h, out_w, kh, kw)
-    kernels = weight.reshape(groups, c_out // groups, c_per_group, kh, kw)
-    out = torch.einsum("ngcyxij,gocij->ngoyx", windows, kernels).reshape(n, c_out, out_h, out_w)
-    if bias is not None:
-        out = out + bias.reshape(1, c_out, 1, 1)
-    return out if was_batched else out.squeeze(0)
+    windows = windows.reshape(p.n, groups, p.c_per_group, p.out_h, p.out_w, p.kh, p.kw)
+    kernels = weight.reshape(groups, p.c_out // groups, p.c_per_group, p.kh, p.kw)
+    out = torch.einsum("ngcyxij,gocij->ngoyx", windows, kernels)
+    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched)

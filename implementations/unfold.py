@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.capabilities import declare
-from implementations._common import IntOrPair, batched, four_paddings, output_size, pad, pair
+from implementations._common import IntOrPair, batched, finish, pad, problem
 
 
 @declare(autograd=True)
@@ -28,17 +28,10 @@ def conv2d(
     groups: int = 1,
 ) -> torch.Tensor:
     x, was_batched = batched(input)
-    n, _, h, w = x.shape
-    c_out, c_per_group, kh, kw = weight.shape
-    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
-    paddings = top, bottom, left, right = four_paddings(padding, (kh, kw), (dh, dw))
-    out_h = output_size(h, kh, sh, dh, top, bottom)
-    out_w = output_size(w, kw, sw, dw, left, right)
+    p = problem(x, weight, stride, padding, dilation)
 
-    columns = F.unfold(pad(x, paddings), (kh, kw), dilation=(dh, dw), stride=(sh, sw))
-    columns = columns.reshape(n, groups, c_per_group * kh * kw, out_h * out_w)
-    kernels = weight.reshape(groups, c_out // groups, c_per_group * kh * kw)
-    out = (kernels @ columns).reshape(n, c_out, out_h, out_w)  # (N, groups, C_out/groups, L)
-    if bias is not None:
-        out = out + bias.reshape(1, c_out, 1, 1)
-    return out if was_batched else out.squeeze(0)
+    columns = F.unfold(pad(x, p.paddings), (p.kh, p.kw), dilation=(p.dh, p.dw), stride=(p.sh, p.sw))
+    columns = columns.reshape(p.n, groups, p.c_per_group * p.kh * p.kw, p.out_h * p.out_w)
+    kernels = weight.reshape(groups, p.c_out // groups, p.c_per_group * p.kh * p.kw)
+    out = kernels @ columns  # (N, groups, C_out/groups, L)
+    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched)
