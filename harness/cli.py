@@ -197,7 +197,7 @@ def command_fuzz(args: argparse.Namespace) -> int:
     report = reports.campaign_report(result, registry, args.max_examples)
     report.update(seconds=round(elapsed, 2), interrupted=result.interrupted, workers=args.workers,
                   shard=list(args.shard) if args.shard else None)
-    for line in reports.format_failures(report) + saved:
+    for line in reports.format_failures(report) + list(dict.fromkeys(saved)):  # shards save alike
         print(line)
     print(reports.format_summary(report))
     checks = sum(entry["examples"] for entry in report["implementations"].values())

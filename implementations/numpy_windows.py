@@ -42,14 +42,15 @@ def conv2d(
     # (N, C, out_h, out_w, kh, kw): every stride-th window, every dilation-th tap in it.
     windows = sliding_window_view(padded, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
 
-    per_group = [
-        np.tensordot(
-            windows[:, g * in_per_group : (g + 1) * in_per_group],
-            w_np[g * out_per_group : (g + 1) * out_per_group],
-            axes=([1, 4, 5], [1, 2, 3]),
-        )  # (N, out_h, out_w, out_per_group)
-        for g in range(groups)
-    ]
+    with np.errstate(all="ignore"):  # NaN and inf propagate silently, as in F.conv2d
+        per_group = [
+            np.tensordot(
+                windows[:, g * in_per_group : (g + 1) * in_per_group],
+                w_np[g * out_per_group : (g + 1) * out_per_group],
+                axes=([1, 4, 5], [1, 2, 3]),
+            )  # (N, out_h, out_w, out_per_group)
+            for g in range(groups)
+        ]
     out = np.moveaxis(np.concatenate(per_group, axis=3), 3, 1)
     if bias is not None:
         out = out + bias.detach().cpu().numpy()[:, None, None]

@@ -169,3 +169,16 @@ def test_python_dash_m_harness_is_the_command_line() -> None:
                          capture_output=True, text=True)
     assert ran.returncode == 2
     assert ran.stderr == "python -m harness: error: argument --max-examples: must be at least 1, got 0\n"
+
+
+def test_fuzzing_again_with_another_seed_adds_no_duplicate_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin = tmp_path / "my_conv.py"
+    plugin.write_text(BROKEN)
+    corpus = tmp_path / "corpus"
+    for seed in ("1", "2"):
+        status, out, _ = _run(capsys, "fuzz", "--impl", f"{plugin}:conv2d", "--max-examples", "60",
+                              "--seed", seed, "--corpus", str(corpus))
+        assert status == 1
+    assert "corpus: kept" in out or "corpus: replaced" in out
+    assert len(list((corpus / "failures").glob("*.json"))) == 1
