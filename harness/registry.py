@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import types
 import zlib
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -81,16 +82,22 @@ def implementation_from(name: str, fn: Any, origin: str = "", source: str = "") 
 
 
 def _from_file(path: str, attribute: str) -> Any:
+    """Execute a plugin file as a module, always from its current source.
+
+    Not through the import system's bytecode cache: a file rewritten within the same
+    second at the same size (a fix of one word) would run stale bytecode, and a user's
+    folder gets no __pycache__.
+    """
     # Unique per file: two plugins both called conv.py must not replace each other.
-    module_name = f"im2col_harness_plugin_{Path(path).stem}_{zlib.crc32(str(Path(path).resolve()).encode()):08x}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+    resolved = Path(path).resolve()
+    name = f"im2col_harness_plugin_{resolved.stem}_{zlib.crc32(str(resolved).encode()):08x}"
+    module = types.ModuleType(name)
+    module.__file__ = str(resolved)
+    sys.modules[name] = module  # dataclasses and pickling look a module up by name
     try:
-        spec.loader.exec_module(module)
+        exec(compile(resolved.read_text(), str(resolved), "exec"), module.__dict__)
     except BaseException:
-        del sys.modules[module_name]
+        del sys.modules[name]
         raise
     return getattr(module, attribute)
 
