@@ -144,8 +144,10 @@ def _timer(seconds: float | None) -> Iterator[None]:
 
 
 def _shares_memory(result: torch.Tensor, inputs: Inputs) -> bool:
+    """The same tensor, or the same storage (an empty tensor has none to compare)."""
     pointer = result.untyped_storage().data_ptr()
-    return pointer != 0 and any(t.untyped_storage().data_ptr() == pointer for t in inputs.tensors())
+    return any(result is t or (pointer != 0 and t.untyped_storage().data_ptr() == pointer)
+               for t in inputs.tensors())
 
 
 def _is_out_of_memory(error: BaseException) -> bool:

@@ -79,7 +79,7 @@ def test_a_third_party_file_is_fuzzed_and_its_bug_caught_then_replayed_until_fix
     spec = f"{plugin}:conv2d"
     report, corpus = tmp_path / "report.json", tmp_path / "corpus"
 
-    status, out, _ = _run(capsys, "fuzz", "--impl", spec, "--max-examples", "60", "--seed", "1",
+    status, out, _ = _run(capsys, "fuzz", "--impl", spec, "--max-examples", "300", "--seed", "1",
                           "--report", str(report), "--corpus", str(corpus))
     assert status == 1
     failures = json.loads(report.read_text())["implementations"][spec]["failures"]
@@ -182,7 +182,7 @@ def test_fuzzing_again_with_another_seed_adds_no_duplicate_files(
     plugin.write_text(BROKEN)
     corpus = tmp_path / "corpus"
     for seed in ("1", "2"):
-        status, out, _ = _run(capsys, "fuzz", "--impl", f"{plugin}:conv2d", "--max-examples", "60",
+        status, out, _ = _run(capsys, "fuzz", "--impl", f"{plugin}:conv2d", "--max-examples", "300",
                               "--seed", seed, "--corpus", str(corpus))
         assert status == 1
     assert "corpus: kept" in out or "corpus: replaced" in out
