@@ -13,7 +13,7 @@ not hide the next and distinct bugs of one implementation are each shrunk and re
 
 from __future__ import annotations
 
-import itertools
+import math
 import random
 import time
 import zlib
@@ -23,24 +23,30 @@ from typing import Callable, Iterable, Iterator
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
-from harness.capabilities import Capabilities, refusal
-from harness.case import DATA_KINDS, Case
+from harness.capabilities import Capabilities, refusal, widenings
+from harness.case import Case
 from harness.check import check_case, check_prepared, one_thread
 from harness.oracle import expect
-from harness.tensors import make_inputs
+from harness.tensors import keeps_values, make_inputs
 from harness.runner import time_limits, user_interrupts
 from harness.supervisor import Supervisor
+from harness.support import full_domain, runnable
 from harness.features import describe, features, needed
 from harness.registry import Implementation
 from harness.strategies import cases
-from harness.verdict import SKIPPED, Verdict
+from harness.verdict import SKIPPED, Verdict, core_signature
 
 MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough to read
 # Shrinking and attributing one bug stops after this long: a hang costs a time limit per
 # step, and a case that is not minimal is better than a campaign that never ends.
 SHRINK_SECONDS = 30.0
+NONDETERMINISTIC_TRIES = 5
+# An implementation that declares less than everything gets this much less again, drawn from
+# everything, to show it raises (or is right) outside its declaration.
+BEYOND_SHARE = 4
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,8 @@ class Finding:
 
     def explains(self, verdict: Verdict, case: Case) -> bool:
         """Could ``verdict`` on ``case`` be this bug? Not if the case lacks what it needs."""
-        return verdict.signature == self.verdict.signature and self.needs <= features(case)
+        return (core_signature(verdict.signature) == core_signature(self.verdict.signature)
+                and self.needs <= features(case))
 
 
 @dataclass
@@ -92,37 +99,39 @@ SKIPPED_VERDICT = Verdict(SKIPPED, message="quarantined: it crashed, hung or ran
 
 
 def check_variants(case: Case, domain: Capabilities, implementations: Iterable[Implementation],
-                   supervisor: Supervisor, skip_quarantined: bool = False
+                   supervisor: Supervisor, exploring: bool = False, beyond: bool = False
                    ) -> Iterator[tuple[Case, dict[str, Verdict]]]:
-    """The drawn case in every dtype, data kind and memory layout of the domain, simplest first.
+    """The drawn case in every memory layout of the domain, simplest first.
 
     Checking them all costs no Hypothesis draws, and the data and the reference are made
-    once per (dtype, data kind): this is what amortises Hypothesis's per-example overhead.
-    A failing variant shrinks along with the drawn case, and the first one to fail is the
-    simplest. With ``skip_quarantined`` (exploring), an implementation quarantined for
-    crashing or hanging is reported as skipped from the next call on.
+    once for all the layouts that keep the values: this is what amortises Hypothesis's
+    per-example overhead. A failing variant shrinks along with the drawn case, and the
+    first one to fail is the simplest. While ``exploring``, the second call and gradient
+    check (`check_prepared`'s ``thorough``) are made on one variant of each draw, chosen
+    by its seed, and an implementation quarantined for crashing or hanging is reported as
+    skipped from the next call on.
     """
     implementations = list(implementations)
-    for dtype, data in itertools.product(domain.dtypes, DATA_KINDS):
-        base = replace(case, dtype=dtype, data=data, layout="contiguous")
-        pristine = make_inputs(base)
-        expected = expect(base, pristine)
-        for layout in domain.layouts:
-            variant = replace(base, layout=layout)
-            quarantined = {i.name for i in implementations if skip_quarantined and supervisor.quarantined(i.name)}
-            active = [i for i in implementations if i.name not in quarantined]
-            verdicts = check_prepared(variant, active, lambda: pristine.in_layout(layout), pristine,
-                                      expected, supervisor)
-            yield variant, {**verdicts, **{name: SKIPPED_VERDICT for name in quarantined}}
+    base = replace(case, layout="contiguous")
+    pristine = make_inputs(base)
+    expected = expect(base, pristine)
+    thorough = domain.layouts[case.seed % len(domain.layouts)]
+    for layout in domain.layouts:
+        variant = replace(case, layout=layout)
+        laid = pristine.in_layout(layout)
+        own, reference = (pristine, expected) if keeps_values(layout) else (laid, expect(variant, laid))
+        quarantined = {i.name for i in implementations if exploring and supervisor.quarantined(i.name)}
+        active = [i for i in implementations if i.name not in quarantined]
+        verdicts = check_prepared(variant, active, lambda: own.in_layout(layout), own, reference, supervisor,
+                                  thorough=not exploring or layout == thorough, beyond=beyond)
+        yield variant, {**verdicts, **{name: SKIPPED_VERDICT for name in quarantined}}
 
 
-def coverage(case: Case) -> list[str]:
-    """The dimensions ``case`` exercises, for the campaign's coverage summary."""
-    return [*features(case), f"dtype={case.dtype}", f"layout={case.layout}", f"data={case.data}"]
-
-
-def variant_count(domain: Capabilities) -> int:
-    return len(domain.dtypes) * len(DATA_KINDS) * len(domain.layouts)
+def coverage(case: Case) -> set[str]:
+    """The dimensions ``case`` exercises, for the campaign's coverage summary: its features,
+    and its dtype, layout, data kind and device even where they are the simplest."""
+    return {*features(case), f"dtype={case.dtype}", f"layout={case.layout}", f"data={case.data}",
+            f"device={case.device}"}
 
 
 class _Reproduced(Exception):
@@ -146,23 +155,37 @@ def derive_seed(*parts: object) -> int:
 def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int | None = None,
          progress: Progress | None = None, supervisor: Supervisor | None = None,
          max_seconds: float | None = None) -> CampaignResult:
-    """Fuzz every implementation inside its declared domain with ``max_examples`` cases each.
+    """Fuzz every implementation inside its declared domain with ``max_examples`` cases each,
+    then one that declares less than everything with a further ``max_examples //
+    BEYOND_SHARE`` cases just outside it (one declared limit lifted at a time), where it
+    must raise or be right.
 
-    With ``max_seconds`` exploring stops when the time is up (each group of
-    implementations gets an equal share of what is left); the bug being shrunk then is
-    still finished, within `SHRINK_SECONDS`. Ctrl-C stops the campaign cleanly: the result
-    then holds everything found so far and says it was interrupted.
+    With ``max_seconds`` exploring stops when the time is up (each pass gets an equal share
+    of what is left); the bug being shrunk then is still finished, within
+    `SHRINK_SECONDS`. Ctrl-C stops the campaign cleanly: the result then holds everything
+    found so far and says it was interrupted.
     """
     one_thread()
     supervisor = Supervisor() if supervisor is None else supervisor  # quarantines are per campaign
     result = CampaignResult(seed=random.getrandbits(32) if seed is None else seed)
     end = None if max_seconds is None else time.monotonic() + max_seconds
-    groups = list(group_by_domain(implementations).items())
+    everything = full_domain()
+    passes: list[tuple[list[Implementation], list[Capabilities], bool, int]] = []
+    for domain, group in group_by_domain(implementations).items():
+        shared: Counter[str] = Counter()  # every member of a group sees every case
+        for member in group:
+            result.tallies[member.name] = Tally(coverage=shared)
+        here = runnable(domain)
+        if here is not None:
+            passes.append((group, [here], False, max_examples))
+        outside = widenings(here or domain, everything)
+        if outside:
+            passes.append((group, outside, True, max(1, max_examples // BEYOND_SHARE)))
     try:
         with user_interrupts(), time_limits():
-            for index, (domain, group) in enumerate(groups):
-                share = None if end is None else time.monotonic() + (end - time.monotonic()) / (len(groups) - index)
-                _Group(group, domain, result, max_examples, progress, supervisor, share).run()
+            for index, (group, domains, beyond, budget) in enumerate(passes):
+                share = None if end is None else time.monotonic() + (end - time.monotonic()) / (len(passes) - index)
+                _Group(group, domains, result, budget, progress, supervisor, share, beyond).run()
     except KeyboardInterrupt:
         result.interrupted = True
     return result
@@ -173,26 +196,24 @@ class _OutOfTime(Exception):
 
 
 class _Group:
-    """Implementations that claim the same cases, fuzzed run after run until the budget is spent."""
+    """Implementations fuzzed together, run after run until the budget is spent: in their
+    declared domain, or (``beyond``) just outside it, where they must raise or be right."""
 
-    def __init__(self, members: list[Implementation], domain: Capabilities, result: CampaignResult,
+    def __init__(self, members: list[Implementation], domains: list[Capabilities], result: CampaignResult,
                  budget: int, progress: Progress | None, supervisor: Supervisor,
-                 deadline: float | None = None) -> None:
-        self.supervisor, self.deadline = supervisor, deadline
+                 deadline: float | None = None, beyond: bool = False) -> None:
+        self.supervisor, self.deadline, self.beyond = supervisor, deadline, beyond
         self.members = {m.name: m for m in members}
-        self.domain = domain
-        # Hypothesis draws the rest; dtypes, layouts and data kinds are enumerated by `check_variants`.
-        self.drawn = replace(domain, dtypes=domain.dtypes[:1], layouts=domain.layouts[:1])
-        self.label = ",".join(self.members)
+        self.domains = domains  # each draw picks one, then a case in it
+        self.label = ",".join(self.members) + (" beyond their declarations" if beyond else "")
         self.result, self.budget, self.progress = result, budget, progress
         self.examples = 0
-        self.bugs: list[Finding] = []  # shrunk and attributed
+        # Shrunk and attributed: those found in an earlier pass over the same members too.
+        self.bugs = [f for f in result.findings if f.implementation in self.members]
         self.incidental: dict[tuple[str, str], Finding] = {}  # seen while shrinking another
         self.target: list[Finding] = []  # the bug being shrunk, then its smallest case so far
         self.shrink_deadline = 0.0
-        self.coverage: Counter[str] = Counter()  # shared: every member sees every case
-        for name in self.members:
-            result.tallies[name] = Tally(coverage=self.coverage)
+        self.coverage = result.tallies[members[0].name].coverage
 
     def run(self) -> None:
         attempt = 0
@@ -200,7 +221,7 @@ class _Group:
             while self.examples < self.budget:
                 # Seeded by what is drawn, not by who is checked: the same command draws the
                 # same cases on any machine, whatever the paths of plugin files there.
-                found = self._one_run(derive_seed(self.result.seed, repr(self.domain), attempt))
+                found = self._one_run(derive_seed(self.result.seed, repr(self.domains), attempt))
                 if found is None:
                     break
                 self._add(self._attributed(found))
@@ -223,14 +244,23 @@ class _Group:
     def _attributed(self, finding: Finding) -> Finding:
         implementation = self.members[finding.implementation]
 
+        def fails(case: Case) -> bool:
+            verdict = check_case(case, [implementation], supervisor=self.supervisor,
+                                 beyond=self.beyond)[implementation.name]
+            return verdict.failed and verdict.signature == finding.verdict.signature
+
         def still_fails(case: Case) -> bool:
             if time.monotonic() > self.shrink_deadline:
                 return True  # no time left to find out: assume the feature is not needed
-            verdict = check_case(case, [implementation], supervisor=self.supervisor)[implementation.name]
-            return verdict.failed and verdict.signature == finding.verdict.signature
+            # A nondeterministic call may give the same bits twice by chance: one pass
+            # does not show that the feature is needed.
+            tries = NONDETERMINISTIC_TRIES if finding.verdict.kind == "nondeterministic" else 1
+            return any(fails(case) for _ in range(tries))
 
-        return replace(finding, needs=needed(finding.case, still_fails,
-                                             lambda case: refusal(implementation.capabilities, case) is None))
+        def allowed(case: Case) -> bool:
+            return self.beyond or refusal(implementation.capabilities, case) is None
+
+        return replace(finding, needs=needed(finding.case, still_fails, allowed))
 
     def _is_new(self, name: str, verdict: Verdict, case: Case) -> bool:
         """A failure no known bug of ``name`` explains, while ``name`` is still worth fuzzing."""
@@ -245,16 +275,23 @@ class _Group:
             tally.examples += 1
             tally.statuses[verdict.status] += 1
 
+    def _draws(self) -> st.SearchStrategy[tuple[int, Case]]:
+        """A domain (by index, shrinking towards the first) and a case in it; its layouts
+        are enumerated by `check_variants`, so the case is drawn in the first."""
+        return st.one_of([cases(replace(domain, layouts=domain.layouts[:1])).map(lambda case, i=i: (i, case))
+                          for i, domain in enumerate(self.domains)])
+
     def _one_run(self, run_seed: int) -> Finding | None:
         """Explore until a new bug shows, shrink it, return it; None when the budget ran out."""
         target = self.target
         target.clear()
 
-        def shrink_step(case: Case) -> bool:
+        def shrink_step(case: Case, domain: Capabilities) -> bool:
             if time.monotonic() > self.shrink_deadline:
                 return False  # out of time: the smallest case so far stands
             name, signature = target[0].implementation, target[0].verdict.signature
-            for variant, verdicts in check_variants(case, self.domain, [self.members[name]], self.supervisor):
+            for variant, verdicts in check_variants(case, domain, [self.members[name]], self.supervisor,
+                                                    beyond=self.beyond):
                 verdict = verdicts[name]
                 if not self._is_new(name, verdict, variant):
                     continue
@@ -264,12 +301,12 @@ class _Group:
                 self.incidental.setdefault((name, verdict.signature), Finding(name, variant, verdict, shrunk=False))
             return False
 
-        def explore_step(case: Case) -> bool:
+        def explore_step(case: Case, domain: Capabilities) -> bool:
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise _OutOfTime
             new: dict[tuple[str, str], Finding] = {}
-            for variant, verdicts in check_variants(case, self.domain, self.members.values(),
-                                                    self.supervisor, skip_quarantined=True):
+            for variant, verdicts in check_variants(case, domain, self.members.values(),
+                                                    self.supervisor, exploring=True, beyond=self.beyond):
                 self.examples += 1
                 self.coverage.update(coverage(variant))
                 self._tally(verdicts)
@@ -288,22 +325,23 @@ class _Group:
             self.shrink_deadline = time.monotonic() + SHRINK_SECONDS
             return True
 
-        def test(case: Case) -> None:
+        def test(drawn: tuple[int, Case]) -> None:
             # One raise site for exploring and shrinking: Hypothesis tells failures apart
             # by where they were raised, and shrinks only towards the same one.
-            if shrink_step(case) if target else explore_step(case):
+            domain = self.domains[drawn[0]]
+            if shrink_step(drawn[1], domain) if target else explore_step(drawn[1], domain):
                 raise _Reproduced
 
-        per_draw = variant_count(self.domain)
+        per_draw = sum(len(d.layouts) for d in self.domains) / len(self.domains)
         runner = settings(
-            max_examples=-(-(self.budget - self.examples) // per_draw),
+            max_examples=max(1, math.ceil((self.budget - self.examples) / per_draw)),
             database=None,
             deadline=None,
             phases=(Phase.generate, Phase.shrink),
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
             verbosity=Verbosity.quiet,
-        )(hypothesis_seed(run_seed)(given(cases(self.drawn, DATA_KINDS[:1]))(test)))
+        )(hypothesis_seed(run_seed)(given(self._draws())(test)))
         try:
             runner()
         except _OutOfTime:

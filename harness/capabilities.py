@@ -8,10 +8,10 @@ runner converts stride/padding/dilation to the form declared here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, TypeVar
 
-from harness.case import DTYPES, LAYOUTS, Case, IntOrPair, pair
+from harness.case import DEVICES, DTYPES, LAYOUTS, Case, IntOrPair, pair
 
 ARG_FORMS = ("int", "pair")
 PADDING_MODES = ("same", "valid")
@@ -35,6 +35,7 @@ class Capabilities:
     arg_forms: tuple[str, ...] = ARG_FORMS
     dtypes: tuple[str, ...] = DTYPES
     layouts: tuple[str, ...] = LAYOUTS
+    devices: tuple[str, ...] = DEVICES
     autograd: bool = False
 
     def __post_init__(self) -> None:
@@ -43,6 +44,7 @@ class Capabilities:
             ("arg_forms", ARG_FORMS),
             ("dtypes", DTYPES),
             ("layouts", LAYOUTS),
+            ("devices", DEVICES),
         ):
             values = getattr(self, name)
             if isinstance(values, str):
@@ -55,8 +57,8 @@ class Capabilities:
             raise ValueError("capabilities: arg_forms must allow 'int' or 'pair'")
         if not (self.batched or self.unbatched):
             raise ValueError("capabilities: at least one of batched/unbatched must be True")
-        if not self.dtypes or not self.layouts:
-            raise ValueError("capabilities: dtypes and layouts must not be empty")
+        if not self.dtypes or not self.layouts or not self.devices:
+            raise ValueError("capabilities: dtypes, layouts and devices must not be empty")
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> Capabilities:
@@ -114,6 +116,15 @@ def declaration_of(fn: Callable[..., Any]) -> Declaration:
     raise TypeError(f"__conv2d_declaration__ must be a Declaration or dict, not {type(found).__name__}")
 
 
+def widenings(declared: Capabilities, everything: Capabilities) -> list[Capabilities]:
+    """``declared`` with one of its limits lifted to ``everything``'s, for each limit: cases
+    just outside the declaration, where an implementation must raise or be right. (Drawn
+    from ``everything`` at once, a narrow declaration is left in so many ways that nearly
+    every case raises for the first of them.)"""
+    return [replace(declared, **{f.name: getattr(everything, f.name)}) for f in fields(Capabilities)
+            if f.name != "autograd" and getattr(declared, f.name) != getattr(everything, f.name)]
+
+
 def _form(value: object) -> str:
     return "int" if isinstance(value, int) else "pair"
 
@@ -146,6 +157,7 @@ def refusal(capabilities: Capabilities, case: Case) -> str | None:
          f"padding={case.padding!r}"),
         (case.dtype not in c.dtypes, f"dtype {case.dtype}"),
         (case.layout not in c.layouts, f"{case.layout} layout"),
+        (case.device not in c.devices, f"device {case.device}"),
     ]
     for name in ("stride", "padding", "dilation"):
         value = getattr(case, name)
@@ -155,9 +167,11 @@ def refusal(capabilities: Capabilities, case: Case) -> str | None:
 
 
 def call_arguments(capabilities: Capabilities, case: Case) -> dict[str, Any]:
-    """stride/padding/dilation/groups as this implementation takes them."""
+    """stride/padding/dilation/groups as this implementation takes them (as F.conv2d takes
+    them where no declared form fits: outside its domain, it gets the case as drawn)."""
     arguments: dict[str, Any] = {"groups": case.groups}
     for name in ("stride", "padding", "dilation"):
         value = getattr(case, name)
-        arguments[name] = value if isinstance(value, str) else _in_form(value, capabilities.arg_forms)
+        form = None if isinstance(value, str) else _in_form(value, capabilities.arg_forms)
+        arguments[name] = value if form is None else form
     return arguments

@@ -21,8 +21,8 @@ IntOrPair = Union[int, tuple[int, int]]
 Padding = Union[int, tuple[int, int], str]
 
 MAX_SEED = 2**32 - 1
-DTYPES = ("float32", "float64")
-LAYOUTS = ("contiguous", "channels_last", "strided")
+DTYPES = ("float32", "float64", "float16", "bfloat16")  # simplest first: shrinking goes left
+LAYOUTS = ("contiguous", "channels_last", "strided", "transposed", "expanded")
 DATA_KINDS = ("uniform", "int", "special")
 DEVICES = ("cpu", "cuda")
 

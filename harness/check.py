@@ -14,12 +14,14 @@ import torch
 
 from harness.capabilities import refusal
 from harness.case import Case
-from harness.compare import judge
+from harness.compare import judge, judge_outside, judge_repeat
+from harness.gradients import ExpectedGradients, applies, expect_gradients, judge_gradients
 from harness.oracle import Expected, expect
 from harness.registry import Implementation
 from harness.supervisor import IN_PROCESS, Supervisor
+from harness.support import unavailable
 from harness.tensors import Inputs, make_inputs
-from harness.verdict import UNSUPPORTED, Verdict
+from harness.verdict import SKIPPED, UNSUPPORTED, Verdict
 
 
 def one_thread() -> None:
@@ -31,28 +33,50 @@ def one_thread() -> None:
 
 
 def check_case(case: Case, implementations: Iterable[Implementation], inputs: Inputs | None = None,
-               supervisor: Supervisor = IN_PROCESS) -> dict[str, Verdict]:
-    """Verdicts by implementation name; ``inputs`` overrides the case's generated data."""
+               supervisor: Supervisor = IN_PROCESS, beyond: bool = False) -> dict[str, Verdict]:
+    """Verdicts by implementation name, every check made; ``inputs`` overrides the case's
+    generated data; ``beyond``: see `check_prepared`."""
+    implementations = list(implementations)
+    reason = unavailable(case.dtype, case.device)
+    if reason:
+        return {i.name: Verdict(SKIPPED, message=f"cannot run here: {reason}") for i in implementations}
     pristine = make_inputs(case) if inputs is None else inputs
-    return check_prepared(case, implementations, pristine.clone, pristine, expect(case, pristine), supervisor)
+    return check_prepared(case, implementations, pristine.clone, pristine, expect(case, pristine), supervisor,
+                          beyond=beyond)
 
 
 def check_prepared(case: Case, implementations: Iterable[Implementation], fresh: Callable[[], Inputs],
-                   pristine: Inputs, expected: Expected, supervisor: Supervisor) -> dict[str, Verdict]:
+                   pristine: Inputs, expected: Expected, supervisor: Supervisor,
+                   thorough: bool = True, beyond: bool = False) -> dict[str, Verdict]:
     """The loop itself, for callers that share the data and reference between cases.
 
     Each implementation gets ``fresh()`` inputs only after one has modified them: they are
-    compared with ``pristine`` (never handed out) after every call.
+    compared with ``pristine`` (never handed out) after every call. ``thorough`` adds, for
+    a call that passed, a second call (determinism) and, where autograd is declared, a
+    gradient check: the campaign makes them on some variants only, as each costs a call.
+    ``beyond`` calls implementations on cases outside their declared capabilities too.
     """
     inputs = fresh()
+    gradients: list[ExpectedGradients] = []  # made once, when first needed
     verdicts = {}
     for implementation in implementations:
         reason = refusal(implementation.capabilities, case)
-        if reason:
+        if reason and not beyond:
             verdicts[implementation.name] = Verdict(UNSUPPORTED, message=f"unimplemented: {reason}")
             continue
         outcome = supervisor.call(implementation, case, inputs, pristine)
-        verdicts[implementation.name] = judge(case, expected, outcome)
+        verdict = judge(case, expected, outcome)
         if outcome.modified:  # the next implementation gets the case as drawn
             inputs = fresh()
+        if reason:
+            verdict = judge_outside(verdict, reason)
+        elif thorough and not verdict.failed and outcome.result is not None:
+            first = outcome.result.detach().cpu().clone()  # the second call may reuse its memory
+            again = supervisor.call(implementation, case, inputs, pristine)
+            verdict = judge_repeat(case, expected, first, again) or verdict
+            if implementation.capabilities.autograd and applies(case) and not verdict.failed:
+                gradients = gradients or [expect_gradients(case, pristine)]
+                traced = supervisor.call(implementation, case, fresh(), pristine, gradients[0].upstream)
+                verdict = judge_gradients(case, gradients[0], traced) or verdict
+        verdicts[implementation.name] = verdict
     return verdicts

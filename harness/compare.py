@@ -1,9 +1,10 @@
 """Judge one call against the reference: the checks, in the order a person would make them.
 
 Crash/timeout/memory, exception, modified inputs, type, aliasing, device, shape, dtype,
-then values. Each
-failed check returns at once with its kind and a one-line message; the first failing
-check is the one a user has to fix first.
+then values; then, for a call that passed, the same call again (determinism). Each failed
+check returns at once with its kind and a one-line message; the first failing check is
+the one a user has to fix first. Outside its declared capabilities an implementation may
+raise; anything else wrong there is an ``outside-declared`` failure.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import torch
 from harness.case import Case
 from harness.diagnose import rearrangement, where_wrong
 from harness.oracle import Expected
-from harness.runner import Outcome
-from harness.verdict import MISTRUSTED, PASSED, Verdict, failure
+from harness.runner import Outcome, same_bits
+from harness.verdict import MISTRUSTED, OUTSIDE, PASSED, UNSUPPORTED, Verdict, failure
+
+ABNORMAL = ("crash", "timeout", "memory")
 
 def _shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
@@ -75,3 +78,38 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
     bound = "exact" if expected.exact else f"{(error.flatten()[worst] / scale).item():.2g}*M"
     return failure("values", f"{where_wrong(case, wrong)}; worst {got.flatten()[worst].item():.6g} vs "
                              f"{reference.flatten()[worst].item():.6g} (error {bound})")
+
+
+def judge_repeat(case: Case, expected: Expected, first: torch.Tensor, second: Outcome) -> Verdict | None:
+    """A failure if calling again with the same inputs did not give ``first`` (the first
+    call's result, copied) again, bit for bit."""
+    if second.abnormal:
+        return judge(case, expected, second)
+    if second.result is None:
+        what = f"raised {second.error_type}: {second.error_message}" if second.error_type else f"returned {second.returned}"
+        return failure("nondeterministic", f"called again with the same inputs, it {what}", "second-call")
+    again = second.result.detach().cpu()
+    if same_bits(first, again):
+        return None
+    if again.shape != first.shape or again.dtype != first.dtype:
+        return failure("nondeterministic", f"called again with the same inputs, it returned {again.dtype} "
+                                           f"{_shape(tuple(again.shape))}", "second-call")
+    before, after = first.reshape(-1), again.reshape(-1)
+    differs = (before != after) & ~(before.isnan() & after.isnan())
+    if not differs.any():
+        return failure("nondeterministic", "called again with the same inputs, it returned the same values "
+                                           "with different bits (signed zeros or NaN payloads)")
+    largest = (before.double() - after.double()).abs()[differs].nan_to_num(float("inf")).max().item()
+    return failure("nondeterministic", f"called again with the same inputs, {int(differs.sum())} of "
+                                       f"{differs.numel()} elements came out different (largest change {largest:.3g})")
+
+
+def judge_outside(verdict: Verdict, reason: str) -> Verdict:
+    """What a verdict means for a case outside the declared capabilities (``reason``):
+    raising is the right answer there; crashing, hanging or a wrong result is not."""
+    if verdict.kind == "exception":
+        return Verdict(UNSUPPORTED, message=f"raised outside its declared capabilities ({reason}): {verdict.message}")
+    if not verdict.failed or verdict.kind in ABNORMAL:
+        return verdict
+    return failure(OUTSIDE, f"outside its declared capabilities ({reason}), {verdict.kind}: {verdict.message}",
+                   verdict.signature)

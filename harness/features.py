@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from harness.case import Case, pair
+from harness.case import DATA_KINDS, DEVICES, DTYPES, LAYOUTS, Case, pair
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,11 @@ FEATURES = (
             lambda c: replace(c, dilation=_square(c.dilation))),
     Feature("height!=width", lambda c: c.height != c.width,
             lambda c: replace(c, height=max(c.height, c.width), width=max(c.height, c.width))),
-    Feature("non-contiguous", lambda c: c.layout != "contiguous", lambda c: replace(c, layout="contiguous")),
-    Feature("float64", lambda c: c.dtype == "float64", lambda c: replace(c, dtype="float32")),
+    # The dimensions with named values: each value but the simplest (listed first) is a feature.
+    *(Feature(f"{dimension}={value}", lambda c, d=dimension, v=value: getattr(c, d) == v,
+              lambda c, d=dimension, first=values[0]: replace(c, **{d: first}))
+      for dimension, values in (("layout", LAYOUTS), ("dtype", DTYPES), ("data", DATA_KINDS), ("device", DEVICES))
+      for value in values[1:]),
 )
 
 

@@ -16,6 +16,8 @@ import signal
 from multiprocessing.connection import Connection
 from typing import Any
 
+import torch
+
 from harness.case import Case
 from harness.registry import Implementation
 from harness.runner import Outcome, call
@@ -45,10 +47,10 @@ def _serve(connection: Connection, implementation: Implementation, headroom: int
     connection.send("ready")
     while True:
         try:
-            case, inputs = connection.recv()
+            case, inputs, upstream = connection.recv()
         except EOFError:
             return
-        outcome = call(implementation, case, inputs, inputs.clone())
+        outcome = call(implementation, case, inputs, inputs.clone(), upstream=upstream)
         connection.send(outcome)
 
 
@@ -77,12 +79,12 @@ class Child:
         if not parent_end.poll(START_SECONDS) or parent_end.recv() != "ready":
             raise RuntimeError(f"the child process for {self.implementation.name} did not start")
 
-    def call(self, case: Case, inputs: Inputs, seconds: float) -> Outcome:
+    def call(self, case: Case, inputs: Inputs, seconds: float, upstream: torch.Tensor | None = None) -> Outcome:
         if self.process is None or not self.process.is_alive():
             self._start()
         assert self.connection is not None
         try:
-            self.connection.send((case, inputs))
+            self.connection.send((case, inputs, upstream))
             answered = self.connection.poll(seconds)
             if answered:
                 return self.connection.recv()

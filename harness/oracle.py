@@ -6,7 +6,9 @@ element sums K = C_in/groups * kh * kw products plus a bias, so any summation or
 the case dtype is within about (K + 2) * u * M of the exact value, where u is the dtype's
 unit roundoff and M = conv(|x|, |w|) + |b| (computed in float64). An index bug is off by
 O(M); rounding by O(K * u * M). With ``int`` data every partial sum is exact and the
-tolerance is zero.
+tolerance is zero. On CUDA, float32 matmuls and convolutions may run in TF32 (10-bit
+mantissa) when torch's switches allow it; the reference never does (it is float64 on the
+CPU), so the tolerance uses TF32's unit roundoff there instead of float32's.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import torch.nn.functional as F
 from harness.case import Case, IntOrPair, Padding
 from harness.tensors import INT_RANGE, Inputs
 
-UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53, "float16": 2.0**-11, "bfloat16": 2.0**-8}
-MANTISSA_BITS = {"float32": 24, "float64": 53, "float16": 11, "bfloat16": 8}
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53, "float16": 2.0**-11, "bfloat16": 2.0**-8,
+                 "tf32": 2.0**-11}
 # A check where most outputs are exactly zero by construction could not have seen a bug.
 MISTRUST_ZERO_FRACTION = 0.5
 
@@ -64,12 +66,25 @@ def reference_module(case: Case, weight: torch.Tensor, bias: torch.Tensor | None
     return conv
 
 
-def is_exact(case: Case) -> bool:
-    """Whether every partial sum of this case is representable in its dtype."""
+def tf32_allowed() -> bool:
+    return bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
+
+
+def unit_roundoff(case: Case) -> float:
+    """u for the case's dtype, as the case's device may compute it."""
+    if case.device == "cuda" and case.dtype == "float32" and tf32_allowed():
+        return UNIT_ROUNDOFF["tf32"]
+    return UNIT_ROUNDOFF[case.dtype]
+
+
+def is_exact(case: Case, reduction_length: int | None = None) -> bool:
+    """Whether every partial sum of ``reduction_length`` (default: the case's K) products of
+    its integer data, plus a bias, is representable in its dtype."""
     if case.data != "int":
         return False
-    largest = case.reduction_length * INT_RANGE * INT_RANGE + INT_RANGE
-    return largest < 2 ** MANTISSA_BITS[case.dtype]
+    length = case.reduction_length if reduction_length is None else reduction_length
+    largest = length * INT_RANGE * INT_RANGE + INT_RANGE
+    return largest < 1 / unit_roundoff(case)  # 2**p, p the significand's bits
 
 
 def expect(case: Case, inputs: Inputs) -> Expected:
@@ -88,7 +103,7 @@ def expect(case: Case, inputs: Inputs) -> Expected:
     if exact:
         allowed = torch.zeros_like(magnitude)
     else:
-        allowed = (case.reduction_length + 2) * UNIT_ROUNDOFF[case.dtype] * magnitude
+        allowed = (case.reduction_length + 2) * unit_roundoff(case) * magnitude
     # Mostly zeros by construction, or mostly NaN/inf: the check could see little.
     uninformative = (magnitude == 0) | ~values.isfinite()
     mistrusted = bool(magnitude.numel()) and float(uninformative.double().mean()) > MISTRUST_ZERO_FRACTION

@@ -43,6 +43,7 @@ class Outcome:
     error_message: str = ""
     error_site: str = ""
     abnormal: str = ""  # "crash", "timeout" or "memory": the call did not end normally
+    grads: tuple[torch.Tensor | None, ...] | None = None  # of input, weight, bias, when asked for
 
 
 def time_limit(case: Case) -> float:
@@ -154,13 +155,36 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, MemoryError) or "can't allocate memory" in str(error)
 
 
+def _requiring_grad(inputs: Inputs) -> Inputs:
+    """Views of the same memory that autograd tracks (detach() keeps the strides)."""
+    return Inputs(*(None if t is None else t.detach().requires_grad_() for t in (inputs.input, inputs.weight, inputs.bias)))
+
+
+def _gradients(result: object, leaves: Inputs, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """d(sum(result * upstream)) / d(input, weight, bias); None for one autograd never reached."""
+    wanted = leaves.tensors()
+    found = torch.autograd.grad(result, wanted, upstream, allow_unused=True)  # type: ignore[arg-type]
+    return (*found, *[None] * (3 - len(found)))
+
+
 def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: Inputs,
-         seconds: float | None = None) -> Outcome:
-    """Call with ``inputs``, then compare them with ``pristine``, the same values untouched."""
+         seconds: float | None = None, upstream: torch.Tensor | None = None) -> Outcome:
+    """Call with ``inputs``, then compare them with ``pristine``, the same values untouched.
+
+    With ``upstream``, the inputs require grad and the call also back-propagates
+    ``upstream`` through the result, inside the same time limit.
+    """
     arguments = call_arguments(implementation.capabilities, case)
+    grads = None
     try:
         with _timer(seconds):
-            result = implementation.fn(inputs.input, inputs.weight, inputs.bias, **arguments)
+            if upstream is None:
+                result = implementation.fn(inputs.input, inputs.weight, inputs.bias, **arguments)
+            else:
+                leaves = _requiring_grad(inputs)
+                result = implementation.fn(leaves.input, leaves.weight, leaves.bias, **arguments)
+                grads = _gradients(result, leaves, upstream)
+                result = result.detach()
     except _TimeLimit:
         return Outcome(abnormal="timeout", error_message=f"no result after {seconds:.1f}s")
     except KeyboardInterrupt as raised:
@@ -179,6 +203,7 @@ def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: I
         device="" if tensor is None else str(tensor.device),
         aliased=tensor is not None and _shares_memory(tensor, inputs),
         modified=_modified(inputs, pristine),
+        grads=grads,
     )
 
 

@@ -12,7 +12,7 @@ import math
 
 from harness import tensors
 from harness.case import Case
-from harness.oracle import UNIT_ROUNDOFF, is_exact
+from harness.oracle import is_exact, unit_roundoff
 
 _TEMPLATE = '''\
 """Reproduce conv2d case {id}
@@ -69,11 +69,12 @@ def script(case: Case, implementation_import: str | None = None, found: str = ""
     specials = ", ".join(_literal(value) for value in tensors.SPECIAL_VALUES)
     helpers = "\n".join([
         f"_MASK32 = {tensors._MASK32:#x}", f"_ROUNDS = {tensors._ROUNDS!r}",
-        f"INT_RANGE = {tensors.INT_RANGE}", f"SPECIAL_VALUES = ({specials})", "", "",
+        f"INT_RANGE = {tensors.INT_RANGE}", f"SPECIAL_VALUES = ({specials})",
+        f"FLOAT16_HUGE = {tensors.FLOAT16_HUGE!r}", "", "",
         inspect.getsource(tensors._hash32), "",
         inspect.getsource(tensors.values_from_seed), "", inspect.getsource(tensors.lay_out),
     ]).rstrip()
-    tolerance = 0.0 if is_exact(case) else (case.reduction_length + 2) * UNIT_ROUNDOFF[case.dtype]
+    tolerance = 0.0 if is_exact(case) else (case.reduction_length + 2) * unit_roundoff(case)
     return _TEMPLATE.format(
         id=case.id, found=found, helpers=helpers, input_shape=case.input_shape,
         weight_shape=case.weight_shape,

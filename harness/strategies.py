@@ -16,8 +16,12 @@ from hypothesis import strategies as st
 
 from harness.capabilities import Capabilities
 from harness.case import DATA_KINDS, MAX_SEED, Case, IntOrPair, pair
+from harness.support import full_domain
 
 SPATIAL_SLACK = 6  # input sizes go up to this much above the smallest valid one
+# How often each is drawn, relative to the others allowed: the everyday dtype and data most.
+DTYPE_WEIGHTS = {"float32": 3, "float64": 2, "float16": 1, "bfloat16": 1}
+DATA_WEIGHTS = {"uniform": 2, "int": 1, "special": 1}
 T = TypeVar("T")
 
 
@@ -51,14 +55,15 @@ def _kernels(square_only: bool) -> list[IntOrPair]:
 
 
 @st.composite
-def cases(draw: st.DrawFn, capabilities: Capabilities = Capabilities(),
+def cases(draw: st.DrawFn, capabilities: Capabilities | None = None,
           data_kinds: tuple[str, ...] = DATA_KINDS) -> Case:
-    """A valid conv2d case that ``capabilities`` claims, shrinking towards the simplest.
+    """A valid conv2d case that ``capabilities`` claims (default: everything this machine
+    runs, `harness.support.full_domain`), shrinking towards the simplest.
 
-    A dimension with one allowed value costs no draw: the campaign enumerates dtypes,
-    layouts and data kinds itself and draws only the rest.
+    A dimension with one allowed value costs no draw: the campaign enumerates layouts
+    itself and draws only the rest.
     """
-    c = capabilities
+    c = full_domain() if capabilities is None else capabilities
     # Batch 0 has nothing to compare but the shape: rarely.
     batched: list[tuple[int | None, int]] = [(1, 3), (2, 3), (3, 3), (0, 1)] if c.batched else []
     batch = draw(_weighted(batched + ([(None, 3)] if c.unbatched else [])))
@@ -100,8 +105,9 @@ def cases(draw: st.DrawFn, capabilities: Capabilities = Capabilities(),
         padding=padding,
         dilation=dilation,
         bias=draw(st.booleans()) if c.bias else False,
-        dtype=draw(st.sampled_from(c.dtypes)),
+        dtype=draw(_weighted([(t, DTYPE_WEIGHTS[t]) for t in c.dtypes])),
         layout=draw(st.sampled_from(c.layouts)),
-        data=draw(st.sampled_from(data_kinds)),
+        data=draw(_weighted([(d, DATA_WEIGHTS[d]) for d in data_kinds])),
+        device=draw(st.sampled_from(c.devices)),
         seed=draw(st.integers(0, MAX_SEED)),
     )

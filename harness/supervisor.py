@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Collection
 
+import torch
+
 from harness.case import Case
 from harness.isolation import Child
 from harness.journal import Journal
@@ -21,6 +23,7 @@ from harness.runner import Outcome, call, time_limit
 from harness.tensors import Inputs
 
 QUARANTINE_AFTER = 3
+BACKWARD_FACTOR = 3  # a forward and a backward pass get this many forward time limits
 
 
 class Supervisor:
@@ -36,15 +39,17 @@ class Supervisor:
         """Whether exploring should stop calling ``name`` (shrinking still may)."""
         return self.abnormal[name] >= QUARANTINE_AFTER
 
-    def call(self, implementation: Implementation, case: Case, inputs: Inputs, pristine: Inputs) -> Outcome:
-        seconds = time_limit(case)
+    def call(self, implementation: Implementation, case: Case, inputs: Inputs, pristine: Inputs,
+             upstream: torch.Tensor | None = None) -> Outcome:
+        """`runner.call`, here or in the implementation's child; ``upstream``: see there."""
+        seconds = time_limit(case) * (1 if upstream is None else BACKWARD_FACTOR)
         if self.isolated(implementation.name):
             child = self.children.setdefault(implementation.name, Child(implementation))
-            outcome = child.call(case, inputs, seconds)
+            outcome = child.call(case, inputs, seconds, upstream)
         else:
             if self.journal is not None:
                 self.journal.running(implementation.name, case)
-            outcome = call(implementation, case, inputs, pristine, seconds)
+            outcome = call(implementation, case, inputs, pristine, seconds, upstream)
         if outcome.abnormal:
             self.abnormal[implementation.name] += 1
         return outcome

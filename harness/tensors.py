@@ -11,8 +11,12 @@ computed with exact int64 arithmetic. Two kinds of data:
 - ``special``: ``uniform`` with special values (0, +-inf, NaN, huge, tiny) in the input,
   so that a NaN swallowed or an inf created shows up.
 
-Then the layout: ``channels_last``, or ``strided`` (a non-contiguous view into a larger
-buffer), with the same values.
+Then the layout of input and weight: ``channels_last``; ``strided`` (every other element
+of a wider buffer); ``transposed`` (H and W swapped in memory, a transposed view) - all
+with the same values; or ``expanded``: dim 0 (the batch, or the channels of an unbatched
+input; the weight's output channels) is a stride-0 broadcast of its first slice, so its
+values repeat that slice: an implementation that writes into its input, or assumes every
+element has its own memory, meets the tensors broadcasting really produces.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ GENERATOR = "hash32-v1"  # named in corpus files; change the name if the bits ev
 INT_RANGE = 4  # ``int`` data lie in [-INT_RANGE, INT_RANGE]
 # Huge and tiny stay finite and normal in float32 and their sums cannot overflow here.
 SPECIAL_VALUES = (0.0, math.inf, -math.inf, math.nan, 1e30, -1e30, 1e-30)
+FLOAT16_HUGE = 1e3  # float16 tops out at 65504: its huge values must stay finite when summed
 _MASK32 = 0xFFFFFFFF
 # Multipliers below 2**31 keep every product of a 32-bit value inside int64.
 _ROUNDS = (0x2C1B3C6D, 0x297A2D39, 0x7FEB352D)
@@ -55,6 +60,11 @@ class Inputs:
 
 
 def _strided_copy(tensor: torch.Tensor) -> torch.Tensor:
+    if 0 in tensor.stride() and tensor.numel():
+        # Stride-0 (expanded) dims share memory, which copy_ refuses to write into: copy
+        # one slice and expand that.
+        one = tensor[tuple(slice(0, 1) if stride == 0 else slice(None) for stride in tensor.stride())]
+        return one.clone(memory_format=torch.contiguous_format).expand(tensor.shape)
     copy = torch.empty_strided(tensor.size(), tensor.stride(), dtype=tensor.dtype, device=tensor.device)
     return copy.copy_(tensor)
 
@@ -83,12 +93,19 @@ def values_from_seed(seed: int, data: str, dtype: torch.dtype, shapes: list[tupl
         # order of summation.
         chosen = (low[: sizes[0]] & 7) == 0
         table = torch.tensor(SPECIAL_VALUES, dtype=torch.float64)
+        if dtype == torch.float16:
+            table = torch.where(table.isinf(), table, table.clamp(-FLOAT16_HUGE, FLOAT16_HUGE))
         values[: sizes[0]][chosen] = table[(high[: sizes[0]] >> 8) % len(SPECIAL_VALUES)][chosen]
     return [part.reshape(shape) for part, shape in zip(values.to(dtype).split(sizes), shapes)]
 
 
+def keeps_values(layout: str) -> bool:
+    """Whether ``layout`` rearranges memory only (all but ``expanded``)."""
+    return layout != "expanded"
+
+
 def lay_out(tensor: torch.Tensor, layout: str) -> torch.Tensor:
-    """A copy of ``tensor`` in memory layout ``layout``."""
+    """A copy of ``tensor`` in memory layout ``layout`` (``expanded`` keeps only dim 0's first slice)."""
     if layout == "strided":
         # Every other element of a buffer twice as wide: same values, non-unit stride.
         buffer = torch.zeros((*tensor.shape[:-1], 2 * tensor.shape[-1]), dtype=tensor.dtype, device=tensor.device)
@@ -97,6 +114,10 @@ def lay_out(tensor: torch.Tensor, layout: str) -> torch.Tensor:
         return view
     if layout == "channels_last" and tensor.dim() == 4:
         return tensor.clone(memory_format=torch.channels_last)
+    if layout == "transposed":
+        return tensor.transpose(-1, -2).clone(memory_format=torch.contiguous_format).transpose(-1, -2)
+    if layout == "expanded":
+        return tensor[:1].clone(memory_format=torch.contiguous_format).expand(tensor.shape)
     return tensor.clone(memory_format=torch.contiguous_format)
 
 
@@ -106,3 +127,11 @@ def make_inputs(case: Case) -> Inputs:
     device = torch.device(case.device)
     x, w, *rest = (t.to(device) for t in values_from_seed(case.seed, case.data, getattr(torch, case.dtype), shapes))
     return Inputs(x, w, rest[0] if rest else None).in_layout(case.layout)
+
+
+def upstream_gradient(case: Case) -> torch.Tensor:
+    """The gradient flowing into the output in a gradient check: made like the case's data
+    (exact integers for ``int``), from a seed of its own, on the case's device."""
+    data = "int" if case.data == "int" else "uniform"
+    (values,) = values_from_seed(case.seed ^ 0x5EED, data, getattr(torch, case.dtype), [case.output_shape])
+    return values.to(case.device)

@@ -28,6 +28,9 @@ KINDS = {
     "nonfinite": "put NaN or inf where the reference has a finite value, or the reverse",
     "mutated-input": "modified its input, weight or bias in place",
     "aliased-input": "returned a tensor sharing memory with its input",
+    "nondeterministic": "returned different bits when called twice with the same inputs",
+    "gradient": "declares autograd, but its gradients are wrong or missing",
+    "outside-declared": "outside its declared capabilities, returned a wrong answer instead of raising",
 }
 
 
@@ -52,3 +55,12 @@ class Verdict:
 
 def failure(kind: str, message: str, detail: str = "") -> Verdict:
     return Verdict(FAILED, kind, message, f"{kind}:{detail}" if detail else kind)
+
+
+OUTSIDE = "outside-declared"
+
+
+def core_signature(signature: str) -> str:
+    """The failure itself, wherever it happened: a bug that shows inside the declared domain
+    and outside it (where it is an ``outside-declared`` failure) is one bug."""
+    return signature.removeprefix(f"{OUTSIDE}:")

@@ -10,12 +10,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from harness.capabilities import declare
 
-def _conv(input, weight, *arguments):
-    """F.conv2d on copies with standard strides: torch 2.13's oneDNN path segfaults on some
-    channels_last-strided weights (see the README), and these bugs are about something else."""
+
+def _conv(input, weight, bias=None, *arguments):
+    """F.conv2d on copies with standard strides, bfloat16 computed in float32: torch 2.13
+    segfaults on some channels_last-strided weights and puts NaN next to an inf in
+    bfloat16 (both in the README), and these bugs are about something else."""
     standard = torch.contiguous_format
-    return F.conv2d(input.clone(memory_format=standard), weight.clone(memory_format=standard), *arguments)
+    if input.dtype == torch.bfloat16:
+        as_float = [None if t is None else t.float() for t in (input, weight, bias)]
+        return _conv(*as_float, *arguments).bfloat16()
+    return F.conv2d(input.clone(memory_format=standard), weight.clone(memory_format=standard), bias, *arguments)
 
 
 def _pair(value):
@@ -131,3 +137,56 @@ def creates_nan(input, weight, bias=None, stride=1, padding=0, dilation=1, group
     """Adds 0 * (the input's sum): NaN everywhere once any input element is inf or NaN."""
     out = _conv(input, weight, bias, stride, padding, dilation, groups)
     return out + 0 * input.sum()
+
+
+def sums_channels_in_random_order(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Adds up the per-channel partial sums and the bias in a different order on every
+    call, as GPU atomics do: right to within rounding, but not the same bits twice."""
+    per_group = weight.shape[1]
+    parts = [_conv(input[..., c::per_group, :, :], weight[:, c : c + 1], None, stride, padding, dilation, groups)
+             for c in range(per_group)]
+    if bias is not None:
+        parts.append(bias.reshape(-1, 1, 1).expand_as(parts[0]))
+    order = torch.randperm(len(parts)).tolist()
+    return sum((parts[i] for i in order[1:]), parts[order[0]])
+
+
+@declare(autograd=True)
+def adds_bias_through_data(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Adds the bias through ``bias.data`` (pre-0.4 style): a right forward pass, and no
+    gradient ever reaches the bias."""
+    out = _conv(input, weight, None, stride, padding, dilation, groups)
+    return out if bias is None else out + bias.data.reshape(-1, 1, 1)
+
+
+def returns_float32_for_half(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Computes float16/bfloat16 in float32 for accuracy, and forgets to cast back."""
+    if input.dtype in (torch.float16, torch.bfloat16):
+        input, weight, bias = input.float(), weight.float(), None if bias is None else bias.float()
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def flattens_with_view(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Flattens H and W with .view ("no copy"), which needs the two adjacent in memory:
+    fine for contiguous, channels_last and sliced inputs, an error for a transposed one."""
+    rows = input.view(*input.shape[:-2], -1)
+    return _conv(rows.view(input.shape), weight, bias, stride, padding, dilation, groups)
+
+
+def computes_broadcast_batch_once(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Sees a stride-0 batch (every item the same), computes one item, and forgets to
+    broadcast the result back to the batch."""
+    if input.dim() == 4 and input.stride(0) == 0:
+        input = input[:1]
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+@declare(bias=False)
+def ignores_undeclared_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Declares it has no bias support, then silently drops a bias instead of refusing it."""
+    return _conv(input, weight, None, stride, padding, dilation, groups)
+
+
+def returns_cpu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Hands back a CPU tensor whatever the input's device (a NumPy round trip, say)."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups).cpu()

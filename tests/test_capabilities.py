@@ -28,7 +28,7 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1): 
 
 
 @pytest.mark.parametrize("fields, named", [
-    pytest.param({"dtypes": ("float32", "float16")}, "dtypes", id="unknown-dtype"),
+    pytest.param({"dtypes": ("float32", "float8")}, "dtypes", id="unknown-dtype"),
     pytest.param({"layouts": ("sparse",)}, "layouts", id="unknown-layout"),
     pytest.param({"padding_modes": ("reflect",)}, "padding_modes", id="unknown-padding-mode"),
     pytest.param({"arg_forms": ("list",)}, "arg_forms", id="unknown-arg-form"),
@@ -44,8 +44,8 @@ def test_invalid_capabilities_are_rejected_naming_the_field(fields: dict[str, An
 
 
 def test_an_unknown_value_is_named_in_the_message() -> None:
-    with pytest.raises(ValueError, match="float16"):
-        Capabilities(dtypes=("float16",))
+    with pytest.raises(ValueError, match="float8"):
+        Capabilities(dtypes=("float8",))
 
 
 def test_a_single_string_is_taken_as_a_one_element_tuple() -> None:

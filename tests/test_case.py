@@ -90,7 +90,7 @@ def test_surrounding_whitespace_does_not_stop_an_id_from_parsing() -> None:
     pytest.param(_with_part(6, "seedx"), "seedx", id="seed-not-digits"),
     pytest.param(_with_part(6, "seed"), "'seed'", id="seed-without-digits"),
     pytest.param(_with_part(6, "12"), "'12'", id="seed-without-prefix"),
-    pytest.param(_with_part(2, "float16"), "dtype", id="dtype"),
+    pytest.param(_with_part(2, "float8"), "dtype", id="dtype"),
     pytest.param(_with_part(3, "rowmajor"), "layout", id="layout"),
     pytest.param(_with_part(4, "normal"), "data", id="data-kind"),
     pytest.param(_with_part(5, "tpu"), "device", id="device"),

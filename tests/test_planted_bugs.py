@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+import torch
 
 import planted_bugs
 from harness.campaign import fuzz
+from harness.capabilities import Capabilities
 from harness.cli import DEFAULT_MAX_EXAMPLES
 from harness.registry import implementation_from
 
@@ -26,6 +30,20 @@ PLANTED = {
     "same_padding_odd_pixel_first": {"values"},
     "swallows_nan": {"nonfinite"},
     "creates_nan": {"nonfinite"},
+    "sums_channels_in_random_order": {"nondeterministic"},
+    "adds_bias_through_data": {"gradient"},
+    "returns_float32_for_half": {"dtype"},
+    "flattens_with_view": {"exception"},
+    "computes_broadcast_batch_once": {"shape"},
+    "ignores_undeclared_bias": {"outside-declared"},
+}
+# bug -> the dimension only it fails in: the feature attribution must name it
+ONLY_IN = {
+    "flattens_with_view": {"layout=transposed"},
+    "computes_broadcast_batch_once": {"layout=expanded"},
+    "returns_float32_for_half": {"dtype=float16", "dtype=bfloat16"},
+    "float32_math": {"dtype=float64"},
+    "swallows_nan": {"data=special"},
 }
 
 
@@ -43,6 +61,33 @@ def test_a_default_run_catches_the_planted_bug(name: str, im2col_seed: int) -> N
 
 def test_the_same_wrapper_without_a_bug_is_not_flagged(im2col_seed: int) -> None:
     assert _findings("correct", im2col_seed) == []
+
+
+@pytest.mark.parametrize("name", sorted(ONLY_IN))
+def test_a_bug_in_one_dimension_is_attributed_to_it(name: str, im2col_seed: int) -> None:
+    findings = [f for f in _findings(name, im2col_seed) if f.verdict.kind in PLANTED[name]]
+    assert any(f.needs & ONLY_IN[name] for f in findings), [f.diagnosis for f in findings]
+
+
+def test_gradients_are_checked_only_where_autograd_is_declared(im2col_seed: int) -> None:
+    undeclared = replace(implementation_from("no_autograd", planted_bugs.adds_bias_through_data),
+                         capabilities=Capabilities())
+    assert fuzz([undeclared], DEFAULT_MAX_EXAMPLES // 4, im2col_seed).findings == []
+
+
+def test_raising_outside_the_declared_capabilities_is_not_a_failure(im2col_seed: int) -> None:
+    # raises_on_groups, declared without groups, now only raises where it said it would.
+    declared = replace(implementation_from("no_groups", planted_bugs.raises_on_groups),
+                       capabilities=Capabilities(groups=False))
+    result = fuzz([declared], DEFAULT_MAX_EXAMPLES // 4, im2col_seed)
+    assert result.findings == []
+    assert result.tallies["no_groups"].statuses["unsupported"] > 0  # it was called outside, and raised
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_result_moved_to_the_cpu_is_caught_on_cuda(im2col_seed: int) -> None:
+    kinds = {f.verdict.kind for f in _findings("returns_cpu", im2col_seed)}
+    assert "device" in kinds
 
 
 def test_a_padding_bug_is_diagnosed_as_a_border_problem(im2col_seed: int) -> None:

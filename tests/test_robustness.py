@@ -116,7 +116,7 @@ def test_in_process_a_python_infinite_loop_is_a_timeout_and_the_campaign_goes_on
     (finding,) = findings_of(result, name)["timeout"]
     assert re.fullmatch(r"no result after \d+\.\ds", finding.verdict.message), finding.verdict.message
     assert finding.case.bias and finding.case.dtype == "float64"
-    assert finding.needs <= {"bias", "float64"}  # all of it, unless shrinking used up the time
+    assert finding.needs <= {"bias", "dtype=float64"}  # all of it, unless shrinking used up the time
     # Quarantined after a few timeouts: not called again while exploring.
     assert result.tallies[spec(name)].statuses[SKIPPED] > 0
     assert_correct_one_untouched(result)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Callable
 
 import pytest
+import torch
 from hypothesis import HealthCheck, Phase, given, settings
 
 import implementations.original
 from harness.capabilities import Capabilities, declaration_of, refusal
 from harness.case import Case, pair
 from harness.strategies import cases
+from harness.support import devices
 
 NOTEBOOK = declaration_of(implementations.original.conv2d).capabilities
 
@@ -108,15 +110,29 @@ REACHED: dict[str, Callable[[Case], bool]] = {
     "no-bias": lambda c: not c.bias,
     "uniform-data": lambda c: c.data == "uniform",
     "int-data": lambda c: c.data == "int",
+    "special-data": lambda c: c.data == "special",
     "float64": lambda c: c.dtype == "float64",
+    "float16": lambda c: c.dtype == "float16",
+    "bfloat16": lambda c: c.dtype == "bfloat16",
     "channels-last": lambda c: c.layout == "channels_last",
     "strided": lambda c: c.layout == "strided",
+    "transposed": lambda c: c.layout == "transposed",
+    "expanded": lambda c: c.layout == "expanded",
 }
 
 
 @pytest.mark.parametrize("feature", sorted(REACHED))
 def test_a_few_hundred_default_draws_reach(drawn: list[Case], feature: str) -> None:
     assert any(REACHED[feature](case) for case in drawn), feature
+
+
+def test_the_default_draws_stay_on_devices_this_machine_has(drawn: list[Case]) -> None:
+    assert {case.device for case in drawn} == set(devices())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_cases_are_drawn_where_cuda_is_available(drawn: list[Case]) -> None:
+    assert any(case.device == "cuda" for case in drawn)
 
 
 def test_the_draws_are_not_all_alike(drawn: list[Case]) -> None:
