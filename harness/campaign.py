@@ -9,6 +9,10 @@ implementation fails with a signature not seen before; from then on the run's te
 only for that (implementation, signature), so Hypothesis shrinks that bug and no other.
 The next run starts where the budget left off, with that signature known, so one bug does
 not hide the next and distinct bugs of one implementation are each shrunk and reported.
+
+A group that declares less than everything then gets a shorter campaign just outside its
+declaration, one declared limit lifted at a time: there each implementation must raise or
+be right, and the bugs already found inside count as known.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
 from harness.capabilities import Capabilities, refusal, widenings
-from harness.case import Case
+from harness.case import DATA_KINDS, Case
 from harness.check import check_case, check_prepared, one_thread
 from harness.oracle import expect
 from harness.tensors import keeps_values, make_inputs
@@ -44,6 +48,10 @@ MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough
 # step, and a case that is not minimal is better than a campaign that never ends.
 SHRINK_SECONDS = 30.0
 NONDETERMINISTIC_TRIES = 5
+# A second call and a backward pass cost more than a check: made on one variant in this many
+# draws while exploring (measured, benchmarks/throughput.py: on one variant of every draw
+# they took 15% of the campaign's time).
+THOROUGH_EVERY = 3
 # An implementation that declares less than everything gets this much less again, drawn from
 # everything, to show it raises (or is right) outside its declaration.
 BEYOND_SHARE = 4
@@ -77,7 +85,8 @@ class Finding:
 @dataclass
 class Tally:
     """How many cases were checked against one implementation, by status, and how often
-    each dimension of the domain was reached (`harness.features`, plus dtype/layout/data)."""
+    each dimension of the domain was reached (`coverage`: the features, each dtype, layout,
+    data kind and device, and "called twice" for the thorough variants)."""
 
     examples: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
@@ -100,31 +109,36 @@ SKIPPED_VERDICT = Verdict(SKIPPED, message="quarantined: it crashed, hung or ran
 
 def check_variants(case: Case, domain: Capabilities, implementations: Iterable[Implementation],
                    supervisor: Supervisor, exploring: bool = False, beyond: bool = False
-                   ) -> Iterator[tuple[Case, dict[str, Verdict]]]:
-    """The drawn case in every memory layout of the domain, simplest first.
+                   ) -> Iterator[tuple[Case, dict[str, Verdict], bool]]:
+    """The drawn case with every data kind in every memory layout of the domain, simplest first.
 
     Checking them all costs no Hypothesis draws, and the data and the reference are made
-    once for all the layouts that keep the values: this is what amortises Hypothesis's
-    per-example overhead. A failing variant shrinks along with the drawn case, and the
-    first one to fail is the simplest. While ``exploring``, the second call and gradient
-    check (`check_prepared`'s ``thorough``) are made on one variant of each draw, chosen
-    by its seed, and an implementation quarantined for crashing or hanging is reported as
-    skipped from the next call on.
+    once per data kind for all the layouts that keep the values: this is what amortises
+    Hypothesis's per-example overhead. A failing variant shrinks along with the drawn
+    case, and the first one to fail is the simplest. While ``exploring``, the second call
+    and gradient check (`check_prepared`'s ``thorough``) are made on one variant of each
+    draw, chosen by its seed, and an implementation quarantined for crashing or hanging is
+    reported as skipped from the next call on. Yields each variant, its verdicts, and
+    whether they were thorough.
     """
     implementations = list(implementations)
-    base = replace(case, layout="contiguous")
-    pristine = make_inputs(base)
-    expected = expect(base, pristine)
-    thorough = domain.layouts[case.seed % len(domain.layouts)]
-    for layout in domain.layouts:
-        variant = replace(case, layout=layout)
-        laid = pristine.in_layout(layout)
-        own, reference = (pristine, expected) if keeps_values(layout) else (laid, expect(variant, laid))
-        quarantined = {i.name for i in implementations if exploring and supervisor.quarantined(i.name)}
-        active = [i for i in implementations if i.name not in quarantined]
-        verdicts = check_prepared(variant, active, lambda: own.in_layout(layout), own, reference, supervisor,
-                                  thorough=not exploring or layout == thorough, beyond=beyond)
-        yield variant, {**verdicts, **{name: SKIPPED_VERDICT for name in quarantined}}
+    # The gradient check skips special values: the thorough variant has ordinary data.
+    ordinary = [(data, layout) for data in DATA_KINDS if data != "special" for layout in domain.layouts]
+    thorough = ordinary[case.seed % len(ordinary)] if case.seed % THOROUGH_EVERY == 0 else None
+    for data in DATA_KINDS:
+        base = replace(case, data=data, layout="contiguous")
+        pristine = make_inputs(base)
+        expected = expect(base, pristine)
+        for layout in domain.layouts:
+            variant = replace(base, layout=layout)
+            laid = pristine.in_layout(layout)
+            own, reference = (pristine, expected) if keeps_values(layout) else (laid, expect(variant, laid))
+            quarantined = {i.name for i in implementations if exploring and supervisor.quarantined(i.name)}
+            active = [i for i in implementations if i.name not in quarantined]
+            deep = not exploring or (data, layout) == thorough
+            verdicts = check_prepared(variant, active, lambda: own.in_layout(layout), own, reference, supervisor,
+                                      thorough=deep, beyond=beyond)
+            yield variant, {**verdicts, **{name: SKIPPED_VERDICT for name in quarantined}}, deep
 
 
 def coverage(case: Case) -> set[str]:
@@ -276,10 +290,10 @@ class _Group:
             tally.statuses[verdict.status] += 1
 
     def _draws(self) -> st.SearchStrategy[tuple[int, Case]]:
-        """A domain (by index, shrinking towards the first) and a case in it; its layouts
-        are enumerated by `check_variants`, so the case is drawn in the first."""
-        return st.one_of([cases(replace(domain, layouts=domain.layouts[:1])).map(lambda case, i=i: (i, case))
-                          for i, domain in enumerate(self.domains)])
+        """A domain (by index, shrinking towards the first) and a case in it; its data kinds
+        and layouts are enumerated by `check_variants`, so the case is drawn in the first."""
+        return st.one_of([cases(replace(domain, layouts=domain.layouts[:1]), DATA_KINDS[:1])
+                          .map(lambda case, i=i: (i, case)) for i, domain in enumerate(self.domains)])
 
     def _one_run(self, run_seed: int) -> Finding | None:
         """Explore until a new bug shows, shrink it, return it; None when the budget ran out."""
@@ -290,8 +304,8 @@ class _Group:
             if time.monotonic() > self.shrink_deadline:
                 return False  # out of time: the smallest case so far stands
             name, signature = target[0].implementation, target[0].verdict.signature
-            for variant, verdicts in check_variants(case, domain, [self.members[name]], self.supervisor,
-                                                    beyond=self.beyond):
+            for variant, verdicts, _ in check_variants(case, domain, [self.members[name]], self.supervisor,
+                                                       beyond=self.beyond):
                 verdict = verdicts[name]
                 if not self._is_new(name, verdict, variant):
                     continue
@@ -305,10 +319,13 @@ class _Group:
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise _OutOfTime
             new: dict[tuple[str, str], Finding] = {}
-            for variant, verdicts in check_variants(case, domain, self.members.values(),
-                                                    self.supervisor, exploring=True, beyond=self.beyond):
+            # The variants differ in data kind and layout only: the rest is worked out once.
+            shared = coverage(case) - {f"data={case.data}", f"layout={case.layout}"}
+            for variant, verdicts, thorough in check_variants(case, domain, self.members.values(),
+                                                              self.supervisor, exploring=True, beyond=self.beyond):
                 self.examples += 1
-                self.coverage.update(coverage(variant))
+                self.coverage.update(shared | {f"data={variant.data}", f"layout={variant.layout}"}
+                                     | ({"called twice"} if thorough else set()))
                 self._tally(verdicts)
                 for name, verdict in verdicts.items():
                     if self._is_new(name, verdict, variant):
@@ -332,7 +349,7 @@ class _Group:
             if shrink_step(drawn[1], domain) if target else explore_step(drawn[1], domain):
                 raise _Reproduced
 
-        per_draw = sum(len(d.layouts) for d in self.domains) / len(self.domains)
+        per_draw = len(DATA_KINDS) * sum(len(d.layouts) for d in self.domains) / len(self.domains)
         runner = settings(
             max_examples=max(1, math.ceil((self.budget - self.examples) / per_draw)),
             database=None,

@@ -8,6 +8,7 @@ runner converts stride/padding/dilation to the form declared here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, TypeVar
 
@@ -139,6 +140,7 @@ def _in_form(value: IntOrPair, forms: tuple[str, ...]) -> IntOrPair | None:
     return first if first == second else None
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every check, and cheaper to look up than to work out
 def refusal(capabilities: Capabilities, case: Case) -> str | None:
     """Why ``case`` is outside the declared domain (benchdnn's 'unimplemented: reason'), or None."""
     c = capabilities
@@ -166,6 +168,7 @@ def refusal(capabilities: Capabilities, case: Case) -> str | None:
     return next((reason for refused, reason in rules if refused), None)
 
 
+@functools.lru_cache(maxsize=4096)
 def call_arguments(capabilities: Capabilities, case: Case) -> dict[str, Any]:
     """stride/padding/dilation/groups as this implementation takes them (as F.conv2d takes
     them where no declared form fits: outside its domain, it gets the case as drawn)."""

@@ -8,6 +8,7 @@ every implementation that claims it.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Iterable
 
 import torch
@@ -57,7 +58,11 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
     ``beyond`` calls implementations on cases outside their declared capabilities too.
     """
     inputs = fresh()
-    gradients: list[ExpectedGradients] = []  # made once, when first needed
+
+    @functools.cache
+    def gradients() -> ExpectedGradients:  # made once, when first needed
+        return expect_gradients(case, pristine)
+
     verdicts = {}
     for implementation in implementations:
         reason = refusal(implementation.capabilities, case)
@@ -74,9 +79,10 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
             first = outcome.result.detach().cpu().clone()  # the second call may reuse its memory
             again = supervisor.call(implementation, case, inputs, pristine)
             verdict = judge_repeat(case, expected, first, again) or verdict
+            if again.modified:
+                inputs = fresh()
             if implementation.capabilities.autograd and applies(case) and not verdict.failed:
-                gradients = gradients or [expect_gradients(case, pristine)]
-                traced = supervisor.call(implementation, case, fresh(), pristine, gradients[0].upstream)
-                verdict = judge_gradients(case, gradients[0], traced) or verdict
+                traced = supervisor.call(implementation, case, fresh(), pristine, gradients().upstream)
+                verdict = judge_gradients(case, gradients(), traced) or verdict
         verdicts[implementation.name] = verdict
     return verdicts

@@ -65,7 +65,8 @@ def replay(targets: Iterable[Target], implementations: list[Implementation]) -> 
     one_thread()
     rows = []
     for target in targets:
-        verdicts = check_case(target.case, implementations)
+        # Outside a declaration the rule is raise or be right, in replay as in the campaign.
+        verdicts = check_case(target.case, implementations, beyond=True)
         rows += [judge_row(target, i, verdicts[i.name]) for i in implementations]
     return rows
 

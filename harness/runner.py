@@ -11,6 +11,7 @@ implementation in a child process when it must survive crashes and C-level hangs
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 import traceback
@@ -46,6 +47,7 @@ class Outcome:
     grads: tuple[torch.Tensor | None, ...] | None = None  # of input, weight, bias, when asked for
 
 
+@functools.lru_cache(maxsize=4096)
 def time_limit(case: Case) -> float:
     """Seconds a call may take: proportional to the work, so slow-but-correct code passes."""
     macs = case.reduction_length

@@ -5,9 +5,9 @@ no index arithmetic is written and nothing is copied until the contraction needs
 Stride and dilation are both "take every k-th": stride over window positions, dilation
 over the taps inside a window, so both become plain slices of that view (the view's
 window spans the dilated kernel). ``tensordot`` then materialises each group's columns and
-hands the product to BLAS. This path leaves torch entirely, hence float32/float64 only and
-no autograd; NumPy keeps the input's dtype throughout, so nothing is computed in lower (or
-silently higher) precision.
+hands the product to BLAS. This path leaves torch entirely, hence no autograd. NumPy keeps
+the input's dtype throughout, so nothing is computed in lower precision; it has no bfloat16,
+so that one is computed in float32 and rounded once, at the end.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from harness.capabilities import declare
 from implementations._common import IntOrPair, batched, four_paddings, pair
 
 
-@declare(dtypes=("float32", "float64"))
 def conv2d(
     input: torch.Tensor,
     weight: torch.Tensor,
@@ -31,7 +29,8 @@ def conv2d(
     groups: int = 1,
 ) -> torch.Tensor:
     x, was_batched = batched(input)
-    x_np, w_np = x.detach().cpu().numpy(), weight.detach().cpu().numpy()
+    computed = torch.float32 if input.dtype == torch.bfloat16 else input.dtype
+    x_np, w_np = (t.detach().cpu().to(computed).numpy() for t in (x, weight))
     out_channels, in_per_group, kh, kw = w_np.shape
     out_per_group = out_channels // groups
     (sh, sw), (dh, dw) = pair(stride), pair(dilation)
@@ -53,6 +52,6 @@ def conv2d(
         ]
     out = np.moveaxis(np.concatenate(per_group, axis=3), 3, 1)
     if bias is not None:
-        out = out + bias.detach().cpu().numpy()[:, None, None]
-    result = torch.from_numpy(np.ascontiguousarray(out)).to(input.device)
+        out = out + bias.detach().cpu().to(computed).numpy()[:, None, None]
+    result = torch.from_numpy(np.ascontiguousarray(out)).to(input.device, input.dtype)
     return result if was_batched else result.squeeze(0)

@@ -190,3 +190,30 @@ def ignores_undeclared_bias(input, weight, bias=None, stride=1, padding=0, dilat
 def returns_cpu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Hands back a CPU tensor whatever the input's device (a NumPy round trip, say)."""
     return _conv(input, weight, bias, stride, padding, dilation, groups).cpu()
+
+
+def ignores_dilation(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """An im2col that never heard of dilation: every window is dense."""
+    return _conv(input, weight, bias, stride, padding, 1, groups)
+
+
+def reinterprets_channels_last(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Reads a channels_last input's memory as if it were NCHW, as a kernel that takes
+    data_ptr() and assumes the default layout does."""
+    if input.dim() == 4 and not input.is_contiguous() and input.is_contiguous(memory_format=torch.channels_last):
+        dense = [input.shape[1] * input.shape[2] * input.shape[3], input.shape[2] * input.shape[3], input.shape[3], 1]
+        input = input.as_strided(input.shape, dense, input.storage_offset())
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def reads_first_item(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Takes the spatial size from the first batch item, which an empty batch lacks."""
+    height, width = (input[0] if input.dim() == 4 else input).shape[-2:]
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def prescales_input(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Divides the input by 3 "against overflow" and multiplies the output back: off by
+    rounding only, so only exact (integer) data show it."""
+    out = _conv(input / 3, weight, None, stride, padding, dilation, groups) * 3
+    return out if bias is None else out + bias.reshape(-1, 1, 1)

@@ -14,6 +14,7 @@ from harness.capabilities import (
     declaration_of,
     declare,
     refusal,
+    widenings,
 )
 from harness.case import Case
 
@@ -190,3 +191,26 @@ def test_call_arguments_pass_a_padding_mode_unchanged(mode: str) -> None:
     arguments = call_arguments(Capabilities(arg_forms=("pair",)), replace(CASE, padding=mode))
     assert arguments["padding"] == mode
     assert arguments["stride"] == (1, 1)
+
+
+def test_outside_its_forms_an_implementation_gets_the_argument_as_drawn() -> None:
+    # Beyond its declaration (the campaign's "raise or be right" pass) there is no form to
+    # convert an unequal pair into.
+    arguments = call_arguments(Capabilities(arg_forms=("int",)), replace(CASE, height=9, width=9, stride=(1, 2)))
+    assert arguments["stride"] == (1, 2)
+
+
+def test_widenings_lift_one_declared_limit_at_a_time() -> None:
+    declared = Capabilities(bias=False, dtypes=("float32",), arg_forms=("int",))
+    everything = Capabilities()
+    lifted = widenings(declared, everything)
+    assert lifted == [replace(declared, bias=True), replace(declared, arg_forms=("int", "pair")),
+                      replace(declared, dtypes=everything.dtypes)]
+    assert widenings(everything, everything) == []
+    assert widenings(replace(everything, autograd=True), everything) == []  # not a limit on cases
+
+
+def test_a_device_outside_the_declared_ones_is_refused() -> None:
+    assert refusal(Capabilities(devices=("cpu",)), replace(CASE, device="cuda")) == "device cuda"
+    with pytest.raises(ValueError, match="devices"):
+        Capabilities(devices=("tpu",))

@@ -12,21 +12,20 @@ import pytest
 
 from harness.cli import main
 
-BROKEN = """
+PLUGIN = """
 import torch
 import torch.nn.functional as F
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    return F.conv2d(input.clone(memory_format=torch.contiguous_format), weight.clone(memory_format=torch.contiguous_format), None, stride, padding, dilation, groups)
+    # Standard strides, and bfloat16 in float32: torch 2.13 segfaults on some channels_last
+    # weights and puts NaN next to an inf in bfloat16 (see the README).
+    dtype = torch.float32 if input.dtype == torch.bfloat16 else input.dtype
+    x, w = (t.to(dtype, memory_format=torch.contiguous_format) for t in (input, weight))
+    bias = None if bias is None else bias.to(dtype)
+    return F.conv2d(x, w, {bias}, stride, padding, dilation, groups).to(input.dtype)
 """
-
-FIXED = """
-import torch
-import torch.nn.functional as F
-
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    return F.conv2d(input.clone(memory_format=torch.contiguous_format), weight.clone(memory_format=torch.contiguous_format), bias, stride, padding, dilation, groups)
-"""
+BROKEN = PLUGIN.replace("{bias}", "None")  # drops the bias
+FIXED = PLUGIN.replace("{bias}", "bias")  # the same size: a one-word fix
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -54,10 +53,12 @@ def test_fuzz_catches_the_canary_passes_the_rest_and_writes_the_report(
     entries = data["implementations"]
     assert set(entries) == {"original", "loop", "unfold", "strided", "gather", "numpy"}
     assert all(entry["examples"] >= 40 for entry in entries.values())
-    assert [f["kind"] for f in entries["original"]["failures"]] == ["layout"]
+    kinds = [f["kind"] for f in entries["original"]["failures"]]
+    # Its layout bug inside its declaration; silently wrong answers just outside it.
+    assert kinds[0] == "layout" and set(kinds[1:]) <= {"outside-declared"}
     assert all(not entries[name]["failures"] for name in entries if name != "original")
     assert "canary caught" in out and "repro: python -m harness replay" in out
-    assert len(list((tmp_path / "corpus" / "failures").glob("*.json"))) == 1
+    assert len(list((tmp_path / "corpus" / "failures").glob("*.json"))) == len(kinds)
 
 
 def test_the_same_seed_gives_the_same_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

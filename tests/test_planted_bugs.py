@@ -36,6 +36,10 @@ PLANTED = {
     "flattens_with_view": {"exception"},
     "computes_broadcast_batch_once": {"shape"},
     "ignores_undeclared_bias": {"outside-declared"},
+    "ignores_dilation": {"shape", "values"},
+    "reinterprets_channels_last": {"values"},
+    "reads_first_item": {"exception"},
+    "prescales_input": {"values"},
 }
 # bug -> the dimension only it fails in: the feature attribution must name it
 ONLY_IN = {
@@ -44,6 +48,12 @@ ONLY_IN = {
     "returns_float32_for_half": {"dtype=float16", "dtype=bfloat16"},
     "float32_math": {"dtype=float64"},
     "swallows_nan": {"data=special"},
+    "prescales_input": {"data=int"},
+    "ignores_dilation": {"dilation>1"},
+    "reinterprets_channels_last": {"layout=channels_last"},
+    "reads_first_item": {"batch=0"},
+    "raises_on_groups": {"groups>1"},
+    "ignores_bias": {"bias"},
 }
 
 

@@ -137,4 +137,4 @@ def test_cuda_cases_are_drawn_where_cuda_is_available(drawn: list[Case]) -> None
 
 def test_the_draws_are_not_all_alike(drawn: list[Case]) -> None:
     # Hypothesis repeats and mutates earlier examples on purpose; most draws still differ.
-    assert len({case.id for case in drawn}) > 0.8 * len(drawn)
+    assert len({case.id for case in drawn}) > 0.75 * len(drawn)

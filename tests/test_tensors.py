@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 from harness.case import Case
 from harness.strategies import cases
-from harness.tensors import INT_RANGE, make_inputs
+from harness.tensors import INT_RANGE, make_inputs, upstream_gradient
 
 CASE = Case(batch=2, in_channels=3, out_channels=4, groups=1, height=5, width=6, kernel=(3, 3),
             bias=True, dtype="float64", seed=7)
@@ -173,7 +173,43 @@ def test_contiguous_gives_contiguous_tensors() -> None:
     assert inputs.input.is_contiguous() and inputs.weight.is_contiguous()
 
 
-@pytest.mark.parametrize("layout", ["channels_last", "strided"])
+def test_transposed_gives_views_with_h_and_w_swapped_in_memory_and_the_same_values() -> None:
+    plain = make_inputs(CASE)
+    transposed = make_inputs(replace(CASE, layout="transposed"))
+    for got, want in ((transposed.input, plain.input), (transposed.weight, plain.weight)):
+        assert got.stride(-2) == 1 and got.stride(-1) == got.shape[-2]
+        assert got.transpose(-1, -2).is_contiguous()
+        assert torch.equal(got, want)
+
+
+def test_expanded_broadcasts_the_first_slice_of_dim_0_with_stride_0() -> None:
+    plain = make_inputs(CASE)
+    expanded = make_inputs(replace(CASE, layout="expanded"))
+    for got, want in ((expanded.input, plain.input), (expanded.weight, plain.weight)):
+        assert got.stride(0) == 0 and got.shape == want.shape
+        assert all(torch.equal(item, want[0]) for item in got)
+        assert not torch.equal(got, want)  # the other slices' own values are gone
+    assert torch.equal(expanded.bias, plain.bias)
+
+
+def test_a_clone_of_an_expanded_tensor_keeps_its_stride_0() -> None:
+    inputs = make_inputs(replace(CASE, layout="expanded"))
+    copy = inputs.clone()
+    assert copy.input.stride() == inputs.input.stride()
+    assert torch.equal(copy.input, inputs.input)
+    assert copy.input.data_ptr() != inputs.input.data_ptr()
+
+
+def test_the_upstream_gradient_has_the_output_shape_and_is_reproducible() -> None:
+    first, again = upstream_gradient(CASE), upstream_gradient(CASE)
+    assert tuple(first.shape) == CASE.output_shape and first.dtype == torch.float64
+    assert torch.equal(first, again)
+    assert not torch.equal(upstream_gradient(replace(CASE, seed=8)), first)
+    integers = upstream_gradient(replace(CASE, data="int"))
+    assert torch.equal(integers, integers.round()) and integers.abs().max() <= INT_RANGE
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "strided", "transposed"])
 def test_an_unbatched_input_keeps_its_values_in_every_layout(layout: str) -> None:
     case = replace(CASE, batch=None)
     plain, laid_out = make_inputs(case), make_inputs(replace(case, layout=layout))

@@ -1,0 +1,55 @@
+"""The second call and the outside-the-declaration rule, judged."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.case import Case
+from harness.compare import judge, judge_outside, judge_repeat
+from harness.oracle import expect
+from harness.runner import Outcome
+from harness.tensors import make_inputs
+from harness.verdict import PASSED, UNSUPPORTED, core_signature, failure
+
+CASE = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=3, width=3, kernel=(1, 1))
+EXPECTED = expect(CASE, make_inputs(CASE))
+FIRST = torch.tensor([1.0, -0.0, float("nan")])
+
+
+def test_the_same_bits_twice_pass() -> None:
+    assert judge_repeat(CASE, EXPECTED, FIRST, Outcome(result=FIRST.clone())) is None
+
+
+def test_different_values_the_second_time_are_nondeterministic() -> None:
+    verdict = judge_repeat(CASE, EXPECTED, FIRST, Outcome(result=torch.tensor([1.0 + 2**-20, -0.0, float("nan")])))
+    assert verdict is not None and verdict.kind == "nondeterministic"
+    assert "1 of 3 elements" in verdict.message
+
+
+def test_a_signed_zero_flipped_the_second_time_is_nondeterministic_too() -> None:
+    verdict = judge_repeat(CASE, EXPECTED, FIRST, Outcome(result=torch.tensor([1.0, 0.0, float("nan")])))
+    assert verdict is not None and "different bits" in verdict.message
+
+
+def test_raising_the_second_time_is_nondeterministic() -> None:
+    verdict = judge_repeat(CASE, EXPECTED, FIRST, Outcome(error_type="ValueError", error_message="cache"))
+    assert verdict is not None and verdict.signature == "nondeterministic:second-call"
+    assert "raised ValueError: cache" in verdict.message
+
+
+def test_outside_the_declaration_raising_is_unsupported_and_a_wrong_answer_is_its_own_failure() -> None:
+    raised = judge(CASE, EXPECTED, Outcome(error_type="NotImplementedError", error_message="bias"))
+    assert judge_outside(raised, "bias").status == UNSUPPORTED
+    wrong = failure("values", "every element", "x")
+    outside = judge_outside(wrong, "bias")
+    assert outside.kind == "outside-declared" and outside.signature == "outside-declared:values:x"
+    assert "outside its declared capabilities (bias)" in outside.message
+    crash = failure("crash", "killed")
+    assert judge_outside(crash, "bias") is crash  # a crash is never the right way to refuse
+    right = judge(CASE, EXPECTED, Outcome(result=EXPECTED.values.float(), returned="Tensor", device="cpu"))
+    assert right.status == PASSED and judge_outside(right, "bias") is right
+
+
+def test_a_bug_inside_and_outside_the_declaration_is_one_bug() -> None:
+    assert core_signature("outside-declared:layout") == core_signature("layout") == "layout"
+    assert core_signature("outside-declared:values:border") == "values:border"

@@ -1,0 +1,60 @@
+"""The oracle's tolerance: derived per dtype and device, exact where it can be, never loose for a bug."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from harness.case import Case
+from harness.oracle import expect, is_exact, unit_roundoff
+from harness.tensors import make_inputs
+
+CASE = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=5, width=5, kernel=(3, 5), data="int")
+
+
+@pytest.mark.parametrize(("dtype", "largest_exact_k"), [("bfloat16", 15), ("float16", 127), ("float32", 2**20 - 1)])
+def test_int_data_are_exact_while_every_partial_sum_fits_the_significand(dtype: str, largest_exact_k: int) -> None:
+    # A partial sum is at most K * 4 * 4 + 4: it must stay below 2**p.
+    case = replace(CASE, dtype=dtype)
+    assert is_exact(case, largest_exact_k)
+    assert not is_exact(case, largest_exact_k + 1)
+    assert not is_exact(replace(case, data="uniform"), 1)
+
+
+def test_the_case_reduction_length_is_the_default() -> None:
+    case = replace(CASE, dtype="bfloat16")  # K = 15: the largest exact one
+    assert case.reduction_length == 15 and is_exact(case)
+    assert not is_exact(replace(case, kernel=(4, 4)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_the_allowed_error_scales_with_the_dtypes_unit_roundoff(dtype: str) -> None:
+    case = replace(CASE, data="uniform", dtype=dtype)
+    expected = expect(case, make_inputs(case))
+    ratio = expected.allowed_error / expected.magnitude
+    assert torch.allclose(ratio, torch.full_like(ratio, (case.reduction_length + 2) * unit_roundoff(case)))
+
+
+def test_cuda_float32_is_allowed_tf32_rounding_only_while_torch_allows_tf32() -> None:
+    case = replace(CASE, device="cuda", dtype="float32")
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        assert unit_roundoff(case) == 2.0**-24
+        torch.backends.cudnn.allow_tf32 = True
+        assert unit_roundoff(case) == 2.0**-11
+        assert unit_roundoff(replace(case, device="cpu")) == 2.0**-24  # never on the CPU
+        assert unit_roundoff(replace(case, dtype="float64")) == 2.0**-53
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_a_lower_precision_result_is_outside_the_float64_bound() -> None:
+    # The point of deriving the bound: float64 computed in float32 must fail it.
+    case = replace(CASE, data="uniform", dtype="float64", batch=2, in_channels=3, out_channels=2)
+    inputs = make_inputs(case)
+    expected = expect(case, inputs)
+    in_float32 = torch.nn.functional.conv2d(inputs.input.float(), inputs.weight.float()).double()
+    assert ((in_float32 - expected.values).abs() > expected.allowed_error).any()
