@@ -64,17 +64,17 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
             return Verdict(MISTRUSTED, message="most outputs are zero by construction")
         return Verdict(PASSED)
     got = result.to(torch.float64)
+    error = (got - reference).abs().nan_to_num(0.0)  # inf - inf where both agree on inf
     nonfinite = ((got.isnan() != reference.isnan()) | (got.isinf() != reference.isinf())
                  | (reference.isinf() & (got != reference)))
-    if nonfinite.any():
-        return failure("nonfinite", f"NaN/inf mismatch: {where_wrong(case, nonfinite)}")
-    error = (got - reference).abs().nan_to_num(0.0)  # inf - inf where both agree on inf
     wrong = error > expected.allowed_error
-    if not wrong.any():
+    if not (nonfinite.any() or wrong.any()):
         return Verdict(MISTRUSTED if expected.mistrusted else PASSED)
-    layout = rearrangement(result, expected)
+    layout = rearrangement(result, expected)  # the right values, NaN and inf included, elsewhere
     if layout:
         return failure("layout", layout)
+    if nonfinite.any():
+        return failure("nonfinite", f"NaN/inf mismatch: {where_wrong(case, nonfinite)}")
     worst = int(error.argmax())
     scale = float(expected.magnitude.flatten()[worst]) or 1.0
     bound = "exact" if expected.exact else f"{(error.flatten()[worst] / scale).item():.2g}*M"

@@ -53,3 +53,13 @@ def test_outside_the_declaration_raising_is_unsupported_and_a_wrong_answer_is_it
 def test_a_bug_inside_and_outside_the_declaration_is_one_bug() -> None:
     assert core_signature("outside-declared:layout") == core_signature("layout") == "layout"
     assert core_signature("outside-declared:values:border") == "values:border"
+
+
+def test_values_in_a_scrambled_order_are_a_layout_failure_with_nan_and_inf_too() -> None:
+    case = Case(batch=1, in_channels=2, out_channels=2, groups=1, height=4, width=4, kernel=(1, 1),
+                data="special", seed=4)
+    expected = expect(case, make_inputs(case))
+    assert not expected.values.isfinite().all()  # the point: NaN or inf among them
+    scrambled = expected.values.flatten().flip(0).reshape(expected.shape).float()
+    verdict = judge(case, expected, Outcome(result=scrambled, returned="Tensor", device="cpu"))
+    assert verdict.kind == "layout" and "an order no reshape or transpose gives" in verdict.message
