@@ -86,7 +86,8 @@ class Finding:
 class Tally:
     """How many cases were checked against one implementation, by status, and how often
     each dimension of the domain was reached (`coverage`: the features, each dtype, layout,
-    data kind and device, and "called twice" for the thorough variants)."""
+    data kind and device, and "thorough" for the variants chosen for a second call and a
+    gradient check, made where the first call passed)."""
 
     examples: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
@@ -328,7 +329,7 @@ class _Group:
                                                               self.supervisor, exploring=True, beyond=self.beyond):
                 self.examples += 1
                 self.coverage.update(shared | {f"data={variant.data}", f"layout={variant.layout}"}
-                                     | ({"called twice"} if thorough else set()))
+                                     | ({"thorough"} if thorough else set()))
                 self._tally(verdicts)
                 for name, verdict in verdicts.items():
                     if self._is_new(name, verdict, variant):
