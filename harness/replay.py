@@ -61,12 +61,16 @@ def judge_row(target: Target, implementation: Implementation, verdict: Verdict) 
                implementation.known_buggy or not verdict.failed)
 
 
+def check_target(target: Target, implementations: list[Implementation]) -> dict[str, Verdict]:
+    """Outside a declaration the rule is raise or be right, in replay as in the campaign."""
+    return check_case(target.case, implementations, beyond=True)
+
+
 def replay(targets: Iterable[Target], implementations: list[Implementation]) -> list[Row]:
     one_thread()
     rows = []
     for target in targets:
-        # Outside a declaration the rule is raise or be right, in replay as in the campaign.
-        verdicts = check_case(target.case, implementations, beyond=True)
+        verdicts = check_target(target, implementations)
         rows += [judge_row(target, i, verdicts[i.name]) for i in implementations]
     return rows
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.check import check_case
 from harness.corpus import load
 from harness.registry import discover
-from harness.replay import FIXED, Target, drop_uninstalled, judge_row, targets_from
+from harness.replay import FIXED, Target, check_target, drop_uninstalled, judge_row, targets_from
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 REGISTRY = discover()
@@ -33,7 +32,7 @@ PARAMS = sorted(((t, n) for t in TARGETS for n in REGISTRY.implementations), key
 @pytest.mark.parametrize(("target", "name"), PARAMS, ids=[_id(t, n) for t, n in PARAMS])
 def test_a_corpus_case_gives_the_expected_result(target: Target, name: str) -> None:
     implementation = REGISTRY.implementations[name]
-    verdict = check_case(target.case, [implementation])[name]
+    verdict = check_target(target, [implementation])[name]
     row = judge_row(target, implementation, verdict)
     assert row.expected, f"{row.outcome}: {verdict.message}"
     assert not (row.outcome == FIXED and implementation.known_buggy), (
