@@ -33,8 +33,8 @@ from hypothesis.errors import HypothesisException
 from harness.capabilities import Capabilities, refusal, widenings
 from harness.case import DATA_KINDS, Case
 from harness.check import check_case, check_prepared, one_thread
-from harness.oracle import expect
-from harness.tensors import keeps_values, make_inputs
+from harness.oracle import Expected, expect
+from harness.tensors import Inputs, keeps_values, make_inputs
 from harness.runner import time_limits, user_interrupts
 from harness.supervisor import Supervisor
 from harness.support import full_domain, runnable
@@ -111,7 +111,8 @@ SKIPPED_VERDICT = Verdict(SKIPPED, message="quarantined: it crashed, hung or ran
 def check_variants(case: Case, domain: Capabilities, implementations: Iterable[Implementation],
                    supervisor: Supervisor, exploring: bool = False, beyond: bool = False
                    ) -> Iterator[tuple[Case, dict[str, Verdict], bool]]:
-    """The drawn case with every data kind in every memory layout of the domain, simplest first.
+    """The drawn case with every data kind in every memory layout of the domain, simplest
+    first, then (a batched case) with an empty batch.
 
     Checking them all costs no Hypothesis draws, and the data and the reference are made
     once per data kind for all the layouts that keep the values: this is what amortises
@@ -129,6 +130,14 @@ def check_variants(case: Case, domain: Capabilities, implementations: Iterable[I
     pick = derive_seed(case.id)
     thorough = ("uniform", domain.layouts[pick // THOROUGH_EVERY % len(domain.layouts)]) \
         if pick % THOROUGH_EVERY == 0 else None
+
+    def check(variant: Case, own: Inputs, reference: Expected, deep: bool) -> tuple[Case, dict[str, Verdict], bool]:
+        quarantined = {i.name for i in implementations if exploring and supervisor.quarantined(i.name)}
+        active = [i for i in implementations if i.name not in quarantined]
+        verdicts = check_prepared(variant, active, lambda: own.in_layout(variant.layout), own, reference,
+                                  supervisor, thorough=deep, beyond=beyond)
+        return variant, {**verdicts, **{name: SKIPPED_VERDICT for name in quarantined}}, deep
+
     for data in DATA_KINDS:
         base = replace(case, data=data, layout="contiguous")
         pristine = make_inputs(base)
@@ -137,12 +146,13 @@ def check_variants(case: Case, domain: Capabilities, implementations: Iterable[I
             variant = replace(base, layout=layout)
             laid = pristine.in_layout(layout)
             own, reference = (pristine, expected) if keeps_values(layout) else (laid, expect(variant, laid))
-            quarantined = {i.name for i in implementations if exploring and supervisor.quarantined(i.name)}
-            active = [i for i in implementations if i.name not in quarantined]
-            deep = not exploring or (data, layout) == thorough
-            verdicts = check_prepared(variant, active, lambda: own.in_layout(layout), own, reference, supervisor,
-                                      thorough=deep, beyond=beyond)
-            yield variant, {**verdicts, **{name: SKIPPED_VERDICT for name in quarantined}}, deep
+            yield check(variant, own, reference, not exploring or (data, layout) == thorough)
+    if case.batch:
+        # The same problem with an empty batch costs next to nothing, and drawing batch 0
+        # often would spend draws on cases with nothing else to see: it is a variant.
+        empty = replace(case, batch=0, data="uniform", layout=domain.layouts[0])
+        pristine = make_inputs(empty)
+        yield check(empty, pristine, expect(empty, pristine), False)
 
 
 def coverage(case: Case) -> set[str]:
@@ -323,13 +333,14 @@ class _Group:
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise _OutOfTime
             new: dict[tuple[str, str], Finding] = {}
-            # The variants differ in data kind and layout only: the rest is worked out once.
+            # Most variants differ in data kind and layout only: the rest is worked out once.
             shared = coverage(case) - {f"data={case.data}", f"layout={case.layout}"}
             for variant, verdicts, thorough in check_variants(case, domain, self.members.values(),
                                                               self.supervisor, exploring=True, beyond=self.beyond):
                 self.examples += 1
-                self.coverage.update(shared | {f"data={variant.data}", f"layout={variant.layout}"}
-                                     | ({"thorough"} if thorough else set()))
+                reached = (shared | {f"data={variant.data}", f"layout={variant.layout}"}
+                           if variant.batch == case.batch else coverage(variant))
+                self.coverage.update(reached | ({"thorough"} if thorough else set()))
                 self._tally(verdicts)
                 for name, verdict in verdicts.items():
                     if self._is_new(name, verdict, variant):
@@ -353,6 +364,7 @@ class _Group:
             if shrink_step(drawn[1], domain) if target else explore_step(drawn[1], domain):
                 raise _Reproduced
 
+        # At least this many variants per draw (a batched one has an empty-batch variant too).
         per_draw = len(DATA_KINDS) * sum(len(d.layouts) for d in self.domains) / len(self.domains)
         runner = settings(
             max_examples=max(1, math.ceil((self.budget - self.examples) / per_draw)),

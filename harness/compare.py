@@ -70,7 +70,11 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
     wrong = error > expected.allowed_error
     if not (nonfinite.any() or wrong.any()):
         return Verdict(MISTRUSTED if expected.mistrusted else PASSED)
-    layout = rearrangement(result, expected)  # the right values, NaN and inf included, elsewhere
+    # The right values (NaN and inf included) elsewhere? A rearrangement moves most of them:
+    # a few wrong elements are wrong values, however sorting might pair them up within a
+    # loose (bfloat16) rounding bound.
+    mostly_wrong = float((wrong | nonfinite).double().mean()) > 0.5
+    layout = rearrangement(result, expected) if mostly_wrong else None
     if layout:
         return failure("layout", layout)
     if nonfinite.any():

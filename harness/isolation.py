@@ -20,7 +20,7 @@ import torch
 
 from harness.case import Case
 from harness.registry import Implementation
-from harness.runner import Outcome, call
+from harness.runner import Outcome, call, prepare_autograd
 from harness.tensors import Inputs
 
 MEMORY_HEADROOM = 4 * 2**30  # bytes of address space a child may add to what torch maps
@@ -44,6 +44,7 @@ def _serve(connection: Connection, implementation: Implementation, headroom: int
     from harness.check import one_thread
 
     one_thread()
+    prepare_autograd()  # start-up, not a case, pays for it
     connection.send("ready")
     while True:
         try:
@@ -56,7 +57,9 @@ def _serve(connection: Connection, implementation: Implementation, headroom: int
 
 def _context() -> Any:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["harness.isolation"])
+    # The server imports these once, for every child it forks: torch (through this module),
+    # and the module autograd.grad imports on first use (`runner.prepare_autograd`).
+    context.set_forkserver_preload(["harness.isolation", "torch.fx.experimental.symbolic_shapes"])
     return context
 
 

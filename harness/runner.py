@@ -162,6 +162,15 @@ def _requiring_grad(inputs: Inputs) -> Inputs:
     return Inputs(*(None if t is None else t.detach().requires_grad_() for t in (inputs.input, inputs.weight, inputs.bias)))
 
 
+@functools.cache
+def prepare_autograd() -> None:
+    """Run once what torch sets up on first use of ``autograd.grad`` with output gradients:
+    autograd's engine, and an import of sympy (0.8 s here), so that no case's time limit
+    pays for it."""
+    a = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    torch.autograd.grad(a * 2, [a], torch.ones_like(a))
+
+
 def _gradients(result: object, leaves: Inputs, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     """d(sum(result * upstream)) / d(input, weight, bias); None for one autograd never reached."""
     wanted = leaves.tensors()
@@ -178,6 +187,8 @@ def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: I
     """
     arguments = call_arguments(implementation.capabilities, case)
     grads = None
+    if upstream is not None:
+        prepare_autograd()
     try:
         with _timer(seconds):
             if upstream is None:

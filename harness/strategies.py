@@ -80,8 +80,9 @@ def cases(draw: st.DrawFn, capabilities: Capabilities | None = None,
     itself and draws only the rest.
     """
     c = full_domain() if capabilities is None else capabilities
-    # Batch 0 has nothing to compare but the shape (and what it breaks): less often.
-    batched: tuple[tuple[int | None, int], ...] = ((1, 3), (2, 3), (3, 3), (0, 3)) if c.batched else ()
+    # Batch 0 has nothing to compare but the shape: rarely drawn (the campaign checks every
+    # batched draw with an empty batch too).
+    batched: tuple[tuple[int | None, int], ...] = ((1, 3), (2, 3), (3, 3), (0, 1)) if c.batched else ()
     batch = draw(_weighted(batched + (((None, 3),) if c.unbatched else ())))
 
     most = min(c.max_in_channels or 3, c.max_out_channels or 3)

@@ -88,8 +88,18 @@ def problem(x: torch.Tensor, weight: torch.Tensor, stride: IntOrPair, padding: I
                    output_size(h, kh, sh, dh, top, bottom), output_size(w, kw, sw, dw, left, right))
 
 
-def finish(out: torch.Tensor, bias: torch.Tensor | None, was_batched: bool) -> torch.Tensor:
-    """Add the bias per output channel; drop the batch dimension the input did not have."""
+def accumulating(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """bfloat16 operands as float32, as torch's own kernels sum them: an 8-bit significand
+    loses most of a long sum (and torch 2.14.1's CPU bfloat16 matmul turns an inf into NaN,
+    see the README). `finish` rounds the result back, once. Other dtypes are left as they are."""
+    if x.dtype != torch.bfloat16:
+        return x, weight
+    return x.float(), weight.float()
+
+
+def finish(out: torch.Tensor, bias: torch.Tensor | None, was_batched: bool, dtype: torch.dtype) -> torch.Tensor:
+    """Add the bias per output channel; drop the batch dimension the input did not have;
+    round to the input's ``dtype``."""
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)
-    return out if was_batched else out.squeeze(0)
+    return (out if was_batched else out.squeeze(0)).to(dtype)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from harness.capabilities import declare
-from implementations._common import IntOrPair, batched, finish, pad, problem
+from implementations._common import IntOrPair, accumulating, batched, finish, pad, problem
 
 
 def window_indices(out_size: int, kernel: int, stride: int, dilation: int, device: torch.device) -> torch.Tensor:
@@ -36,6 +36,7 @@ def conv2d(
     groups: int = 1,
 ) -> torch.Tensor:
     x, was_batched = batched(input)
+    x, weight = accumulating(x, weight)
     p = problem(x, weight, stride, padding, dilation)
 
     rows = window_indices(p.out_h, p.kh, p.sh, p.dh, x.device)  # (out_h, kh)
@@ -46,4 +47,4 @@ def conv2d(
     columns = columns.reshape(p.n, groups, p.c_per_group, p.out_h, p.kh, p.out_w, p.kw)
     kernels = weight.reshape(groups, p.c_out // groups, p.c_per_group, p.kh, p.kw)
     out = torch.einsum("ngcyixj,gocij->ngoyx", columns, kernels)
-    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched)
+    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched, input.dtype)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from harness.capabilities import declare
-from implementations._common import IntOrPair, batched, finish, pad, problem
+from implementations._common import IntOrPair, accumulating, batched, finish, pad, problem
 
 
 @declare(autograd=True)
@@ -29,6 +29,7 @@ def conv2d(
     groups: int = 1,
 ) -> torch.Tensor:
     x, was_batched = batched(input)
+    x, weight = accumulating(x, weight)
     p = problem(x, weight, stride, padding, dilation)
     padded = pad(x, p.paddings)
 
@@ -43,4 +44,4 @@ def conv2d(
     columns = columns.reshape(p.n, groups, p.c_per_group, p.kh * p.kw, p.out_h, p.out_w)
     kernels = weight.reshape(groups, p.c_out // groups, p.c_per_group, p.kh * p.kw)
     out = torch.einsum("ngckhw,gock->ngohw", columns, kernels)
-    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched)
+    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched, input.dtype)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from harness.capabilities import declare
-from implementations._common import IntOrPair, batched, finish, pad, problem
+from implementations._common import IntOrPair, accumulating, batched, finish, pad, problem
 
 
 @declare(autograd=True)
@@ -27,6 +27,7 @@ def conv2d(
     groups: int = 1,
 ) -> torch.Tensor:
     x, was_batched = batched(input)
+    x, weight = accumulating(x, weight)
     p = problem(x, weight, stride, padding, dilation)
 
     # The strides below assume plain NCHW order; channels_last or sliced inputs get copied.
@@ -41,4 +42,4 @@ def conv2d(
     windows = windows.reshape(p.n, groups, p.c_per_group, p.out_h, p.out_w, p.kh, p.kw)
     kernels = weight.reshape(groups, p.c_out // groups, p.c_per_group, p.kh, p.kw)
     out = torch.einsum("ngcyxij,gocij->ngoyx", windows, kernels)
-    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched)
+    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched, input.dtype)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.capabilities import declare
-from implementations._common import IntOrPair, batched, finish, pad, problem
+from implementations._common import IntOrPair, accumulating, batched, finish, pad, problem
 
 
 @declare(autograd=True)
@@ -28,10 +28,11 @@ def conv2d(
     groups: int = 1,
 ) -> torch.Tensor:
     x, was_batched = batched(input)
+    x, weight = accumulating(x, weight)
     p = problem(x, weight, stride, padding, dilation)
 
     columns = F.unfold(pad(x, p.paddings), (p.kh, p.kw), dilation=(p.dh, p.dw), stride=(p.sh, p.sw))
     columns = columns.reshape(p.n, groups, p.c_per_group * p.kh * p.kw, p.out_h * p.out_w)
     kernels = weight.reshape(groups, p.c_out // groups, p.c_per_group * p.kh * p.kw)
     out = kernels @ columns  # (N, groups, C_out/groups, L)
-    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched)
+    return finish(out.reshape(p.n, p.c_out, p.out_h, p.out_w), bias, was_batched, input.dtype)

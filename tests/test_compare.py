@@ -63,3 +63,14 @@ def test_values_in_a_scrambled_order_are_a_layout_failure_with_nan_and_inf_too()
     scrambled = expected.values.flatten().flip(0).reshape(expected.shape).float()
     verdict = judge(case, expected, Outcome(result=scrambled, returned="Tensor", device="cpu"))
     assert verdict.kind == "layout" and "an order no reshape or transpose gives" in verdict.message
+
+
+def test_a_few_wrong_elements_are_wrong_values_even_where_sorting_would_pair_them_up() -> None:
+    # A dropped bias in bfloat16: each output is off by less than the loose rounding bound
+    # in most places, and sorted, every value finds a partner within it; it once read as
+    # "same values in an order no reshape or transpose gives".
+    case = Case.from_id("mb1ic4oc2g2ih6iw4kh4kw3s1p0d1-bias-bfloat16-contiguous-uniform-cpu-seed0")
+    inputs = make_inputs(case)
+    without_bias = torch.nn.functional.conv2d(inputs.input.float(), inputs.weight.float(), None, 1, 0, 1, 2)
+    verdict = judge(case, expect(case, inputs), Outcome(result=without_bias.bfloat16(), returned="Tensor", device="cpu"))
+    assert verdict.kind == "values", verdict.message

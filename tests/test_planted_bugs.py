@@ -115,7 +115,9 @@ def test_a_stride_bug_is_attributed_to_unequal_strides(im2col_seed: int) -> None
 
 
 def test_each_failure_is_shrunk_to_a_small_case(im2col_seed: int) -> None:
-    (finding,) = _findings("ignores_bias", im2col_seed)
+    findings = _findings("ignores_bias", im2col_seed)
+    assert len(findings) == 1, [(f.signature, f.case.id) for f in findings]
+    (finding,) = findings
     case = finding.case
     assert finding.shrunk and case.bias and finding.needs == {"bias"}
     # Nothing but the bias is needed, so everything else shrinks to its simplest value.
