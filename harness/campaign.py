@@ -52,8 +52,8 @@ NONDETERMINISTIC_TRIES = 5
 # draws while exploring (measured, benchmarks/throughput.py: on one variant of every draw
 # they took 15% of the campaign's time).
 THOROUGH_EVERY = 3
-# An implementation that declares less than everything gets this much less again, drawn from
-# everything, to show it raises (or is right) outside its declaration.
+# An implementation that declares less than everything gets this much less again, just
+# outside its declaration (`capabilities.widenings`), to show it raises or is right there.
 BEYOND_SHARE = 4
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.case import Case
-from harness.oracle import is_exact, unit_roundoff
+from harness.oracle import rounding_bound
 from harness.runner import Outcome
 from harness.tensors import Inputs, upstream_gradient
 from harness.verdict import Verdict, failure
@@ -59,8 +59,7 @@ def expect_gradients(case: Case, inputs: Inputs) -> ExpectedGradients:
     out_h, out_w = case.output_hw
     per_output = (case.batch if case.batch is not None else 1) * out_h * out_w
     lengths = (case.out_channels // case.groups * case.kernel[0] * case.kernel[1], per_output, per_output)
-    allowed = [torch.zeros_like(m) if is_exact(case, length) else (length + 2) * unit_roundoff(case) * m
-               for m, length in zip(magnitudes, lengths)]
+    allowed = [rounding_bound(case, length) * m for m, length in zip(magnitudes, lengths)]
     pad = [None] * (len(WITH_RESPECT_TO) - len(values))
     return ExpectedGradients(upstream, (*values, *pad), (*allowed, *pad))
 

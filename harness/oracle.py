@@ -87,6 +87,13 @@ def is_exact(case: Case, reduction_length: int | None = None) -> bool:
     return largest < 1 / unit_roundoff(case)  # 2**p, p the significand's bits
 
 
+def rounding_bound(case: Case, reduction_length: int | None = None) -> float:
+    """How far a sum of ``reduction_length`` (default: the case's K) products plus a bias
+    may round, as a multiple of M: (K + 2) * u, or 0 where every partial sum is exact."""
+    length = case.reduction_length if reduction_length is None else reduction_length
+    return 0.0 if is_exact(case, length) else (length + 2) * unit_roundoff(case)
+
+
 def expect(case: Case, inputs: Inputs) -> Expected:
     """Run the reference once per case; every implementation is judged against it."""
     # Float64 copies with standard strides: torch 2.13's oneDNN path segfaults on some
@@ -100,10 +107,7 @@ def expect(case: Case, inputs: Inputs) -> Expected:
         magnitude = F.conv2d(x.abs(), w.abs(), None if b is None else b.abs(), case.stride,
                              case.padding, case.dilation, case.groups)
     exact = is_exact(case)
-    if exact:
-        allowed = torch.zeros_like(magnitude)
-    else:
-        allowed = (case.reduction_length + 2) * unit_roundoff(case) * magnitude
+    allowed = rounding_bound(case) * magnitude
     # Mostly zeros by construction, or mostly NaN/inf: the check could see little.
     uninformative = (magnitude == 0) | ~values.isfinite()
     mistrusted = bool(magnitude.numel()) and float(uninformative.double().mean()) > MISTRUST_ZERO_FRACTION

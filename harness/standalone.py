@@ -12,7 +12,7 @@ import math
 
 from harness import tensors
 from harness.case import Case
-from harness.oracle import is_exact, unit_roundoff
+from harness.oracle import rounding_bound
 
 _TEMPLATE = '''\
 """Reproduce conv2d case {id}
@@ -74,7 +74,7 @@ def script(case: Case, implementation_import: str | None = None, found: str = ""
         inspect.getsource(tensors._hash32), "",
         inspect.getsource(tensors.values_from_seed), "", inspect.getsource(tensors.lay_out),
     ]).rstrip()
-    tolerance = 0.0 if is_exact(case) else (case.reduction_length + 2) * unit_roundoff(case)
+    tolerance = rounding_bound(case)
     return _TEMPLATE.format(
         id=case.id, found=found, helpers=helpers, input_shape=case.input_shape,
         weight_shape=case.weight_shape,
