@@ -1,0 +1,37 @@
+"""Text that came from outside the harness, made safe to show a person.
+
+Exception messages come from the code under test, file names and fields from corpus files,
+case ids from the command line: all untrusted. On a terminal, an escape sequence in one of
+them can move the cursor, clear the screen, retitle the window or recolour everything
+after it; a bidirectional override can make a line read differently from what it says;
+and a 100 kB id echoed in an error message buries the message. So every such string is
+shown through `printable` (and `clipped` where it may be long) on its way to a terminal.
+JSON output needs neither: ``json.dumps`` escapes control characters itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 and C1 control characters except tab and newline, DEL, and the Unicode format
+# characters that reorder or hide text (bidirectional embeddings, overrides and isolates;
+# zero-width characters).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or reordering character written as a visible escape
+    (``\\x1b``, ``\\u202e``); newlines and tabs stay as they are."""
+    return _UNPRINTABLE.sub(_escaped, text)
+
+
+def clipped(text: str, limit: int = 200) -> str:
+    """At most ``limit`` characters of ``text``, saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"

@@ -1,0 +1,30 @@
+"""Untrusted text on its way to a terminal: escapes made visible, long strings cut."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.text import clipped, printable
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("\x1b[2J\x1b[H", "\\x1b[2J\\x1b[H"),  # clear the screen, cursor home
+    ("\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"),  # retitle the terminal (OSC)
+    ("a\rb", "a\\x0db"),  # carriage return: overwrite what the line said
+    ("nul\x00", "nul\\x00"),
+    ("\x9b31m", "\\x9b31m"),  # C1 control sequence introducer
+    ("abc\u202edef", "abc\\u202edef"),  # right-to-left override
+    ("zero\u200bwidth", "zero\\u200bwidth"),
+])
+def test_control_and_reordering_characters_are_shown_as_escapes(raw: str, shown: str) -> None:
+    assert printable(raw) == shown
+
+
+def test_newlines_tabs_and_ordinary_unicode_pass_through() -> None:
+    text = "line one\n\tline two: 3×3 kernel, µs, π, 日本"
+    assert printable(text) == text
+
+
+def test_a_long_string_is_cut_and_says_how_much_was_cut() -> None:
+    assert clipped("x" * 100_000, 50) == "x" * 50 + "... (99950 more characters)"
+    assert clipped("short", 50) == "short"
