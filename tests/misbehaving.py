@@ -26,11 +26,11 @@ QUARTER_GIB = 256 * 2**20
 
 
 def _conv(input, weight, bias=None, *arguments):
-    """F.conv2d as in tests/planted_bugs.py, around two torch 2.13 bugs (standard strides,
-    bfloat16 in float32); these misbehave otherwise. (A copy: isolated children load this
-    file by its path, where tests/ is not importable.)"""
-    if input.dtype == torch.bfloat16:
-        return _conv(input.float(), weight.float(), None if bias is None else bias.float(), *arguments).bfloat16()
+    """F.conv2d as in tests/planted_bugs.py, around torch 2.13 bugs (standard strides,
+    float16 and bfloat16 in float32); these misbehave otherwise. (A copy: isolated
+    children load this file by its path, where tests/ is not importable.)"""
+    if input.dtype in (torch.float16, torch.bfloat16):
+        return _conv(input.float(), weight.float(), None if bias is None else bias.float(), *arguments).to(input.dtype)
     standard = torch.contiguous_format
     return F.conv2d(input.clone(memory_format=standard), weight.clone(memory_format=standard), bias, *arguments)
 

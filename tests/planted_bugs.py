@@ -14,13 +14,14 @@ from harness.capabilities import declare
 
 
 def _conv(input, weight, bias=None, *arguments):
-    """F.conv2d on copies with standard strides, bfloat16 computed in float32: torch 2.13
-    segfaults on some channels_last-strided weights and puts NaN next to an inf in
-    bfloat16 (both in the README), and these bugs are about something else."""
+    """F.conv2d on copies with standard strides, float16 and bfloat16 computed in float32:
+    torch 2.13 segfaults on some channels_last-strided weights and on some grouped,
+    strided, dilated float16 problems (on CPUs with AVX512-FP16), and puts NaN next to an
+    inf in bfloat16 (all in the README), and these bugs are about something else."""
     standard = torch.contiguous_format
-    if input.dtype == torch.bfloat16:
+    if input.dtype in (torch.float16, torch.bfloat16):
         as_float = [None if t is None else t.float() for t in (input, weight, bias)]
-        return _conv(*as_float, *arguments).bfloat16()
+        return _conv(*as_float, *arguments).to(input.dtype)
     return F.conv2d(input.clone(memory_format=standard), weight.clone(memory_format=standard), bias, *arguments)
 
 

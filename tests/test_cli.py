@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    # Standard strides, and bfloat16 in float32: torch 2.13 segfaults on some channels_last
-    # weights and puts NaN next to an inf in bfloat16 (see the README).
-    dtype = torch.float32 if input.dtype == torch.bfloat16 else input.dtype
+    # Standard strides, float16 and bfloat16 in float32: torch 2.13 segfaults on some
+    # channels_last weights and some grouped float16 problems, and puts NaN next to an
+    # inf in bfloat16 (see the README).
+    dtype = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
     x, w = (t.to(dtype, memory_format=torch.contiguous_format) for t in (input, weight))
     bias = None if bias is None else bias.to(dtype)
     return F.conv2d(x, w, {bias}, stride, padding, dilation, groups).to(input.dtype)
