@@ -75,7 +75,6 @@ from hypothesis import given, settings
 from hypothesis import seed as hypothesis_seed
 
 import harness
-import harness.oracle
 from harness.campaign import fuzz, group_by_domain
 from harness.capabilities import ARG_FORMS, Capabilities, call_arguments
 from harness.case import Case
@@ -205,9 +204,6 @@ def plain_given(implementations: list[Implementation], n: int, seed: int) -> tup
 
 
 def harness_fuzz(implementations: list[Implementation], n: int, seed: int) -> tuple[int, str]:
-    module_cache = getattr(harness.oracle, "_module", None)  # the reference's Conv2d cache
-    if hasattr(module_cache, "cache_clear"):
-        module_cache.cache_clear()  # as in a fresh process
     result = fuzz(implementations, max_examples=n, seed=seed)
     checks = sum(result.tallies[impl.name].examples for impl in implementations)
     note = f"{len(result.findings)} findings" if result.findings else ""

@@ -19,7 +19,7 @@ from harness.compare import judge, judge_outside, judge_repeat
 from harness.gradients import ExpectedGradients, applies, expect_gradients, judge_gradients
 from harness.oracle import Expected, expect
 from harness.registry import Implementation
-from harness.supervisor import IN_PROCESS, Supervisor
+from harness.supervisor import Supervisor
 from harness.support import unavailable
 from harness.tensors import Inputs, make_inputs
 from harness.verdict import SKIPPED, UNSUPPORTED, Verdict
@@ -34,16 +34,17 @@ def one_thread() -> None:
 
 
 def check_case(case: Case, implementations: Iterable[Implementation], inputs: Inputs | None = None,
-               supervisor: Supervisor = IN_PROCESS, beyond: bool = False) -> dict[str, Verdict]:
+               supervisor: Supervisor | None = None, beyond: bool = False) -> dict[str, Verdict]:
     """Verdicts by implementation name, every check made; ``inputs`` overrides the case's
-    generated data; ``beyond``: see `check_prepared`."""
+    generated data; ``supervisor``: how to call them (default: in this process, with a
+    supervisor of its own); ``beyond``: see `check_prepared`."""
     implementations = list(implementations)
     reason = unavailable(case.dtype, case.device)
     if reason:
         return {i.name: Verdict(SKIPPED, message=f"cannot run here: {reason}") for i in implementations}
     pristine = make_inputs(case) if inputs is None else inputs
-    return check_prepared(case, implementations, pristine.clone, pristine, expect(case, pristine), supervisor,
-                          beyond=beyond)
+    return check_prepared(case, implementations, pristine.clone, pristine, expect(case, pristine),
+                          Supervisor() if supervisor is None else supervisor, beyond=beyond)
 
 
 def check_prepared(case: Case, implementations: Iterable[Implementation], fresh: Callable[[], Inputs],

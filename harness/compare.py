@@ -1,7 +1,7 @@
 """Judge one call against the reference: the checks, in the order a person would make them.
 
-Crash/timeout/memory, exception, modified inputs, type, aliasing, device, shape, dtype,
-then values; then, for a call that passed, the same call again (determinism). Each failed
+Crash/timeout/memory, process-wide state changed, exception, modified inputs, type,
+aliasing, device, shape, dtype, then values; then, for a call that passed, the same call again (determinism). Each failed
 check returns at once with its kind and a one-line message; the first failing check is
 the one a user has to fix first. Outside its declared capabilities an implementation may
 raise; anything else wrong there is an ``outside-declared`` failure.
@@ -19,14 +19,28 @@ from harness.verdict import MISTRUSTED, OUTSIDE, PASSED, UNSUPPORTED, Verdict, f
 
 ABNORMAL = ("crash", "timeout", "memory")
 
+
 def _shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def judge(case: Case, expected: Expected, outcome: Outcome) -> Verdict:
+def how_the_call_went(outcome: Outcome, during: str = "") -> Verdict | None:
+    """A failure of the call itself, whatever it returned: it did not end normally, or it
+    changed state that everything after it depends on (put back since)."""
     if outcome.abnormal:
         what = f"{outcome.error_type}: " if outcome.error_type else ""
-        return failure(outcome.abnormal, f"{what}{outcome.error_message}")
+        return failure(outcome.abnormal, f"{during}{what}{outcome.error_message}")
+    if outcome.changed:
+        return failure("global-state", f"{during}changed {', '.join(map(str, outcome.changed))} "
+                                       "(put back after the call)",
+                       "+".join(sorted({change.what for change in outcome.changed})))
+    return None
+
+
+def judge(case: Case, expected: Expected, outcome: Outcome) -> Verdict:
+    went_wrong = how_the_call_went(outcome)
+    if went_wrong:
+        return went_wrong
     if outcome.error_type:
         site = outcome.error_site
         return failure("exception", f"{outcome.error_type}: {outcome.error_message} (at {site})",
@@ -36,14 +50,14 @@ def judge(case: Case, expected: Expected, outcome: Outcome) -> Verdict:
                        "+".join(outcome.modified))
     result = outcome.result
     if result is None:
-        return failure("not-a-tensor", f"returned {outcome.returned}, not a torch.Tensor")
+        return failure("not-a-tensor", f"returned {outcome.returned}, {outcome.error_message or 'not a torch.Tensor'}")
     if outcome.aliased:
         return failure("aliased-input", "returned a tensor that shares memory with an input")
     if outcome.device != case.device and not outcome.device.startswith(f"{case.device}:"):
         return failure("device", f"returned a tensor on {outcome.device}, input is on {case.device}")
     got_shape = tuple(result.shape)
     if got_shape != expected.shape:
-        layout = rearrangement(result.detach(), expected)
+        layout = rearrangement(result.detach(), expected) if result.is_floating_point() else None
         message = f"shape {_shape(got_shape)}, expected {_shape(expected.shape)}"
         if layout:
             return failure("layout", f"{message}: {layout}")
@@ -90,7 +104,7 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
 def judge_repeat(case: Case, expected: Expected, first: torch.Tensor, second: Outcome) -> Verdict | None:
     """A failure if calling again with the same inputs did not give ``first`` (the first
     call's result, copied) again, bit for bit."""
-    if second.abnormal:
+    if second.abnormal or second.changed:
         return judge(case, expected, second)
     if second.result is None:
         what = f"raised {second.error_type}: {second.error_message}" if second.error_type else f"returned {second.returned}"

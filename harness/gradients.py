@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from harness.case import Case
-from harness.oracle import rounding_bound
+from harness.compare import how_the_call_went
+from harness.oracle import convolve, rounding_bound
 from harness.runner import Outcome
 from harness.tensors import Inputs, upstream_gradient
 from harness.verdict import Verdict, failure
@@ -45,9 +45,9 @@ class ExpectedGradients:
 
 def _reference_gradients(case: Case, tensors: list[torch.Tensor], upstream: torch.Tensor) -> tuple[torch.Tensor, ...]:
     leaves = [t.requires_grad_() for t in tensors]
-    output = F.conv2d(leaves[0], leaves[1], leaves[2] if case.bias else None,
-                      case.stride, case.padding, case.dilation, case.groups)
-    return torch.autograd.grad(output, leaves, upstream)
+    with torch.enable_grad():
+        output = convolve(case, leaves[0], leaves[1], leaves[2] if case.bias else None)
+        return torch.autograd.grad(output, leaves, upstream)
 
 
 def expect_gradients(case: Case, inputs: Inputs) -> ExpectedGradients:
@@ -66,8 +66,9 @@ def expect_gradients(case: Case, inputs: Inputs) -> ExpectedGradients:
 
 def judge_gradients(case: Case, expected: ExpectedGradients, outcome: Outcome) -> Verdict | None:
     """A failure, or None when every gradient is within its bound."""
-    if outcome.abnormal:
-        return failure(outcome.abnormal, f"during backward: {outcome.error_message}")
+    went_wrong = how_the_call_went(outcome, "during backward: ")
+    if went_wrong:
+        return went_wrong
     if outcome.error_type:
         return failure("gradient", f"with inputs that require grad: {outcome.error_type}: "
                                    f"{outcome.error_message} (at {outcome.error_site})",

@@ -2,15 +2,19 @@
 
 One child per implementation, forked from a forkserver that has already imported torch
 (so a restart costs milliseconds, not an import), with SIGINT ignored (Ctrl-C is the
-parent's business) and an address-space cap (so an unbounded allocation fails in the
-child instead of taking the machine). The parent waits at most the case's time limit: a
-child that does not answer is killed and the call is a "timeout"; one that dies is a
-"crash", with the signal that killed it. The next call starts a fresh child.
+parent's business), an address-space cap (so an unbounded allocation fails in the
+child instead of taking the machine) and a process group of its own (so that stopping it
+stops whatever processes the implementation started too). The parent waits at most the
+case's time limit: a child that does not answer is killed and the call is a "timeout";
+one that dies is a "crash", with the signal that killed it. The next call starts a fresh
+child. What crosses the pipe is plain data (`runner.Outcome`, a plain tensor): a result
+that cannot be sent or received is a failure of that call, never of the campaign.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import signal
 from multiprocessing.connection import Connection
@@ -19,6 +23,7 @@ from typing import Any
 import torch
 
 from harness.case import Case
+from harness.process_state import Guard
 from harness.registry import Implementation
 from harness.runner import Outcome, call, prepare_autograd
 from harness.tensors import Inputs
@@ -37,6 +42,7 @@ def _virtual_memory() -> int:
 
 def _serve(connection: Connection, implementation: Implementation, headroom: int | None) -> None:
     """The child: call the implementation on each case received, send back the outcome."""
+    os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if headroom:
         limit = _virtual_memory() + headroom
@@ -45,14 +51,22 @@ def _serve(connection: Connection, implementation: Implementation, headroom: int
 
     one_thread()
     prepare_autograd()  # start-up, not a case, pays for it
+    guard = Guard()
     connection.send("ready")
     while True:
         try:
             case, inputs, upstream = connection.recv()
         except EOFError:
             return
-        outcome = call(implementation, case, inputs, inputs.clone(), upstream=upstream)
-        connection.send(outcome)
+        outcome = call(implementation, case, inputs, inputs.clone(), upstream=upstream, guard=guard)
+        try:
+            connection.send(outcome)
+        except Exception as error:  # plain data should always pickle; say so if it does not
+            connection.send(Outcome(returned=outcome.returned, error_message=_unsendable(error)))
+
+
+def _unsendable(error: Exception) -> str:
+    return f"a result that could not be passed between processes ({type(error).__name__}: {str(error)[:200]})"
 
 
 def _context() -> Any:
@@ -93,6 +107,9 @@ class Child:
                 return self.connection.recv()
         except (EOFError, OSError):
             answered = True  # the pipe closed: the child died mid-call
+        except Exception as error:  # what came back does not unpickle here
+            self.stop()
+            return Outcome(returned="something", error_message=_unsendable(error))
         if not answered:
             self.stop()
             return Outcome(abnormal="timeout", error_message=f"no result after {seconds:.1f}s (child killed)")
@@ -103,8 +120,13 @@ class Child:
         return Outcome(abnormal="crash", error_message=f"the child process running it {how}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.is_alive():
-            self.process.kill()
+        if self.process is not None:
+            try:  # the child leads its own group: take every process it started with it
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # gone already, or killed before it made its group
+            if self.process.is_alive():
+                self.process.kill()
             self.process.join()
         self.process = None
         if self.connection is not None:

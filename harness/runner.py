@@ -4,9 +4,11 @@ The runner does not judge (that is `compare`); it calls, in the argument form th
 implementation declared, and records as plain data what came back, what was raised and
 where, and whether the inputs it was handed are still bit-for-bit what they were. The
 code under test is suspect by definition: it may raise anything (KeyboardInterrupt and
-SystemExit included), loop forever, exhaust memory or kill the process. In this process a
-per-case time limit interrupts Python-level hangs; `harness.isolation` runs an
-implementation in a child process when it must survive crashes and C-level hangs too.
+SystemExit included), loop forever, exhaust memory, kill the process, or change the
+process-wide state everything after it depends on. In this process a per-case time limit
+interrupts Python-level hangs and a `harness.process_state.Guard` puts back whatever state
+the call changed; `harness.isolation` runs an implementation in a child process when it
+must survive crashes and C-level hangs too.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import signal
 import threading
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import torch
 
 from harness.capabilities import call_arguments
 from harness.case import Case
+from harness.process_state import Change, Guard
 from harness.registry import Implementation
 from harness.tensors import Inputs
 
@@ -45,6 +48,7 @@ class Outcome:
     error_site: str = ""
     abnormal: str = ""  # "crash", "timeout" or "memory": the call did not end normally
     grads: tuple[torch.Tensor | None, ...] | None = None  # of input, weight, bias, when asked for
+    changed: tuple[Change, ...] = ()  # process-wide state the call changed (and the guard put back)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -74,8 +78,16 @@ def _site(error: BaseException) -> str:
     return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
 
 
+def _text(error: BaseException) -> str:
+    """``str(error)``, which is the implementation's code and may itself raise."""
+    try:
+        return str(error)
+    except Exception as unprintable:
+        return f"<unprintable {type(error).__name__}: str() raised {type(unprintable).__name__}>"
+
+
 def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [""])[0][:200]
+    return (_text(error).strip().splitlines() or [""])[0][:200]
 
 
 class _TimeLimit(BaseException):
@@ -146,15 +158,16 @@ def _timer(seconds: float | None) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def _shares_memory(result: torch.Tensor, inputs: Inputs) -> bool:
-    """The same tensor, or the same storage (an empty tensor has none to compare)."""
-    pointer = result.untyped_storage().data_ptr()
+def _shares_memory(result: object, tensor: torch.Tensor, inputs: Inputs) -> bool:
+    """``result`` is an input, or ``tensor`` (it, read as a plain tensor) shares an input's
+    storage (an empty tensor has none to compare)."""
+    pointer = tensor.untyped_storage().data_ptr()
     return any(result is t or (pointer != 0 and t.untyped_storage().data_ptr() == pointer)
                for t in inputs.tensors())
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, MemoryError) or "can't allocate memory" in str(error)
+    return isinstance(error, MemoryError) or "can't allocate memory" in _text(error)
 
 
 def _requiring_grad(inputs: Inputs) -> Inputs:
@@ -179,16 +192,22 @@ def _gradients(result: object, leaves: Inputs, upstream: torch.Tensor) -> tuple[
 
 
 def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: Inputs,
-         seconds: float | None = None, upstream: torch.Tensor | None = None) -> Outcome:
+         seconds: float | None = None, upstream: torch.Tensor | None = None, guard: Guard | None = None) -> Outcome:
     """Call with ``inputs``, then compare them with ``pristine``, the same values untouched.
 
     With ``upstream``, the inputs require grad and the call also back-propagates
-    ``upstream`` through the result, inside the same time limit.
+    ``upstream`` through the result, inside the same time limit. ``guard`` puts back the
+    process-wide state the call changed before anything else runs (a fresh one when not
+    given); what it put back is in the outcome.
     """
     arguments = call_arguments(implementation.capabilities, case)
-    grads = None
     if upstream is not None:
         prepare_autograd()
+    guard = Guard() if guard is None else guard
+    state = guard.before()
+    result: object = None
+    grads = None
+    raised: BaseException | None = None
     try:
         with _timer(seconds):
             if upstream is None:
@@ -197,32 +216,52 @@ def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: I
                 leaves = _requiring_grad(inputs)
                 result = implementation.fn(leaves.input, leaves.weight, leaves.bias, **arguments)
                 grads = _gradients(result, leaves, upstream)
-                result = result.detach()
-    except _TimeLimit:
-        return Outcome(abnormal="timeout", error_message=f"no result after {seconds:.1f}s")
-    except KeyboardInterrupt as raised:
-        if _user_interrupt.is_set():
-            raise  # the user pressed Ctrl-C: stop the campaign, not this case
-        return _raised(raised, inputs, pristine)
-    except BaseException as raised:  # the implementation is under test: anything may happen
-        if _is_out_of_memory(raised):
-            return Outcome(abnormal="memory", error_type=type(raised).__name__,
-                           error_message=_first_line(raised), error_site=_site(raised))
-        return _raised(raised, inputs, pristine)
-    tensor = result if isinstance(result, torch.Tensor) else None
-    return Outcome(
-        result=tensor,
-        returned=type(result).__name__,
-        device="" if tensor is None else str(tensor.device),
-        aliased=tensor is not None and _shares_memory(tensor, inputs),
-        modified=_modified(inputs, pristine),
-        grads=grads,
-    )
+                result = result.detach()  # type: ignore[attr-defined]
+    except BaseException as error:  # the implementation is under test: anything may happen
+        raised = error
+    changed = guard.after(state)
+    if raised is None:
+        outcome = _returned(result, inputs, pristine, grads)
+    elif isinstance(raised, KeyboardInterrupt) and _user_interrupt.is_set():
+        raise raised  # the user pressed Ctrl-C: stop the campaign, not this case
+    elif isinstance(raised, _TimeLimit):
+        outcome = Outcome(abnormal="timeout", error_message=f"no result after {seconds:.1f}s")
+    elif _is_out_of_memory(raised):
+        outcome = Outcome(abnormal="memory", error_type=type(raised).__name__,
+                          error_message=_first_line(raised), error_site=_site(raised))
+    else:
+        outcome = Outcome(error_type=type(raised).__name__, error_message=_first_line(raised),
+                          error_site=_site(raised), modified=_modified(inputs, pristine))
+    return replace(outcome, changed=changed) if changed else outcome
 
 
-def _raised(error: BaseException, inputs: Inputs, pristine: Inputs) -> Outcome:
-    return Outcome(error_type=type(error).__name__, error_message=_first_line(error),
-                   error_site=_site(error), modified=_modified(inputs, pristine))
+def _returned(result: object, inputs: Inputs, pristine: Inputs,
+              grads: tuple[torch.Tensor | None, ...] | None) -> Outcome:
+    """What came back, as a plain tensor where it is one: a subclass is read with its own
+    ``__torch_function__`` switched off (which may raise), so that judging it runs the
+    harness's code, not the implementation's."""
+    modified = _modified(inputs, pristine)
+    returned = type(result).__name__
+    if not issubclass(type(result), torch.Tensor):  # not isinstance: __class__ can lie
+        return Outcome(returned=returned, modified=modified)
+    try:
+        if type(result) is torch.Tensor:
+            tensor = result
+        else:
+            with torch._C.DisableTorchFunctionSubclass():
+                tensor = torch.Tensor.as_subclass(result, torch.Tensor)  # type: ignore[arg-type]
+        aliased = _shares_memory(result, tensor, inputs)
+        if tensor is not result:
+            tensor = tensor.detach().clone()  # a wrapper subclass may have no data to read
+    except Exception as error:
+        return Outcome(returned=returned, modified=modified,
+                       error_message=f"a torch.Tensor subclass that cannot be read as a tensor "
+                                     f"({type(error).__name__}: {_first_line(error)})")
+    if tensor.layout != torch.strided:
+        return Outcome(returned=returned, modified=modified,
+                       error_message=f"a {str(tensor.layout)[6:]} tensor, not a strided (dense) one")
+    return Outcome(result=tensor, returned=returned, device=str(tensor.device), aliased=aliased,
+                   modified=modified, grads=grads)
 
 
 def _modified(inputs: Inputs, pristine: Inputs) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ import torch
 from harness.case import Case
 from harness.isolation import Child
 from harness.journal import Journal
+from harness.process_state import Guard
 from harness.registry import Implementation
 from harness.runner import Outcome, call, time_limit
 from harness.tensors import Inputs
@@ -31,6 +32,7 @@ class Supervisor:
         self.isolate, self.journal = isolate, journal
         self.children: dict[str, Child] = {}
         self.abnormal: Counter[str] = Counter()
+        self.guard: Guard | None = None  # made at the first call in this process
 
     def isolated(self, name: str) -> bool:
         return self.isolate if isinstance(self.isolate, bool) else name in self.isolate
@@ -47,9 +49,13 @@ class Supervisor:
             child = self.children.setdefault(implementation.name, Child(implementation))
             outcome = child.call(case, inputs, seconds, upstream)
         else:
+            if self.guard is None:
+                self.guard = Guard()  # the state as the campaign found it is what gets put back
             if self.journal is not None:
                 self.journal.running(implementation.name, case)
-            outcome = call(implementation, case, inputs, pristine, seconds, upstream)
+            outcome = call(implementation, case, inputs, pristine, seconds, upstream, self.guard)
+            if self.journal is not None:
+                self.journal.idle()
         if outcome.abnormal:
             self.abnormal[implementation.name] += 1
         return outcome
@@ -60,5 +66,3 @@ class Supervisor:
         if self.journal is not None:
             self.journal.close()
 
-
-IN_PROCESS = Supervisor()

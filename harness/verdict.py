@@ -18,6 +18,8 @@ KINDS = {
     "crash": "killed the process running it (segfault, abort, os._exit)",
     "timeout": "did not return within the case's time limit",
     "memory": "ran out of memory",
+    "global-state": "changed process-wide state (grad mode, default dtype, F.conv2d, signal handlers, "
+                    "working directory, ...) or left processes running",
     "exception": "raised inside its declared domain",
     "not-a-tensor": "returned something that is not a torch.Tensor",
     "shape": "returned a tensor of the wrong shape, and not just a rearrangement",

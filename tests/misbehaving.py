@@ -2,7 +2,8 @@
 
 Each is the plain `F.conv2d` wrapper (correct) except when its condition holds (a bias is
 given, groups > 1, or a bias in float64), where it crashes the process, hangs, exhausts
-memory, or returns or raises something a conv2d never should. The condition is what lets a test check that the
+memory, returns or raises something a conv2d never should, or changes state that the
+whole process shares. The condition is what lets a test check that the
 harness shrinks the case to it and attributes the failure to it (``needs``).
 
 Not registered. Tests load them by file (``discover([f"{__file__}:name"])``) so that an
@@ -18,6 +19,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
+import subprocess
+import sys
+import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -147,4 +152,109 @@ def raises_system_exit_with_groups(input, weight, bias=None, stride=1, padding=0
     """Calls sys.exit() from inside a library call."""
     if groups > 1:
         raise SystemExit(2)
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("not even this")
+
+
+def raises_unprintable_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Raises an exception whose str() raises too."""
+    if bias is not None:
+        raise Unprintable()
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+# -- return a tensor that is not quite one -------------------------------------------------
+
+class RaisingTensor(torch.Tensor):
+    """A subclass every torch function on which raises, ``.device`` and ``.shape`` included."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        raise RuntimeError("this tensor cannot be used")
+
+
+class UnpicklableTensor(torch.Tensor):
+    def __reduce_ex__(self, protocol):
+        raise TypeError("UnpicklableTensor cannot be pickled")
+
+
+def returns_raising_subclass_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    return out.as_subclass(RaisingTensor) if bias is not None else out
+
+
+def returns_unpicklable_off_by_one_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Off by one, in a tensor subclass that cannot cross a process boundary as it is."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    return (out + 1).as_subclass(UnpicklableTensor) if bias is not None else out
+
+
+# -- change what the whole process shares ----------------------------------------------------
+
+def turns_off_grad_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Switches autograd off for everything after it, and never back on."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    if bias is not None:
+        torch.set_grad_enabled(False)
+    return out
+
+
+def sets_default_dtype_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Makes float64 the default dtype: every torch.zeros(...) after it changes type."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    if bias is not None:
+        torch.set_default_dtype(torch.float64)
+    return out
+
+
+def _off_by_one(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return torch.conv2d(input, weight, bias, stride, padding, dilation, groups) + 1
+
+
+def replaces_conv2d_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Monkeypatches F.conv2d with an off-by-one version, after computing its own answer."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    if bias is not None:
+        F.conv2d = _off_by_one
+    return out
+
+
+def ignores_time_limits_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Ignores SIGALRM from then on: the harness's time limits in this process."""
+    if bias is not None:
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def changes_directory_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Moves the process to the temporary directory: relative paths then point elsewhere."""
+    if bias is not None:
+        os.chdir(tempfile.gettempdir())
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+LEFTOVER = "im2col-harness-test-leftover"  # in the command line of the process left running
+
+
+def leaves_a_process_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Starts a process and never waits for it (a worker pool nobody shuts down)."""
+    if bias is not None:
+        subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(600)  # {LEFTOVER}"])
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+# -- misbehave once ----------------------------------------------------------------------------
+
+_calls = [0]
+
+
+def mutates_weight_on_its_50th_call(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Adds 1 to its weight in place on its 50th call only (state kept between calls)."""
+    _calls[0] += 1
+    if _calls[0] == 50:
+        weight.add_(1)
     return _conv(input, weight, bias, stride, padding, dilation, groups)

@@ -19,10 +19,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 import misbehaving
 from harness import campaign, runner
@@ -32,7 +33,7 @@ from harness.case import Case
 from harness.corpus import load
 from harness.journal import FOLDER
 from harness.registry import Implementation, discover
-from harness.supervisor import IN_PROCESS, QUARANTINE_AFTER, Supervisor
+from harness.supervisor import QUARANTINE_AFTER, Supervisor
 from harness.verdict import FAILED, SKIPPED
 
 MISBEHAVING = str(Path(misbehaving.__file__).resolve())
@@ -132,15 +133,126 @@ def test_a_quarantined_implementation_is_not_called_again_while_exploring() -> N
     assert statuses[FAILED] <= QUARANTINE_AFTER, statuses
 
 
-def test_a_second_campaign_in_the_same_process_checks_an_implementation_quarantined_by_the_first(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(IN_PROCESS, "abnormal", Counter())  # whatever happens, leave it as it was
+def test_a_second_campaign_in_the_same_process_checks_an_implementation_quarantined_by_the_first() -> None:
     broken = misbehaving.raises_memory_error_with_bias
     with pytest.raises(AssertionError, match=r"\[memory\]"):
         assert_conv2d_matches(broken, max_examples=60, seed=SEED)
     # The same broken function, fuzzed again (a re-run in a notebook, a second test):
     with pytest.raises(AssertionError, match=r"\[memory\]"):
         assert_conv2d_matches(broken, max_examples=60, seed=SEED)
+
+
+# -- state the whole process shares -----------------------------------------------------------
+
+def shared_state() -> tuple[object, ...]:
+    return (torch.is_grad_enabled(), torch.get_default_dtype(), F.conv2d, signal.getsignal(signal.SIGALRM),
+            os.getcwd(), torch.get_num_threads())
+
+
+def leftover_processes() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and misbehaving.LEFTOVER.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+POLLUTERS = [
+    # (implementation, what the failure must name)
+    ("turns_off_grad_with_bias", "grad mode (True -> False)"),
+    ("sets_default_dtype_with_bias", "default dtype (torch.float32 -> torch.float64)"),
+    ("replaces_conv2d_with_bias", "torch.nn.functional.conv2d (replaced)"),
+    ("ignores_time_limits_with_bias", "SIGALRM handler (the time limits) (_expire -> SIG_IGN)"),
+    ("changes_directory_with_bias", "working directory"),
+    ("leaves_a_process_with_bias", "child processes (1 left running, killed)"),
+]
+
+
+@pytest.mark.parametrize(("name", "named"), POLLUTERS, ids=[case[0] for case in POLLUTERS])
+def test_in_process_an_implementation_changing_shared_state_is_reported_and_the_state_put_back(
+        name: str, named: str) -> None:
+    before = shared_state()
+    result = campaign_of(name, Supervisor())
+    assert shared_state() == before and leftover_processes() == []
+    found = findings_of(result, name)
+    # Only that: its own later calls ran with the state put back (F.conv2d off by one would
+    # make it fail on values too), and the correct one beside it never noticed (`loop`
+    # declares autograd: its gradient checks ran with grad mode on).
+    assert set(found) == {"global-state"}, found
+    (finding,) = found["global-state"]
+    assert named in finding.verdict.message and "put back after the call" in finding.verdict.message
+    assert finding.needs == {"bias"} and finding.shrunk
+    assert_correct_one_untouched(result)
+
+
+def test_time_limits_still_hold_after_an_implementation_ignored_sigalrm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "TIME_BASE", 0.25)
+    monkeypatch.setattr(campaign, "SHRINK_SECONDS", 4.0)
+    registry = discover([CORRECT, spec("ignores_time_limits_with_bias"), spec("loops_with_float64_bias")])
+    started = time.monotonic()
+    result = fuzz(registry.implementations.values(), 4 * EXAMPLES, SEED, supervisor=Supervisor())
+    assert set(findings_of(result, "ignores_time_limits_with_bias")) == {"global-state"}
+    assert set(findings_of(result, "loops_with_float64_bias")) == {"timeout"}
+    assert_correct_one_untouched(result, 4 * EXAMPLES)
+    assert time.monotonic() - started < 60
+
+
+def test_a_tensor_subclass_whose_methods_raise_is_a_failure_not_a_crash_of_the_campaign() -> None:
+    name = "returns_raising_subclass_with_bias"
+    result = campaign_of(name, Supervisor())
+    (finding,) = findings_of(result, name)["not-a-tensor"]
+    assert "returned RaisingTensor, a torch.Tensor subclass that cannot be read" in finding.verdict.message
+    assert "this tensor cannot be used" in finding.verdict.message and finding.needs == {"bias"}
+    assert_correct_one_untouched(result)
+
+
+def test_an_exception_whose_str_raises_is_reported_as_an_exception() -> None:
+    name = "raises_unprintable_with_bias"
+    result = campaign_of(name, Supervisor())
+    (finding,) = findings_of(result, name)["exception"]
+    assert "Unprintable: <unprintable Unprintable: str() raised RuntimeError>" in finding.verdict.message
+    assert_correct_one_untouched(result)
+
+
+def test_isolated_a_result_that_cannot_be_pickled_is_judged_as_the_tensor_it_holds() -> None:
+    name = "returns_unpicklable_off_by_one_with_bias"
+    supervisor = Supervisor(isolate=True)
+    try:
+        result = campaign_of(name, supervisor)
+    finally:
+        supervisor.close()
+    found = findings_of(result, name)
+    assert set(found) == {"values"}, found  # off by one, read through the subclass
+    assert found["values"][0].needs == {"bias"}
+    assert_correct_one_untouched(result)
+
+
+def test_isolated_an_implementation_changing_shared_state_gets_the_same_verdict_as_in_process() -> None:
+    name = "turns_off_grad_with_bias"
+    supervisor = Supervisor(isolate=True)
+    try:
+        result = campaign_of(name, supervisor)
+    finally:
+        supervisor.close()
+    (finding,) = findings_of(result, name)["global-state"]
+    assert "grad mode (True -> False)" in finding.verdict.message and finding.needs == {"bias"}
+    assert_correct_one_untouched(result)
+
+
+def test_isolated_a_process_left_running_is_killed_and_reported() -> None:
+    name = "leaves_a_process_with_bias"
+    supervisor = Supervisor(isolate=True)
+    try:
+        result = campaign_of(name, supervisor)
+    finally:
+        supervisor.close()
+    assert leftover_processes() == []
+    (finding,) = findings_of(result, name)["global-state"]
+    assert "child processes (1 left running, killed)" in finding.verdict.message
+    assert_correct_one_untouched(result)
 
 
 # -- isolated in child processes --------------------------------------------------------------

@@ -1,0 +1,237 @@
+"""The process-wide state an implementation called in this process could change, checked
+after every call and put back.
+
+An implementation run in the harness's own process shares everything with the harness and
+with the implementations called after it. One that turns grad mode off, changes the
+default dtype, replaces ``F.conv2d`` or a ``Tensor`` method, ignores SIGALRM (the time
+limits), changes the working directory (where the corpus is written) or leaves a process
+running would break the checks of everything after it, and its failure would be blamed on
+whichever implementation came next. So a `Guard` reads that state before each call and,
+after it, puts back whatever changed and says what: a ``global-state`` failure of the
+implementation that changed it, and of nobody else. (An isolated child runs the same
+guard, so an implementation gets the same verdict in or out of process.)
+
+What is checked is what the harness and im2col code depend on: torch's grad mode, default
+dtype, thread count, float32 matmul precision and deterministic-algorithms switch, the
+torch function and dispatch mode stacks, the SIGALRM and SIGINT handlers and the signal
+mask, the working directory, the standard streams, tracing and profiling hooks, the
+recursion limit, the namespaces of ``torch.nn.functional`` and ``torch.Tensor`` and
+``torch.conv2d``, and the child processes of the calling thread. It is not a sandbox:
+``--isolate`` and a container are (README, "When an implementation misbehaves").
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+import torch.utils._python_dispatch as python_dispatch
+
+
+@dataclass(frozen=True)
+class Change:
+    """Something a call changed (and the guard put back): ``what`` names it the same way
+    every time, ``detail`` says from what to what."""
+
+    what: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.what} ({self.detail})" if self.detail else self.what
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One piece of state: how to read it, and how to put a value back."""
+
+    name: str
+    read: Callable[[], Any]
+    write: Callable[[Any], None]
+
+
+def _pop_to(length: Callable[[], int], pop: Callable[[], object]) -> Callable[[int], None]:
+    """A writer for a mode stack: pop what was pushed (what was popped cannot be put back)."""
+    def write(wanted: int) -> None:
+        while length() > wanted:
+            pop()
+        if length() < wanted:
+            raise RuntimeError("modes were popped that the caller had pushed")
+    return write
+
+
+def _set_handler(signum: signal.Signals) -> Callable[[Any], None]:
+    def write(handler: Any) -> None:
+        if handler is not None:  # None: installed outside Python, nothing to put back
+            signal.signal(signum, handler)
+    return write
+
+
+def _set_deterministic(value: tuple[bool, bool]) -> None:
+    torch.use_deterministic_algorithms(value[0], warn_only=value[1])
+
+
+def _settings(main_thread: bool) -> tuple[Setting, ...]:
+    settings = [
+        Setting("grad mode", torch.is_grad_enabled, torch.set_grad_enabled),
+        Setting("default dtype", torch.get_default_dtype, torch.set_default_dtype),
+        Setting("torch thread count", torch.get_num_threads, torch.set_num_threads),
+        Setting("float32 matmul precision", torch.get_float32_matmul_precision,
+                torch.set_float32_matmul_precision),
+        Setting("deterministic algorithms", lambda: (torch.are_deterministic_algorithms_enabled(),
+                                                     torch.is_deterministic_algorithms_warn_only_enabled()),
+                _set_deterministic),
+        Setting("torch function modes", torch._C._len_torch_function_stack,
+                _pop_to(torch._C._len_torch_function_stack, torch._C._pop_torch_function_stack)),
+        Setting("torch dispatch modes", torch._C._len_torch_dispatch_stack,
+                _pop_to(torch._C._len_torch_dispatch_stack, python_dispatch._pop_mode)),
+        Setting("working directory", os.getcwd, os.chdir),
+        Setting("sys.stdout", lambda: sys.stdout, lambda stream: setattr(sys, "stdout", stream)),
+        Setting("sys.stderr", lambda: sys.stderr, lambda stream: setattr(sys, "stderr", stream)),
+        Setting("trace function", sys.gettrace, sys.settrace),
+        Setting("profile function", sys.getprofile, sys.setprofile),
+        Setting("recursion limit", sys.getrecursionlimit, sys.setrecursionlimit),
+        Setting("torch.conv2d", lambda: torch.conv2d, lambda fn: setattr(torch, "conv2d", fn)),
+    ]
+    if main_thread:  # signal dispositions can only be read and set there
+        settings += [
+            Setting("SIGALRM handler (the time limits)", lambda: signal.getsignal(signal.SIGALRM),
+                    _set_handler(signal.SIGALRM)),
+            Setting("SIGINT handler (Ctrl-C)", lambda: signal.getsignal(signal.SIGINT),
+                    _set_handler(signal.SIGINT)),
+            Setting("blocked signals", lambda: signal.pthread_sigmask(signal.SIG_BLOCK, []),
+                    lambda mask: signal.pthread_sigmask(signal.SIG_SETMASK, mask)),
+        ]
+    return tuple(settings)
+
+
+class _Namespace:
+    """The attributes of a module or class, against a copy taken when the guard was made.
+
+    Comparing a dict with a copy is cheap (microseconds); only when they differ is the
+    difference worked out and undone. A module may gain attributes legitimately (importing
+    a submodule adds it to its package), so additions to a module are accepted; additions
+    to a class shadow its base classes' methods, so they are not.
+    """
+
+    def __init__(self, name: str, owner: object) -> None:
+        self.name, self.owner = name, owner
+        self.baseline = dict(vars(owner))
+        self.is_class = isinstance(owner, type)
+
+    def restore(self) -> list[Change]:
+        now = vars(self.owner)
+        if now == self.baseline:
+            return []
+        changed = []
+        for key in sorted(set(self.baseline) | set(now)):
+            before, after = self.baseline.get(key, _MISSING), now.get(key, _MISSING)
+            if before is after:
+                continue
+            if before is _MISSING and not self.is_class:
+                self.baseline[key] = after  # a module gained an attribute: harmless
+                continue
+            how = "added" if before is _MISSING else "deleted" if after is _MISSING else "replaced"
+            changed.append(Change(f"{self.name}.{key}", how))
+            if before is _MISSING:
+                delattr(self.owner, key)
+            else:
+                setattr(self.owner, key, before)
+        return changed
+
+
+_MISSING = object()
+
+
+def _shown(value: Any) -> str:
+    """A short, stable rendering of a setting's value (no memory addresses)."""
+    if isinstance(value, signal.Handlers):
+        return value.name
+    if callable(value) or hasattr(value, "write"):
+        return getattr(value, "__qualname__", type(value).__name__)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _children_file() -> int | None:
+    """The calling thread's list of child processes, kept open: re-reading it costs one
+    pread. (Linux only; elsewhere child processes are not checked.)"""
+    try:
+        return os.open(f"/proc/self/task/{threading.get_native_id()}/children", os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def _children(descriptor: int | None) -> bytes:
+    return b"" if descriptor is None else os.pread(descriptor, 65536, 0)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True  # gone already
+
+
+def _stop(pid: int) -> None:
+    """Kill a process left behind, and its process group where it leads one of its own."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+class Guard:
+    """Reads the state before a call (`before`) and puts back what the call changed (`after`)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.settings = _settings(threading.current_thread() is threading.main_thread())
+        self.namespaces = (_Namespace("torch.nn.functional", F), _Namespace("torch.Tensor", torch.Tensor))
+        self.children = _children_file()
+
+    def before(self) -> tuple[tuple[Any, ...], bytes]:
+        return tuple(setting.read() for setting in self.settings), _children(self.children)
+
+    def after(self, state: tuple[tuple[Any, ...], bytes]) -> tuple[Change, ...]:
+        """What the call changed, each put back (or said to be impossible to put back)."""
+        if os.getpid() != self.pid:
+            # The implementation forked and this is the copy, returning into the harness:
+            # it must not go on running a campaign of its own.
+            os._exit(70)
+        values, children = state
+        changed: list[Change] = []
+        for setting, before in zip(self.settings, values):
+            after = setting.read()
+            if after == before:
+                continue
+            detail = f"{_shown(before)} -> {_shown(after)}"
+            try:
+                setting.write(before)
+            except Exception as error:
+                detail += f"; could not be put back: {type(error).__name__}"
+            changed.append(Change(setting.name, detail))
+        for namespace in self.namespaces:
+            changed += namespace.restore()
+        now = _children(self.children)
+        if now != children:
+            left = [int(pid) for pid in set(now.split()) - set(children.split())]
+            running = [pid for pid in left if not _is_zombie(pid)]
+            for pid in left:
+                _stop(pid)
+            if running:
+                changed.append(Change("child processes", f"{len(running)} left running, killed"))
+        return tuple(changed)
