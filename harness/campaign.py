@@ -66,6 +66,7 @@ class Finding:
     verdict: Verdict
     shrunk: bool = True
     needs: frozenset[str] = frozenset()
+    reproducible: bool = True  # failed again when its case was re-run on its own
 
     @property
     def signature(self) -> str:
@@ -74,6 +75,10 @@ class Finding:
 
     @property
     def diagnosis(self) -> str:
+        if not self.reproducible:
+            # Nothing can be attributed to a failure that does not happen again.
+            return (f"{self.verdict.message}; failed once, then passed when its case was re-run: "
+                    "flaky, or it depends on earlier calls")
         return f"{self.verdict.message}; {describe(self.needs)}"
 
     def explains(self, verdict: Verdict, case: Case) -> bool:
@@ -288,6 +293,8 @@ class _Group:
         def allowed(case: Case) -> bool:
             return self.beyond or refusal(implementation.capabilities, case) is None
 
+        if not still_fails(finding.case):
+            return replace(finding, shrunk=False, reproducible=False)
         return replace(finding, needs=needed(finding.case, still_fails, allowed))
 
     def _is_new(self, name: str, verdict: Verdict, case: Case) -> bool:

@@ -258,7 +258,8 @@ def save_findings(result: CampaignResult, directory: Path) -> list[str]:
         entry = Entry(
             finding.case, finding.implementation, finding.verdict.signature,
             str(finding.verdict.kind), finding.diagnosis,
-            {**provenance(), "campaign_seed": result.seed, "shrunk": finding.shrunk},
+            {**provenance(), "campaign_seed": result.seed, "shrunk": finding.shrunk,
+             "reproducible": finding.reproducible},
             tuple(sorted(finding.needs)))
         outcome = save(directory, entry)
         lines.append(f"corpus: {outcome} {directory / FAILURES / entry.filename}")

@@ -40,6 +40,7 @@ def _failure(finding: Finding) -> dict[str, Any]:
         "signature": finding.signature,
         "needs": sorted(finding.needs),
         "shrunk": finding.shrunk,
+        "reproducible": finding.reproducible,
         "repro": repro(finding.implementation, finding.case.id),
     }
 
@@ -78,7 +79,8 @@ def format_failures(report: dict[str, Any]) -> list[str]:
     lines = []
     for name, entry in report["implementations"].items():
         for failure in entry["failures"]:
-            tag = "" if failure["shrunk"] else " (not shrunk)"
+            tag = (" (did not reproduce)" if not failure["reproducible"]
+                   else "" if failure["shrunk"] else " (not shrunk)")
             lines += [
                 f"FAILED {name} [{failure['kind']}] {failure['case']}{tag}",
                 f"    {failure['message']}",

@@ -255,6 +255,16 @@ def test_isolated_a_process_left_running_is_killed_and_reported() -> None:
     assert_correct_one_untouched(result)
 
 
+def test_a_failure_that_happened_once_is_reported_as_not_reproducible_and_attributed_to_nothing() -> None:
+    name = "mutates_weight_on_its_50th_call"
+    result = campaign_of(name, Supervisor())
+    (finding,) = findings_of(result, name)["mutated-input"]
+    assert not finding.reproducible and finding.needs == frozenset()
+    assert "failed once, then passed when its case was re-run" in finding.diagnosis
+    assert "fails only with" not in finding.diagnosis
+    assert_correct_one_untouched(result)
+
+
 # -- isolated in child processes --------------------------------------------------------------
 
 def harness_children() -> list[multiprocessing.process.BaseProcess]:
