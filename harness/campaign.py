@@ -105,6 +105,7 @@ class CampaignResult:
     tallies: dict[str, Tally] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     interrupted: bool = False  # stopped by Ctrl-C: the findings so far are all here
+    incomplete: list[str] = field(default_factory=list)  # why some promised cases were never checked
 
 
 Progress = Callable[[str, int, int, int], None]  # (group label, done, budget, findings)
@@ -158,6 +159,38 @@ def check_variants(case: Case, domain: Capabilities, implementations: Iterable[I
         empty = replace(case, batch=0, data="uniform", layout=domain.layouts[0])
         pristine = make_inputs(empty)
         yield check(empty, pristine, expect(empty, pristine), False)
+
+
+def attributed(finding: Finding, implementation: Implementation, supervisor: Supervisor,
+               beyond: bool = False, deadline: float = math.inf) -> Finding:
+    """``finding`` with the features it needs, each found by re-checking its case without
+    one of them (`features.needed`); or, when its own case passes when re-checked, marked
+    as not reproducible and attributed to nothing. Past ``deadline`` a feature is assumed
+    not needed: no time left to find out."""
+    def fails(case: Case) -> bool:
+        verdict = check_case(case, [implementation], supervisor=supervisor, beyond=beyond)[implementation.name]
+        return verdict.failed and verdict.signature == finding.verdict.signature
+
+    def still_fails(case: Case) -> bool:
+        if time.monotonic() > deadline:
+            return True
+        # A nondeterministic call may give the same bits twice by chance: one pass
+        # does not show that the feature is needed.
+        tries = NONDETERMINISTIC_TRIES if finding.verdict.kind == "nondeterministic" else 1
+        return any(fails(case) for _ in range(tries))
+
+    def allowed(case: Case) -> bool:
+        return beyond or refusal(implementation.capabilities, case) is None
+
+    if not still_fails(finding.case):
+        return replace(finding, shrunk=False, reproducible=False)
+    return replace(finding, needs=needed(finding.case, still_fails, allowed))
+
+
+def explained(finding: Finding, others: Iterable[Finding]) -> bool:
+    """Whether another finding of the same implementation is the same bug as ``finding``."""
+    return any(other is not finding and other.implementation == finding.implementation
+               and other.explains(finding.verdict, finding.case) for other in others)
 
 
 def coverage(case: Case) -> set[str]:
@@ -275,27 +308,8 @@ class _Group:
         self.result.findings.append(finding)
 
     def _attributed(self, finding: Finding) -> Finding:
-        implementation = self.members[finding.implementation]
-
-        def fails(case: Case) -> bool:
-            verdict = check_case(case, [implementation], supervisor=self.supervisor,
-                                 beyond=self.beyond)[implementation.name]
-            return verdict.failed and verdict.signature == finding.verdict.signature
-
-        def still_fails(case: Case) -> bool:
-            if time.monotonic() > self.shrink_deadline:
-                return True  # no time left to find out: assume the feature is not needed
-            # A nondeterministic call may give the same bits twice by chance: one pass
-            # does not show that the feature is needed.
-            tries = NONDETERMINISTIC_TRIES if finding.verdict.kind == "nondeterministic" else 1
-            return any(fails(case) for _ in range(tries))
-
-        def allowed(case: Case) -> bool:
-            return self.beyond or refusal(implementation.capabilities, case) is None
-
-        if not still_fails(finding.case):
-            return replace(finding, shrunk=False, reproducible=False)
-        return replace(finding, needs=needed(finding.case, still_fails, allowed))
+        return attributed(finding, self.members[finding.implementation], self.supervisor, self.beyond,
+                          self.shrink_deadline)
 
     def _is_new(self, name: str, verdict: Verdict, case: Case) -> bool:
         """A failure no known bug of ``name`` explains, while ``name`` is still worth fuzzing."""

@@ -8,20 +8,24 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from harness import corpus as corpus_store
 from harness import report as reports
+from harness.campaign import CampaignResult, explained
 from harness.case import Case, CaseIdError
-from harness.journal import rescue
-from harness.corpus import CorpusError, Entry
+from harness.corpus import CorpusError, Entry, save_findings
+from harness.journal import FOLDER, orphans
 from harness.parallel import fuzz_in_workers, parse_shard, run_shard
 from harness.registry import Registry, SpecError, discover
 from harness.replay import Target, drop_uninstalled, replay, targets_from
+from harness.rescue import rescue, suspects
 from harness.standalone import script
 
 USAGE_ERROR = 2
@@ -165,15 +169,12 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _rescued(corpus: Path | None) -> set[str]:
-    """Save what killed an earlier run (or worker) over this corpus; those implementations
-    run isolated from now on."""
-    crashed = set()
-    for orphan in rescue(corpus) if corpus is not None else []:
-        crashed.add(orphan.implementation)
-        print(f"corpus: saved a crash of {orphan.implementation} on {orphan.case.id} "
-              f"(an earlier run died there); isolating {orphan.implementation} this time")
-    return crashed
+def _workers(asked: int) -> int:
+    """``--workers``, at most one per core here: more only queue for the same cores."""
+    cores = len(os.sched_getaffinity(0))
+    if asked > cores:
+        print(f"workers: --workers {asked} is more than the {cores} core(s) here; using {cores}")
+    return min(asked, cores)
 
 
 def command_fuzz(args: argparse.Namespace) -> int:
@@ -181,34 +182,48 @@ def command_fuzz(args: argparse.Namespace) -> int:
     if args.workers > 1 and args.shard:
         raise UsageError("--workers and --shard do not combine: run N shards as N commands, "
                          "or one command with --workers N")
-    corpus = None if args.no_save else args.corpus
+    # Absolute from here on: an implementation run in this process may change directory.
+    corpus = None if args.no_save else args.corpus.resolve()
+    report_path = None if args.report is None else args.report.resolve()
     if corpus is not None:
         _writable(corpus)
     seed = random.getrandbits(32) if args.seed is None else args.seed
+    workers = _workers(args.workers)
     started = time.monotonic()
-    isolate = args.isolate or _rescued(corpus)
-    if args.workers > 1:
+    journals = None if corpus is None else corpus / FOLDER
+    orphaned = [] if journals is None else orphans(journals)
+    suspected, notes = suspects(orphaned, registry.implementations)
+    for note in notes:
+        print(note)
+    isolate: bool | set[str] = True if args.isolate else suspected
+    if workers > 1:
         specs = args.impl or sorted(registry.implementations)
-        result, saved = fuzz_in_workers(specs, args.max_examples, seed, args.workers, isolate,
-                                        args.max_seconds, corpus)
-        _rescued(corpus)  # what a worker that died was running
+        with tempfile.TemporaryDirectory(prefix="im2col-harness-journals-") as scratch:
+            result, saved, notes = fuzz_in_workers(specs, args.max_examples, seed, workers, isolate,
+                                                   args.max_seconds, corpus, journals or Path(scratch))
     else:
         result, saved = run_shard(args.impl, args.max_examples, seed, args.shard or (1, 1), isolate,
-                                  args.max_seconds, corpus, _Progress())
+                                  args.max_seconds, corpus, journals, _Progress())
+        notes = []
+    if orphaned and not result.interrupted:
+        rescued = rescue(orphaned, registry.implementations)
+        new = [finding for finding in rescued.findings if not explained(finding, result.findings)]
+        result.findings += new
+        saved += save_findings(CampaignResult(seed, findings=new), corpus) if corpus is not None else []
+        notes += rescued.notes
     elapsed = time.monotonic() - started
     report = reports.campaign_report(result, registry, args.max_examples)
-    report.update(seconds=round(elapsed, 2), interrupted=result.interrupted, workers=args.workers,
-                  shard=list(args.shard) if args.shard else None)
-    for line in reports.format_failures(report) + list(dict.fromkeys(saved)):  # shards save alike
+    report.update(seconds=round(elapsed, 2), workers=workers, shard=list(args.shard) if args.shard else None)
+    for line in notes + reports.format_failures(report) + list(dict.fromkeys(saved)):  # shards save alike
         print(line)
     print(reports.format_summary(report))
     checks = sum(entry["examples"] for entry in report["implementations"].values())
     print(f"seed {seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s) "
-          f"with {args.workers} worker(s); re-run with --seed {seed}")
+          f"with {workers} worker(s); re-run with --seed {seed}")
     if result.interrupted:
         print("interrupted: everything found so far is saved and reported above")
-    if args.report:
-        reports.write(args.report, report)
+    if report_path is not None:
+        reports.write(report_path, report)
     return 1 if result.interrupted else reports.exit_status(report)
 
 

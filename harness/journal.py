@@ -1,9 +1,15 @@
 """What is running right now, on disk, so that a case that kills the process is not lost.
 
 Before each in-process call the campaign writes (implementation, case) to a small file
-named for its process id. If the process dies mid-call (a segfault in an extension, an
-abort, ``os._exit``), the file stays behind; the next campaign over the same corpus finds
-it, saves the case as a "crash" failure, and runs that implementation isolated.
+named for its process id, and clears it when the call returns. If the process dies
+mid-call (a segfault in an extension, an abort, ``os._exit``) the file stays behind naming
+the call. The file also says which process wrote it (pid, start time, boot), so that a
+later run can tell a journal whose process is gone from one of a run still going, even
+after the pid has been reused.
+
+A journal is a lead, not a verdict: the process may have died for reasons of its own
+(SIGKILL from outside, the OOM killer, a CI timeout). `harness.rescue` re-checks the call
+in an isolated child before anything is blamed on the implementation.
 """
 
 from __future__ import annotations
@@ -18,78 +24,84 @@ from harness.case import Case, CaseIdError
 FOLDER = ".inflight"
 
 
+def _identity(pid: int) -> tuple[str, str] | None:
+    """(boot id, start time) of process ``pid``, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            started = stat.read().rsplit(b")", 1)[1].split()[19].decode()
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            return boot.read().strip(), started
+    except (OSError, IndexError):
+        return None
+
+
 @dataclass(frozen=True)
 class Orphan:
-    """A call that was running when its process died."""
+    """A journal left by a process that is gone: the call it was making, if any."""
 
     path: Path
-    implementation: str
-    case: Case
     pid: int
+    implementation: str = ""
+    case: Case | None = None
 
 
 class Journal:
-    """Overwrites one small file before each call: cheaper than the call, and enough for a
-    process crash (the kernel keeps what was written)."""
+    """Overwrites one small file before and after each call: cheaper than the call, and
+    enough for a process crash (the kernel keeps what was written)."""
 
-    def __init__(self, corpus: Path) -> None:
-        folder = corpus / FOLDER
+    def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"{os.getpid()}.json"
+        pid = os.getpid()
+        self.path = folder / f"{pid}.json"
+        boot, started = _identity(pid) or ("", "")
+        self.header = {"pid": pid, "boot": boot, "started": started}
         self.file = open(self.path, "w")
+        self.idle()
 
-    def running(self, implementation: str, case: Case) -> None:
+    def _write(self, record: dict[str, object]) -> None:
         self.file.seek(0)
-        self.file.write(json.dumps({"implementation": implementation, "case": case.id}))
+        self.file.write(json.dumps(record))
         self.file.truncate()
         self.file.flush()
+
+    def running(self, implementation: str, case: Case) -> None:
+        self._write({**self.header, "implementation": implementation, "case": case.id})
 
     def idle(self) -> None:
         """No call is running: a process dying now (in the harness's own code, or in an
         isolated call's parent) is no implementation's fault."""
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.flush()
+        self._write(self.header)
 
     def close(self) -> None:
         self.file.close()
         self.path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def read(path: Path) -> tuple[dict[str, object], Orphan] | None:
+    """A journal file's record and what it says was running; None if it cannot be read."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        record = json.loads(path.read_text())
+        pid = int(record["pid"])
+        orphan = Orphan(path, pid)
+        if "implementation" in record:
+            orphan = Orphan(path, pid, str(record["implementation"]), Case.from_id(str(record["case"])))
+        return record, orphan
+    except (OSError, ValueError, KeyError, TypeError, CaseIdError):
+        return None
 
 
-def orphans(corpus: Path) -> list[Orphan]:
-    """Calls whose process is gone; unreadable journal files are left alone."""
+def orphans(folder: Path) -> list[Orphan]:
+    """The journals in ``folder`` whose process is gone (never this process's own, nor
+    one of a run still going); a file that cannot be read is left alone."""
     found = []
-    for path in sorted((corpus / FOLDER).glob("*.json")):
-        pid = int(path.stem) if path.stem.isdigit() else -1
-        if pid == os.getpid() or (pid > 0 and _alive(pid)):
+    for path in sorted(folder.glob("*.json")):
+        parsed = read(path)
+        if parsed is None:
             continue
-        try:
-            data = json.loads(path.read_text())
-            found.append(Orphan(path, str(data["implementation"]), Case.from_id(data["case"]), pid))
-        except (OSError, ValueError, KeyError, TypeError, CaseIdError):
+        record, orphan = parsed
+        if orphan.pid == os.getpid():
             continue
+        if _identity(orphan.pid) == (record.get("boot"), record.get("started")):
+            continue  # that process is still running
+        found.append(orphan)
     return found
-
-
-def rescue(corpus: Path) -> list[Orphan]:
-    """Save each orphaned call as a "crash" failure in the corpus, then forget its journal."""
-    from harness.corpus import Entry, provenance, save
-
-    rescued = orphans(corpus)
-    for orphan in rescued:
-        message = (f"the harness process (pid {orphan.pid}) died while running this case; "
-                   "re-run it with --isolate")
-        save(corpus, Entry(orphan.case, orphan.implementation, "crash", "crash", message,
-                           {**provenance(), "shrunk": False}))
-        orphan.path.unlink(missing_ok=True)
-    return rescued

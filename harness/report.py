@@ -21,15 +21,22 @@ def repro(implementation: str, case_id: str) -> str:
     return f"python -m harness replay {case_id} --impl {shlex.quote(implementation)}"
 
 
-def behaved(known_buggy: bool, failures: int) -> bool:
-    """A correct implementation must not fail; a canary must be caught."""
-    return failures > 0 if known_buggy else failures == 0
+def behaved(known_buggy: bool, failures: int, checked: bool) -> bool:
+    """A canary must be caught; a correct implementation must not fail, and must have been
+    checked: "ok" is never said of work that was not done."""
+    return failures > 0 if known_buggy else failures == 0 and checked
 
 
-def verdict_word(known_buggy: bool, failures: int) -> str:
-    if known_buggy:
-        return "canary caught" if failures else "CANARY MISSED"
-    return "FAILED" if failures else "ok"
+def verdict_word(known_buggy: bool, failures: int, checked: bool, stopped: str = "") -> str:
+    """``checked``: the campaign it promised ran, and passed at least one of its cases;
+    ``stopped``: why it did not run to its end, if it did not ("interrupted", "INCOMPLETE")."""
+    if failures:
+        return "canary caught" if known_buggy else "FAILED"
+    if stopped:
+        return stopped
+    if not checked:
+        return "NOT CHECKED"
+    return "CANARY MISSED" if known_buggy else "ok"
 
 
 def _failure(finding: Finding) -> dict[str, Any]:
@@ -47,22 +54,27 @@ def _failure(finding: Finding) -> dict[str, Any]:
 
 def campaign_report(result: CampaignResult, registry: Registry, max_examples: int) -> dict[str, Any]:
     implementations = {}
+    complete = not result.interrupted and not result.incomplete
     for name, implementation in registry.implementations.items():
         tally = result.tallies.get(name)
         failures = [_failure(f) for f in result.findings if f.implementation == name]
+        checked = complete and tally is not None and tally.statuses[PASSED] > 0
         implementations[name] = {
             "examples": tally.examples if tally else 0,
             "statuses": dict(tally.statuses) if tally else {},
             "coverage": dict(sorted(tally.coverage.items())) if tally else {},
             "failures": failures,
             "known_buggy": implementation.known_buggy,
-            "as_registered": behaved(implementation.known_buggy, len(failures)),
+            "checked": checked,
+            "as_registered": behaved(implementation.known_buggy, len(failures), checked),
             "origin": implementation.origin,
             "capabilities": implementation.capabilities.differences(),
         }
     return {
         "seed": result.seed,
         "max_examples": max_examples,
+        "interrupted": result.interrupted,
+        "incomplete": result.incomplete,
         "environment": provenance(),
         "load_errors": [{"name": e.name, "reason": e.reason} for e in registry.errors],
         "implementations": implementations,
@@ -70,7 +82,7 @@ def campaign_report(result: CampaignResult, registry: Registry, max_examples: in
 
 
 def exit_status(report: dict[str, Any]) -> int:
-    ok = not report["load_errors"] and all(
+    ok = not report["load_errors"] and not report["incomplete"] and all(
         entry["as_registered"] for entry in report["implementations"].values())
     return 0 if ok else 1
 
@@ -99,14 +111,16 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
 
 def format_summary(report: dict[str, Any]) -> str:
     header = ["implementation", "examples", PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED, "bugs", "verdict"]
+    stopped = "interrupted" if report["interrupted"] else "INCOMPLETE" if report["incomplete"] else ""
     rows = []
     for name, entry in report["implementations"].items():
         statuses = entry["statuses"]
         rows.append([name, str(entry["examples"]), *(str(statuses.get(s, 0)) for s in
                      (PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED)), str(len(entry["failures"])),
-                     verdict_word(entry["known_buggy"], len(entry["failures"]))])
+                     verdict_word(entry["known_buggy"], len(entry["failures"]), entry["checked"], stopped)])
     lines = [format_table(header, rows)]
     lines += format_coverage(report)
+    lines += [f"INCOMPLETE: {reason}" for reason in report["incomplete"]]
     for error in report["load_errors"]:
         lines.append(f"NOT LOADED {error['name']}: {error['reason']}")
     return "\n".join(lines)

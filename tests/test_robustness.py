@@ -342,7 +342,8 @@ def journals(corpus: Path) -> list[Path]:
     return sorted((corpus / FOLDER).glob("*.json"))
 
 
-def test_a_crash_that_kills_the_campaign_is_journalled_then_saved_and_isolated_by_the_next_run(tmp_path: Path) -> None:
+def test_a_crash_that_kills_the_campaign_is_journalled_then_rechecked_saved_and_isolated_by_the_next_run(
+        tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     crasher = spec("segfaults_with_bias")
     arguments = ("--impl", crasher, "--max-examples", "60", "--seed", str(SEED), "--corpus", str(corpus))
@@ -352,18 +353,20 @@ def test_a_crash_that_kills_the_campaign_is_journalled_then_saved_and_isolated_b
     (journal,) = journals(corpus)
     running = json.loads(journal.read_text())
     assert running["implementation"] == crasher and Case.from_id(running["case"]).bias
+    assert {"pid", "boot", "started"} <= running.keys()  # which process wrote it
 
     again = harness_fuzz(*arguments, cwd=tmp_path)
     assert again.returncode == 1, again.stderr[-2000:]
-    assert f"corpus: saved a crash of {crasher} on {running['case']}" in again.stdout
-    assert f"isolating {crasher} this time" in again.stdout
+    assert (f"journal: an earlier run died while running {crasher} on {running['case']}; "
+            f"{crasher} runs isolated this time") in again.stdout
+    assert f"on {running['case']}; re-checked in isolation, it fails there too [crash]" in again.stdout
     assert "killed by SIGSEGV" in again.stdout  # this time the child died, not the campaign
     assert journals(corpus) == []
     saved = load(corpus)
     assert saved.errors == []
     crashes = [entry for _, entry in saved.entries if entry.implementation == crasher and entry.kind == "crash"]
-    assert running["case"] in [entry.case.id for entry in crashes]
-    assert any("SIGSEGV" in entry.message and entry.needs == ("bias",) for entry in crashes)
+    # One bug, one file: the journalled case is the same crash the campaign found and shrank.
+    assert len(crashes) == 1 and "SIGSEGV" in crashes[0].message and crashes[0].needs == ("bias",)
 
 
 def _dead_pid() -> int:
@@ -372,18 +375,74 @@ def _dead_pid() -> int:
     return finished.pid
 
 
+def _orphan_journal(corpus: Path, implementation: str, case: str) -> Path:
+    """The journal a run killed in the middle of a call leaves behind."""
+    (corpus / FOLDER).mkdir(parents=True, exist_ok=True)
+    pid = _dead_pid()
+    path = corpus / FOLDER / f"{pid}.json"
+    path.write_text(json.dumps({"pid": pid, "boot": "", "started": "", "implementation": implementation,
+                                "case": case}))
+    return path
+
+
+ORPHAN = "mb1ic1oc1g1ih1iw1kh1kw1s1p0d1-bias-float32-contiguous-uniform-cpu-seed0"
+
+
 def test_after_a_rescue_the_implementations_still_in_process_are_journalled(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     crasher, exiter = spec("segfaults_with_bias"), spec("exits_with_groups")
-    (corpus / FOLDER).mkdir(parents=True)
-    orphan = "mb1ic1oc1g1ih1iw1kh1kw1s1p0d1-bias-float32-contiguous-uniform-cpu-seed0"
-    (corpus / FOLDER / f"{_dead_pid()}.json").write_text(json.dumps({"implementation": crasher, "case": orphan}))
+    _orphan_journal(corpus, crasher, ORPHAN)
 
     died = harness_fuzz("--impl", crasher, "--impl", exiter, "--max-examples", "200", "--seed", str(SEED),
                         "--corpus", str(corpus), cwd=tmp_path)
-    assert f"isolating {crasher} this time" in died.stdout
+    assert f"{crasher} runs isolated this time" in died.stdout
     assert died.returncode == 3  # exits_with_groups ran in this process and took it down
-    assert [json.loads(path.read_text())["implementation"] for path in journals(corpus)] == [exiter]
+    journalled = [json.loads(path.read_text()) for path in journals(corpus)]
+    assert sorted(j.get("implementation", "") for j in journalled) == sorted([crasher, exiter])
+
+
+def test_a_run_killed_from_outside_is_not_blamed_on_the_implementation_it_was_running(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    journal = _orphan_journal(corpus, CORRECT, ORPHAN)
+    again = harness_fuzz("--impl", CORRECT, "--max-examples", "30", "--seed", str(SEED), "--corpus", str(corpus),
+                         cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert (f"journal: an earlier run was killed while running {CORRECT} on {ORPHAN}; it passes in isolation, "
+            "so nothing is saved") in again.stdout
+    assert not journal.exists() and load(corpus).entries == []
+
+
+def test_sigkill_of_a_run_then_a_clean_next_run_saves_nothing_against_a_correct_implementation(
+        tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    process = subprocess.Popen([sys.executable, "-m", "harness", "fuzz", "--impl", CORRECT, "--max-examples",
+                                "100000", "--corpus", str(corpus)], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                "implementation" in path.read_text() for path in journals(corpus) if path.stat().st_size):
+            time.sleep(0.05)
+        process.kill()  # mid-call, as the OOM killer or a CI timeout would
+    finally:
+        process.wait()
+    assert journals(corpus)
+    again = harness_fuzz("--impl", CORRECT, "--max-examples", "30", "--seed", str(SEED), "--corpus", str(corpus),
+                         cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert load(corpus).entries == [] and journals(corpus) == []
+
+
+def test_relative_output_paths_stay_where_the_run_started_whatever_directory_an_implementation_moves_to(
+        tmp_path: Path) -> None:
+    ran = harness_fuzz("--impl", spec("changes_directory_with_bias"), "--impl", CORRECT, "--max-examples", "60",
+                       "--seed", str(SEED), "--corpus", "corpus", "--report", "report.json", cwd=tmp_path)
+    assert ran.returncode == 1, ran.stdout[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    failures = report["implementations"][spec("changes_directory_with_bias")]["failures"]
+    assert [f["kind"] for f in failures] == ["global-state"]
+    assert [entry.kind for _, entry in load(tmp_path / "corpus").entries] == ["global-state"]
+    assert journals(tmp_path / "corpus") == []
 
 
 # -- Ctrl-C -------------------------------------------------------------------------------------------
