@@ -2,7 +2,7 @@
 
 Exit status: 0 when every implementation behaved as registered (correct ones passed,
 canaries were caught), 1 when not, 2 for a usage error. Usage errors are one line on
-stderr, never a traceback.
+stderr, never a traceback. Nothing here imports what a corpus file names.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import random
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
@@ -20,7 +21,7 @@ from harness.case import Case, CaseIdError
 from harness.journal import rescue
 from harness.corpus import CorpusError, Entry
 from harness.parallel import fuzz_in_workers, parse_shard, run_shard
-from harness.registry import Registry, SpecError, discover
+from harness.registry import ENTRY_POINT_GROUP, Registry, SpecError, discover
 from harness.replay import Target, drop_uninstalled, replay, targets_from
 from harness.standalone import script
 
@@ -267,29 +268,41 @@ def command_replay(args: argparse.Namespace) -> int:
     return 0 if not unexpected and not errors else 1
 
 
-def _import_line(spec: str, registry: Registry) -> str:
-    """Source that binds ``conv2d`` to the implementation ``spec`` names."""
-    path, _, function = spec.rpartition(":")
-    if path.endswith(".py"):
-        return (f"import runpy\nconv2d = runpy.run_path({str(Path(path).resolve())!r})[{function!r}]"
-                f"  # {spec}")
-    fn = registry.implementations[spec].fn
-    return f"from {fn.__module__} import {fn.__name__} as conv2d  # {spec}"
+def _registered() -> dict[str, str]:
+    """The module:function of each registered implementation, read from the installed
+    packages' metadata: nothing is imported."""
+    return {ep.name: f"{ep.module}:{ep.attr}" for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _import_source(spec: str, registered: dict[str, str]) -> str:
+    """Where the script is to import implementation ``spec`` from, found without importing
+    it: a registered name's module:function from metadata, a FILE.py:FUNCTION (the file
+    must exist) with its path made absolute, a module:FUNCTION as it is, checked for form."""
+    if spec in registered:
+        return registered[spec]
+    where, colon, function = spec.rpartition(":")
+    if colon and function.isidentifier() and where.endswith(".py"):
+        if not Path(where).is_file():
+            raise UsageError(f"--impl {spec!r}: no such file {where!r}")
+        return f"{Path(where).resolve()}:{function}"
+    if colon and function.isidentifier() and all(part.isidentifier() for part in where.split(".")):
+        return spec
+    raise UsageError(f"--impl {spec!r}: expected a registered name ({', '.join(sorted(registered))}), "
+                     "FILE.py:FUNCTION or package.module:FUNCTION")
 
 
 def command_show(args: argparse.Namespace) -> int:
+    """Print the script, importing and running nothing: the script imports the implementation
+    given with --impl, else a registered one the corpus file names (installed code, as
+    replay runs it); what else a corpus file names it only quotes."""
     target = _targets([args.case])[0]
-    spec = args.impl or (target.entry.implementation if target.entry else None)
-    importer = None
-    if spec:
-        registry = _registry([spec])
-        if spec not in registry.implementations:
-            raise UsageError(f"--impl {spec!r}: {registry.errors[0].reason}")
-        importer = _import_line(spec, registry)
-    found = ""
-    if target.entry:
-        found = f"{target.entry.implementation} failed it: [{target.entry.kind}] {target.entry.message}\n"
-    print(script(target.case, importer, found), end="")
+    registered = _registered()
+    spec = args.impl
+    if spec is None and target.entry is not None and target.entry.implementation in registered:
+        spec = target.entry.implementation
+    source = None if spec is None else _import_source(spec, registered)
+    # Source code, printed as it is: its untrusted parts are ascii() literals (harness.standalone).
+    print(script(target.case, source, target.entry), end="")
     return 0
 
 
