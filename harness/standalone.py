@@ -1,8 +1,9 @@
 """A reproduction script for one case that needs torch alone: something to paste into a bug report.
 
 The harness's own data generator and layout code are copied into the script, so it
-produces the same bits without the harness installed, and it judges the result with the
-same rounding bound as the harness.
+produces the same bits without the harness installed, and it judges the result as
+`harness.compare` does: NaN where the reference has NaN, each infinity where the
+reference has the same one, every other element within the same rounding bound.
 
 Every string that came from outside the harness (an implementation's name, where to
 import it from, a recorded failure's kind and message: from a corpus file or the command
@@ -29,36 +30,68 @@ corpus file recorded for it (None if none), quoted exactly: nothing in it is run
 implementation under test is bound to `conv2d` below, in the block that says so.
 """
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
 
 CASE = {case_id}
 RECORDED = {recorded}
+TOLERANCE = {tolerance}
 
 {helpers}
 
 
+def fail(message):
+    """Stop: the implementation got this case wrong."""
+    sys.exit(f"FAILED {{CASE}}: {{message}}")
+
+
 shapes = [{input_shape}, {weight_shape}]{bias_shape}
-x, w, *b = values_from_seed({seed}, {data}, getattr(torch, {dtype}), shapes)
+x, w, *b = (t.to({device}) for t in values_from_seed({seed}, {data}, getattr(torch, {dtype}), shapes))
 x, w, b = lay_out(x, {layout}), lay_out(w, {layout}), (b[0] if b else None)
 arguments = dict(stride={stride}, padding={padding}, dilation={dilation}, groups={groups})
 
+# The reference: torch.nn.Conv2d with the same weights, in float64 on the CPU.
+x64, w64 = (t.cpu().double().contiguous() for t in (x, w))
+b64 = None if b is None else b.cpu().double()
 reference = torch.nn.Conv2d({in_channels}, {out_channels}, {kernel}, bias={bias}, dtype=torch.float64, **arguments)
 with torch.no_grad():
-    reference.weight.copy_(w.double())
-    if b is not None:
-        reference.bias.copy_(b.double())
-    expected = reference(x.double().contiguous())
-    # Rounding may move each element by at most this much (float64 bound M, K products):
-    bound = {tolerance} * F.conv2d(x.double().abs(), w.double().abs(), None if b is None else b.double().abs(), **arguments)
+    reference.weight.copy_(w64)
+    if b64 is not None:
+        reference.bias.copy_(b64)
+    expected = reference(x64)
+    # Rounding may move each element by at most TOLERANCE * M, M = conv(|x|, |w|) + |b|:
+    # TOLERANCE is (K + 2) * u for K products summed and the dtype's unit roundoff u, 0 (exact) for int data.
+    bound = TOLERANCE * F.conv2d(x64.abs(), w64.abs(), None if b64 is None else b64.abs(), **arguments)
 
 {implementation}
 got = conv2d(x, w, b, **arguments)
-assert isinstance(got, torch.Tensor) and got.shape == expected.shape, "wrong type or shape"
-assert got.dtype == getattr(torch, {dtype}), f"dtype {{got.dtype}}"
-error = (got.double() - expected).abs()
-assert (error <= bound).all(), f"{{int((error > bound).sum())}} elements wrong, max error {{error.max().item():.3g}}"
+if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+    what = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+    fail(f"wrong type or shape: got {{what}}, expected a tensor of shape {{tuple(expected.shape)}}")
+if got.dtype != x.dtype:
+    fail(f"returned {{got.dtype}} for {{x.dtype}} input")
+got = got.detach().cpu().double()
+
+# NaN exactly where the reference has NaN, and each infinity where it has the same one.
+misplaced = ((got.isnan() != expected.isnan()) | (got.isinf() != expected.isinf())
+             | (expected.isinf() & (got != expected)))
+if misplaced.any():
+    at = tuple(misplaced.nonzero()[0].tolist())
+    fail(f"NaN/inf mismatch in {{int(misplaced.sum())}} of {{misplaced.numel()}} elements, "
+         f"first at {{at}}: got {{got[at].item()}}, expected {{expected[at].item()}}")
+
+# Every other element within the rounding bound (inf - inf where both agree counts as 0).
+error = (got - expected).abs().nan_to_num(0.0)
+wrong = error > bound
+if wrong.any():
+    worst = torch.where(wrong, error, torch.zeros_like(error))
+    at = tuple((worst == worst.max()).nonzero()[0].tolist())
+    allowed = "0, int data must come out exact" if TOLERANCE == 0 else f"{{bound[at].item():.3g}}"
+    fail(f"{{int(wrong.sum())}} of {{wrong.numel()}} elements wrong beyond the rounding bound, worst at {{at}}: "
+         f"got {{got[at].item():.9g}}, expected {{expected[at].item():.9g}} "
+         f"(error {{error[at].item():.3g}}, allowed {{allowed}})")
 print("outputs agree")
 '''
 
@@ -116,7 +149,7 @@ def script(case: Case, implementation: str | None = None, recorded: Entry | None
     ]).rstrip()
     values = {
         "case_id": case.id, "input_shape": case.input_shape, "weight_shape": case.weight_shape,
-        "seed": case.seed, "data": case.data, "dtype": case.dtype,
+        "seed": case.seed, "data": case.data, "dtype": case.dtype, "device": case.device,
         "layout": case.layout, "stride": case.stride, "padding": case.padding,
         "dilation": case.dilation, "groups": case.groups, "in_channels": case.in_channels,
         "out_channels": case.out_channels, "kernel": case.kernel, "bias": case.bias,
