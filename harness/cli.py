@@ -2,7 +2,9 @@
 
 Exit status: 0 when every implementation behaved as registered (correct ones passed,
 canaries were caught), 1 when not, 2 for a usage error. Usage errors are one line on
-stderr, never a traceback. Nothing here imports what a corpus file names.
+stderr, never a traceback. Everything printed goes through `_say`, which escapes control
+characters: implementation names, exception messages, corpus file names and case ids are
+untrusted text. Nothing here imports what a corpus file names.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn, Sequence, TextIO
 
 from harness import corpus as corpus_store
 from harness import report as reports
@@ -24,6 +26,7 @@ from harness.parallel import fuzz_in_workers, parse_shard, run_shard
 from harness.registry import ENTRY_POINT_GROUP, Registry, SpecError, discover
 from harness.replay import Target, drop_uninstalled, replay, targets_from
 from harness.standalone import script
+from harness.text import clipped, printable
 
 USAGE_ERROR = 2
 # Enough for every planted bug in tests/planted_bugs.py in 20 of 20 runs: at 1,500 the one
@@ -33,6 +36,14 @@ DEFAULT_MAX_EXAMPLES = 2000
 
 class UsageError(Exception):
     """Something the user typed that cannot work; printed as one line, exit status 2."""
+
+
+def _say(text: str, *, file: TextIO | None = None, end: str = "\n") -> None:
+    """Print ``text`` (stdout by default) with every control or reordering character in it
+    shown as an escape (harness.text): what this module prints holds untrusted strings,
+    and one escape sequence among them could clear or retitle the user's terminal.
+    ``end`` is the harness's own."""
+    print(printable(text), end=end, file=file or sys.stdout, flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -141,9 +152,9 @@ def command_list(args: argparse.Namespace) -> int:
         claims = "everything" if not narrowed else ", ".join(f"{k}={v}" for k, v in narrowed.items())
         role = "known-buggy canary" if implementation.known_buggy else "claims correct"
         rows.append([name, role, claims])
-    print(reports.format_table(["implementation", "role", "declares"], rows))
+    _say(reports.format_table(["implementation", "role", "declares"], rows))
     for error in registry.errors:
-        print(f"NOT LOADED {error.name}: {error.reason}")
+        _say(reports.format_load_error(error.name, error.reason))
     return 0 if not registry.errors else 1
 
 
@@ -159,11 +170,9 @@ class _Progress:
         if now - self.last < (0.2 if self.interactive else 5.0) and done < budget:
             return
         self.last = now
-        line = f"fuzzing {label}: {min(done, budget)}/{budget} cases, {bugs} bug(s)"
-        print(("\r" + line) if self.interactive else line, end="" if self.interactive else "\n",
-              file=sys.stderr, flush=True)
-        if self.interactive and done >= budget:
-            print(file=sys.stderr)
+        # On a terminal, each line returns the cursor for the next to overwrite, the last one ends.
+        _say(f"fuzzing {label}: {min(done, budget)}/{budget} cases, {bugs} bug(s)", file=sys.stderr,
+             end="\r" if self.interactive and done < budget else "\n")
 
 
 def _rescued(corpus: Path | None) -> set[str]:
@@ -172,8 +181,8 @@ def _rescued(corpus: Path | None) -> set[str]:
     crashed = set()
     for orphan in rescue(corpus) if corpus is not None else []:
         crashed.add(orphan.implementation)
-        print(f"corpus: saved a crash of {orphan.implementation} on {orphan.case.id} "
-              f"(an earlier run died there); isolating {orphan.implementation} this time")
+        _say(f"corpus: saved a crash of {orphan.implementation} on {orphan.case.id} "
+             f"(an earlier run died there); isolating {orphan.implementation} this time")
     return crashed
 
 
@@ -201,13 +210,13 @@ def command_fuzz(args: argparse.Namespace) -> int:
     report.update(seconds=round(elapsed, 2), interrupted=result.interrupted, workers=args.workers,
                   shard=list(args.shard) if args.shard else None)
     for line in reports.format_failures(report) + list(dict.fromkeys(saved)):  # shards save alike
-        print(line)
-    print(reports.format_summary(report))
+        _say(line)
+    _say(reports.format_summary(report))
     checks = sum(entry["examples"] for entry in report["implementations"].values())
-    print(f"seed {seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s) "
-          f"with {args.workers} worker(s); re-run with --seed {seed}")
+    _say(f"seed {seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s) "
+         f"with {args.workers} worker(s); re-run with --seed {seed}")
     if result.interrupted:
-        print("interrupted: everything found so far is saved and reported above")
+        _say("interrupted: everything found so far is saved and reported above")
     if args.report:
         reports.write(args.report, report)
     return 1 if result.interrupted else reports.exit_status(report)
@@ -249,16 +258,16 @@ def command_replay(args: argparse.Namespace) -> int:
     table = [[row.target.case.id, row.implementation, row.outcome, "" if row.expected else "UNEXPECTED"]
              for row in rows]
     if table:
-        print(reports.format_table(["case", "implementation", "result", ""], table))
+        _say(reports.format_table(["case", "implementation", "result", ""], table))
     for row in rows:
         if row.verdict.failed:
-            print(f"{row.outcome.upper()} {row.implementation} {row.target.case.id}\n"
-                  f"    {row.verdict.message}\n    from: {row.target.source}")
+            _say(f"{row.outcome.upper()} {row.implementation} {row.target.case.id}\n"
+                 f"    {clipped(row.verdict.message, reports.MESSAGE_LIMIT)}\n    from: {row.target.source}")
     for error in errors:
-        print(f"ERROR {error}")
+        _say(f"ERROR {clipped(error, reports.MESSAGE_LIMIT)}")
     unexpected = [row for row in rows if not row.expected]
-    print(f"{len(targets)} case(s) x {len(implementations)} implementation(s): "
-          f"{len(rows) - len(unexpected)} as expected, {len(unexpected)} unexpected, {len(errors)} error(s)")
+    _say(f"{len(targets)} case(s) x {len(implementations)} implementation(s): "
+         f"{len(rows) - len(unexpected)} as expected, {len(unexpected)} unexpected, {len(errors)} error(s)")
     if args.report:
         reports.write(args.report, {
             "rows": [{"case": r.target.case.id, "source": r.target.source, "implementation": r.implementation,
@@ -313,8 +322,8 @@ def command_corpus(args: argparse.Namespace) -> int:
     _writable(args.into)
     counts, errors = corpus_store.merge(args.into, args.sources)
     for error in errors:
-        print(f"ERROR {error}")
-    print(f"merged into {args.into}: {counts['added']} added, {counts['replaced']} replaced by a "
+        _say(f"ERROR {clipped(error, reports.MESSAGE_LIMIT)}")
+    _say(f"merged into {args.into}: {counts['added']} added, {counts['replaced']} replaced by a "
           f"smaller case, {counts['kept']} already there")
     return 0 if not errors else 1
 
@@ -328,5 +337,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as error:
-        print(f"python -m harness: error: {error}", file=sys.stderr)
+        _say(f"python -m harness: error: {clipped(str(error), reports.MESSAGE_LIMIT)}", file=sys.stderr)
         return USAGE_ERROR

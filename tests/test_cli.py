@@ -301,3 +301,48 @@ def test_a_message_that_closes_a_docstring_stays_a_string_from_fuzz_to_corpus_to
         runs.append(subprocess.run([sys.executable, str(repro)], capture_output=True, text=True))
     assert [ran.stdout for ran in runs] == ["outputs agree\n", ""]
     assert "ValueError: bad" in runs[1].stderr  # raised by the implementation, as recorded
+
+
+ESCAPING = """
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    raise RuntimeError("\\x1b]0;pwned\\x07\\x1b[2J boom")
+"""
+RAW, SHOWN = "\x1b]0;pwned\x07\x1b[2J boom", "\\x1b]0;pwned\\x07\\x1b[2J boom"
+
+
+def _terminal_safe(text: str) -> bool:
+    return not any(character in text for character in "\x1b\x07\x9b\u202e")
+
+
+def test_escape_sequences_an_implementation_raises_reach_the_terminal_escaped_and_the_json_exact(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin, corpus = tmp_path / "red\x1b[31m.py", tmp_path / "corpus"  # its file name too
+    plugin.write_text(ESCAPING)
+    spec = f"{plugin}:conv2d"
+    status, out, err = _run(capsys, "fuzz", "--impl", spec, "--max-examples", "5", "--seed", "1",
+                            "--corpus", str(corpus), "--report", str(tmp_path / "fuzz.json"))
+    assert status == 1 and _terminal_safe(out + err)
+    assert SHOWN in out and "red\\x1b[31m.py" in out and "fuzzing " in err and "red\\x1b[31m.py" in err
+    (failure,) = json.loads((tmp_path / "fuzz.json").read_text())["implementations"][spec]["failures"]
+    assert failure["message"].startswith(f"RuntimeError: {RAW} (at ")
+
+    for target in (["--corpus", str(corpus)], [failure["case"]]):
+        status, out, err = _run(capsys, "replay", *target, "--impl", spec, "--report", str(tmp_path / "replay.json"))
+        assert status == 1 and _terminal_safe(out + err) and f"    RuntimeError: {SHOWN}" in out
+        (row,) = json.loads((tmp_path / "replay.json").read_text())["rows"]
+        assert row["message"].startswith(f"RuntimeError: {RAW} (at ")
+
+
+def test_corpus_file_names_and_case_ids_in_errors_reach_the_terminal_escaped_and_clipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "\x1b[2J\u202e.json").write_text("{")
+    status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", "loop")
+    assert status == 1 and _terminal_safe(out) and "ERROR " in out and "\\x1b[2J\\u202e.json: not valid JSON" in out
+
+    status, _, err = _run(capsys, "show", str(tmp_path / "\x1b]0;pwned\x07.json"))
+    assert status == 2 and _terminal_safe(err) and "\\x1b]0;pwned\\x07.json: cannot read" in err
+
+    status, _, err = _run(capsys, "replay", "x" * 100_000)
+    assert status == 2 and err.count("\n") == 1 and len(err) < 1200 and "more characters)" in err
