@@ -126,7 +126,8 @@ def test_the_script_passes_a_correct_implementation_and_fails_buggy_ones_as_the_
             path = tmp_path / f"{len(scripts)}.py"
             path.write_text(script(case, f"{PLANTED}:{name}"))
             scripts[str(path)] = (case_id, name)
-            harness[case_id, name] = check_case(case, [implementation_from(name, getattr(planted_bugs, name))])[name].kind
+            implementation = implementation_from(name, getattr(planted_bugs, name))
+            harness[case_id, name] = check_case(case, [implementation])[name].kind
     # What the harness says, which the scripts must say too: both bugs show on these cases.
     for case_id in SPECIAL + ORDINARY:
         assert harness[case_id, "correct"] is None
