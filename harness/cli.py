@@ -2,7 +2,9 @@
 
 Exit status: 0 when every implementation behaved as registered (correct ones passed,
 canaries were caught), 1 when not, 2 for a usage error. Usage errors are one line on
-stderr, never a traceback.
+stderr, never a traceback. Everything printed goes through `_say`, which escapes control
+characters: implementation names, exception messages, corpus file names and case ids are
+untrusted text. Nothing here imports what a corpus file names.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import random
 import sys
 import tempfile
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn, Sequence, TextIO
 
 from harness import corpus as corpus_store
 from harness import report as reports
@@ -23,10 +26,11 @@ from harness.case import Case, CaseIdError
 from harness.corpus import CorpusError, Entry, save_findings
 from harness.journal import FOLDER, orphans
 from harness.parallel import fuzz_in_workers, parse_shard, run_shard
-from harness.registry import Registry, SpecError, discover
+from harness.registry import ENTRY_POINT_GROUP, Registry, SpecError, discover
 from harness.replay import Target, drop_uninstalled, replay, targets_from
 from harness.rescue import rescue, suspects
 from harness.standalone import script
+from harness.text import clipped, printable
 
 USAGE_ERROR = 2
 # Enough for every planted bug in tests/planted_bugs.py in 20 of 20 runs: at 1,500 the one
@@ -36,6 +40,14 @@ DEFAULT_MAX_EXAMPLES = 2000
 
 class UsageError(Exception):
     """Something the user typed that cannot work; printed as one line, exit status 2."""
+
+
+def _say(text: str, *, file: TextIO | None = None, end: str = "\n") -> None:
+    """Print ``text`` (stdout by default) with every control or reordering character in it
+    shown as an escape (harness.text): what this module prints holds untrusted strings,
+    and one escape sequence among them could clear or retitle the user's terminal.
+    ``end`` is the harness's own."""
+    print(printable(text), end=end, file=file or sys.stdout, flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,9 +156,9 @@ def command_list(args: argparse.Namespace) -> int:
         claims = "everything" if not narrowed else ", ".join(f"{k}={v}" for k, v in narrowed.items())
         role = "known-buggy canary" if implementation.known_buggy else "claims correct"
         rows.append([name, role, claims])
-    print(reports.format_table(["implementation", "role", "declares"], rows))
+    _say(reports.format_table(["implementation", "role", "declares"], rows))
     for error in registry.errors:
-        print(f"NOT LOADED {error.name}: {error.reason}")
+        _say(reports.format_load_error(error.name, error.reason))
     return 0 if not registry.errors else 1
 
 
@@ -162,18 +174,16 @@ class _Progress:
         if now - self.last < (0.2 if self.interactive else 5.0) and done < budget:
             return
         self.last = now
-        line = f"fuzzing {label}: {min(done, budget)}/{budget} cases, {bugs} bug(s)"
-        print(("\r" + line) if self.interactive else line, end="" if self.interactive else "\n",
-              file=sys.stderr, flush=True)
-        if self.interactive and done >= budget:
-            print(file=sys.stderr)
+        # On a terminal, each line returns the cursor for the next to overwrite, the last one ends.
+        _say(f"fuzzing {label}: {min(done, budget)}/{budget} cases, {bugs} bug(s)", file=sys.stderr,
+             end="\r" if self.interactive and done < budget else "\n")
 
 
 def _workers(asked: int) -> int:
     """``--workers``, at most one per core here: more only queue for the same cores."""
     cores = len(os.sched_getaffinity(0))
     if asked > cores:
-        print(f"workers: --workers {asked} is more than the {cores} core(s) here; using {cores}")
+        _say(f"workers: --workers {asked} is more than the {cores} core(s) here; using {cores}")
     return min(asked, cores)
 
 
@@ -194,7 +204,7 @@ def command_fuzz(args: argparse.Namespace) -> int:
     orphaned = [] if journals is None else orphans(journals)
     suspected, notes = suspects(orphaned, registry.implementations)
     for note in notes:
-        print(note)
+        _say(note)
     isolate: bool | set[str] = True if args.isolate else suspected
     if workers > 1:
         specs = args.impl or sorted(registry.implementations)
@@ -215,13 +225,13 @@ def command_fuzz(args: argparse.Namespace) -> int:
     report = reports.campaign_report(result, registry, args.max_examples)
     report.update(seconds=round(elapsed, 2), workers=workers, shard=list(args.shard) if args.shard else None)
     for line in notes + reports.format_failures(report) + list(dict.fromkeys(saved)):  # shards save alike
-        print(line)
-    print(reports.format_summary(report))
+        _say(line)
+    _say(reports.format_summary(report))
     checks = sum(entry["examples"] for entry in report["implementations"].values())
-    print(f"seed {seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s) "
-          f"with {workers} worker(s); re-run with --seed {seed}")
+    _say(f"seed {seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s) "
+         f"with {workers} worker(s); re-run with --seed {seed}")
     if result.interrupted:
-        print("interrupted: everything found so far is saved and reported above")
+        _say("interrupted: everything found so far is saved and reported above")
     if report_path is not None:
         reports.write(report_path, report)
     return 1 if result.interrupted else reports.exit_status(report)
@@ -263,16 +273,16 @@ def command_replay(args: argparse.Namespace) -> int:
     table = [[row.target.case.id, row.implementation, row.outcome, "" if row.expected else "UNEXPECTED"]
              for row in rows]
     if table:
-        print(reports.format_table(["case", "implementation", "result", ""], table))
+        _say(reports.format_table(["case", "implementation", "result", ""], table))
     for row in rows:
         if row.verdict.failed:
-            print(f"{row.outcome.upper()} {row.implementation} {row.target.case.id}\n"
-                  f"    {row.verdict.message}\n    from: {row.target.source}")
+            _say(f"{row.outcome.upper()} {row.implementation} {row.target.case.id}\n"
+                 f"    {clipped(row.verdict.message, reports.MESSAGE_LIMIT)}\n    from: {row.target.source}")
     for error in errors:
-        print(f"ERROR {error}")
+        _say(f"ERROR {clipped(error, reports.MESSAGE_LIMIT)}")
     unexpected = [row for row in rows if not row.expected]
-    print(f"{len(targets)} case(s) x {len(implementations)} implementation(s): "
-          f"{len(rows) - len(unexpected)} as expected, {len(unexpected)} unexpected, {len(errors)} error(s)")
+    _say(f"{len(targets)} case(s) x {len(implementations)} implementation(s): "
+         f"{len(rows) - len(unexpected)} as expected, {len(unexpected)} unexpected, {len(errors)} error(s)")
     if args.report:
         reports.write(args.report, {
             "rows": [{"case": r.target.case.id, "source": r.target.source, "implementation": r.implementation,
@@ -282,29 +292,41 @@ def command_replay(args: argparse.Namespace) -> int:
     return 0 if not unexpected and not errors else 1
 
 
-def _import_line(spec: str, registry: Registry) -> str:
-    """Source that binds ``conv2d`` to the implementation ``spec`` names."""
-    path, _, function = spec.rpartition(":")
-    if path.endswith(".py"):
-        return (f"import runpy\nconv2d = runpy.run_path({str(Path(path).resolve())!r})[{function!r}]"
-                f"  # {spec}")
-    fn = registry.implementations[spec].fn
-    return f"from {fn.__module__} import {fn.__name__} as conv2d  # {spec}"
+def _registered() -> dict[str, str]:
+    """The module:function of each registered implementation, read from the installed
+    packages' metadata: nothing is imported."""
+    return {ep.name: f"{ep.module}:{ep.attr}" for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _import_source(spec: str, registered: dict[str, str]) -> str:
+    """Where the script is to import implementation ``spec`` from, found without importing
+    it: a registered name's module:function from metadata, a FILE.py:FUNCTION (the file
+    must exist) with its path made absolute, a module:FUNCTION as it is, checked for form."""
+    if spec in registered:
+        return registered[spec]
+    where, colon, function = spec.rpartition(":")
+    if colon and function.isidentifier() and where.endswith(".py"):
+        if not Path(where).is_file():
+            raise UsageError(f"--impl {spec!r}: no such file {where!r}")
+        return f"{Path(where).resolve()}:{function}"
+    if colon and function.isidentifier() and all(part.isidentifier() for part in where.split(".")):
+        return spec
+    raise UsageError(f"--impl {spec!r}: expected a registered name ({', '.join(sorted(registered))}), "
+                     "FILE.py:FUNCTION or package.module:FUNCTION")
 
 
 def command_show(args: argparse.Namespace) -> int:
+    """Print the script, importing and running nothing: the script imports the implementation
+    given with --impl, else a registered one the corpus file names (installed code, as
+    replay runs it); what else a corpus file names it only quotes."""
     target = _targets([args.case])[0]
-    spec = args.impl or (target.entry.implementation if target.entry else None)
-    importer = None
-    if spec:
-        registry = _registry([spec])
-        if spec not in registry.implementations:
-            raise UsageError(f"--impl {spec!r}: {registry.errors[0].reason}")
-        importer = _import_line(spec, registry)
-    found = ""
-    if target.entry:
-        found = f"{target.entry.implementation} failed it: [{target.entry.kind}] {target.entry.message}\n"
-    print(script(target.case, importer, found), end="")
+    registered = _registered()
+    spec = args.impl
+    if spec is None and target.entry is not None and target.entry.implementation in registered:
+        spec = target.entry.implementation
+    source = None if spec is None else _import_source(spec, registered)
+    # Source code, printed as it is: its untrusted parts are ascii() literals (harness.standalone).
+    print(script(target.case, source, target.entry), end="")
     return 0
 
 
@@ -315,8 +337,8 @@ def command_corpus(args: argparse.Namespace) -> int:
     _writable(args.into)
     counts, errors = corpus_store.merge(args.into, args.sources)
     for error in errors:
-        print(f"ERROR {error}")
-    print(f"merged into {args.into}: {counts['added']} added, {counts['replaced']} replaced by a "
+        _say(f"ERROR {clipped(error, reports.MESSAGE_LIMIT)}")
+    _say(f"merged into {args.into}: {counts['added']} added, {counts['replaced']} replaced by a "
           f"smaller case, {counts['kept']} already there")
     return 0 if not errors else 1
 
@@ -330,5 +352,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as error:
-        print(f"python -m harness: error: {error}", file=sys.stderr)
+        _say(f"python -m harness: error: {clipped(str(error), reports.MESSAGE_LIMIT)}", file=sys.stderr)
         return USAGE_ERROR

@@ -1,7 +1,8 @@
 """What a campaign found, as JSON for machines and as text for people.
 
 Every failure is printed the benchdnn way: its kind, its one-line case id, a message, and a
-command that re-runs exactly that case.
+command that re-runs exactly that case. The text holds untrusted strings as they are, long
+messages clipped; the command line escapes what a terminal would act on as it prints.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 from harness.campaign import CampaignResult, Finding
 from harness.corpus import provenance
 from harness.registry import Registry
+from harness.text import clipped
 from harness.verdict import FAILED, MISTRUSTED, PASSED, SKIPPED, UNSUPPORTED
+
+# The most of one untrusted message (an exception's, a plugin's load error) a text line
+# shows: every message the harness writes fits, the 100 kB an implementation may raise
+# does not. The JSON report keeps it whole.
+MESSAGE_LIMIT = 1000
 
 
 def repro(implementation: str, case_id: str) -> str:
@@ -95,7 +102,7 @@ def format_failures(report: dict[str, Any]) -> list[str]:
                    else "" if failure["shrunk"] else " (not shrunk)")
             lines += [
                 f"FAILED {name} [{failure['kind']}] {failure['case']}{tag}",
-                f"    {failure['message']}",
+                f"    {clipped(failure['message'], MESSAGE_LIMIT)}",
                 f"    repro: {failure['repro']}",
             ]
     return lines
@@ -121,9 +128,12 @@ def format_summary(report: dict[str, Any]) -> str:
     lines = [format_table(header, rows)]
     lines += format_coverage(report)
     lines += [f"INCOMPLETE: {reason}" for reason in report["incomplete"]]
-    for error in report["load_errors"]:
-        lines.append(f"NOT LOADED {error['name']}: {error['reason']}")
+    lines += [format_load_error(error["name"], error["reason"]) for error in report["load_errors"]]
     return "\n".join(lines)
+
+
+def format_load_error(name: str, reason: str) -> str:
+    return f"NOT LOADED {name}: {clipped(reason, MESSAGE_LIMIT)}"
 
 
 def format_coverage(report: dict[str, Any]) -> list[str]:

@@ -20,7 +20,7 @@ from harness.isolation import Child
 from harness.journal import Journal
 from harness.process_state import Guard
 from harness.registry import Implementation
-from harness.runner import Outcome, call, time_limit
+from harness.runner import Outcome, call, stop_if_interrupted, time_limit
 from harness.tensors import Inputs
 
 QUARANTINE_AFTER = 3
@@ -44,6 +44,7 @@ class Supervisor:
     def call(self, implementation: Implementation, case: Case, inputs: Inputs, pristine: Inputs,
              upstream: torch.Tensor | None = None) -> Outcome:
         """`runner.call`, here or in the implementation's child; ``upstream``: see there."""
+        stop_if_interrupted()
         seconds = time_limit(case) * (1 if upstream is None else BACKWARD_FACTOR)
         if self.isolated(implementation.name):
             child = self.children.setdefault(implementation.name, Child(implementation))

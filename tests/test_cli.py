@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.case import Case
 from harness.cli import main
+from harness.corpus import Entry
 
 PLUGIN = """
 import torch
@@ -142,6 +144,10 @@ def test_corpus_merge_keeps_one_file_per_bug(tmp_path: Path, capsys: pytest.Capt
     (["fuzz", "--max-examples", "many"], "expected a whole number"),
     (["replay", "mb1ic1-nonsense"], "must have 7 '-'-separated parts"),
     (["show", "mb1ic3oc2g2ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"], "multiples of groups"),
+    (["show", "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0", "--impl", "nosuch"],
+     "expected a registered name ("),
+    (["show", "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0", "--impl",
+      "missing.py:conv2d"], "no such file 'missing.py'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_naming_the_problem_with_status_2(
@@ -188,3 +194,158 @@ def test_fuzzing_again_with_another_seed_adds_no_duplicate_files(
         assert status == 1
     assert "corpus: kept" in out or "corpus: replaced" in out
     assert len(list((corpus / "failures").glob("*.json"))) == 1
+
+
+# -- nothing a corpus file names runs; what reaches the terminal is escaped ----------------
+
+SHOWN_CASE = "mb1ic2oc2g1ih4iw4kh3kw3s1p0d1-bias-float32-contiguous-uniform-cpu-seed1"
+MARKS = """
+from pathlib import Path
+
+Path({marker!r}).write_text("imported")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    raise RuntimeError("called")
+"""
+ZEN = "Beautiful is better than ugly"
+
+
+def _saved_failure(directory: Path, implementation: str) -> Path:
+    entry = Entry(Case.from_id(SHOWN_CASE), implementation, "exception:RuntimeError@x", "exception",
+                  "RuntimeError: called")
+    path = directory / "failures" / "saved.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(entry.to_json()))
+    return path
+
+
+@pytest.mark.parametrize("named", ["../evil.py:conv2d", "evilmod:conv2d", "this:x"])
+def test_nothing_a_corpus_file_names_is_imported_by_show_by_any_command_or_by_the_script(
+        named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    work, marker = tmp_path / "work", tmp_path / "marker"
+    work.mkdir()
+    for plugin in (tmp_path / "evil.py", work / "evilmod.py"):
+        plugin.write_text(MARKS.format(marker=str(marker)))
+    monkeypatch.chdir(work)
+    monkeypatch.syspath_prepend(str(work))  # where an import of evilmod would find it
+    for module in ("evilmod", "this"):
+        monkeypatch.delitem(sys.modules, module, raising=False)  # an import would run it again
+    corpus = work / "corpus"
+    hostile = _saved_failure(corpus, named)
+
+    status, script, _ = _run(capsys, "show", str(hostile))
+    printed = [_run(capsys, *argv)[1] for argv in (
+        ["replay", str(hostile)], ["replay", "--corpus", str(corpus)],
+        ["corpus", "merge", str(corpus), "--into", str(tmp_path / "merged")])]
+    assert not marker.exists() and ZEN not in "".join([script, *printed])
+
+    # The script quotes the name, and runs torch's conv2d, not what the name names.
+    assert status == 0 and f"'implementation': {named!r}" in script
+    repro = work / "repro.py"
+    repro.write_text(script)
+    ran = subprocess.run([sys.executable, str(repro)], capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout == "outputs agree\n", ran.stderr
+    assert not marker.exists()
+
+
+def test_show_imports_nothing_given_with_impl_and_the_script_it_writes_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    marker, plugin = tmp_path / "marker", tmp_path / "mine.py"
+    plugin.write_text(MARKS.format(marker=str(marker)))
+    for module in [m for m in sys.modules if m.split(".")[0] in ("implementations", "this")]:
+        monkeypatch.delitem(sys.modules, module)
+    statuses, scripts = {}, {}
+    for spec in (f"{plugin}:conv2d", "loop", "this:x"):
+        statuses[spec], scripts[spec], _ = _run(capsys, "show", SHOWN_CASE, "--impl", spec)
+    assert not marker.exists() and ZEN not in "".join(scripts.values())
+    assert not [m for m in sys.modules if m.split(".")[0] in ("implementations", "this")]
+    assert set(statuses.values()) == {0}
+    # The registered name's module and function, from the package metadata.
+    assert "conv2d = getattr(importlib.import_module('implementations.loop'), 'conv2d')" in scripts["loop"]
+
+    repro = tmp_path / "repro.py"
+    repro.write_text(scripts[f"{plugin}:conv2d"])
+    ran = subprocess.run([sys.executable, str(repro)], capture_output=True, text=True)
+    assert marker.exists() and "RuntimeError: called" in ran.stderr
+
+
+def test_a_saved_failure_of_a_registered_implementation_is_shown_importing_it_from_its_package(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = _saved_failure(tmp_path, "original")  # a name, resolved by this installation
+    status, script, _ = _run(capsys, "show", str(saved))
+    assert status == 0 and "getattr(importlib.import_module('implementations.original'), 'conv2d')" in script
+    status, script, _ = _run(capsys, "show", str(saved), "--impl", "loop")  # the command line decides
+    assert status == 0 and "import_module('implementations.loop')" in script and "'original'" in script
+
+
+INJECTING = """
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    raise ValueError('bad \"\"\" + __import__("os").system("echo INJECTED") + \"\"\"')
+"""
+
+
+def test_a_message_that_closes_a_docstring_stays_a_string_from_fuzz_to_corpus_to_script(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin, corpus, repro = tmp_path / "injecting.py", tmp_path / "corpus", tmp_path / "repro.py"
+    plugin.write_text(INJECTING)
+    status, _, _ = _run(capsys, "fuzz", "--impl", f"{plugin}:conv2d", "--corpus", str(corpus),
+                        "--max-examples", "5", "--seed", "1")
+    assert status == 1
+    (saved,) = (corpus / "failures").glob("*.json")
+    assert '"""' in json.loads(saved.read_text())["failure"]["message"]
+    runs = []
+    for impl in ([], ["--impl", f"{plugin}:conv2d"]):
+        status, script, _ = _run(capsys, "show", str(saved), *impl)
+        assert status == 0
+        repro.write_text(script)
+        runs.append(subprocess.run([sys.executable, str(repro)], capture_output=True, text=True))
+    assert [ran.stdout for ran in runs] == ["outputs agree\n", ""]
+    assert "ValueError: bad" in runs[1].stderr  # raised by the implementation, as recorded
+
+
+ESCAPING = """
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    raise RuntimeError("\\x1b]0;pwned\\x07\\x1b[2J boom")
+"""
+RAW, SHOWN = "\x1b]0;pwned\x07\x1b[2J boom", "\\x1b]0;pwned\\x07\\x1b[2J boom"
+
+
+def _terminal_safe(text: str) -> bool:
+    return not any(character in text for character in "\x1b\x07\x9b\u202e")
+
+
+def test_escape_sequences_an_implementation_raises_reach_the_terminal_escaped_and_the_json_exact(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin, corpus = tmp_path / "red\x1b[31m.py", tmp_path / "corpus"  # its file name too
+    plugin.write_text(ESCAPING)
+    spec = f"{plugin}:conv2d"
+    status, out, err = _run(capsys, "fuzz", "--impl", spec, "--max-examples", "5", "--seed", "1",
+                            "--corpus", str(corpus), "--report", str(tmp_path / "fuzz.json"))
+    assert status == 1 and _terminal_safe(out + err)
+    assert SHOWN in out and "red\\x1b[31m.py" in out and "fuzzing " in err and "red\\x1b[31m.py" in err
+    (failure,) = json.loads((tmp_path / "fuzz.json").read_text())["implementations"][spec]["failures"]
+    assert failure["message"].startswith(f"RuntimeError: {RAW} (at ")
+
+    for target in (["--corpus", str(corpus)], [failure["case"]]):
+        status, out, err = _run(capsys, "replay", *target, "--impl", spec,
+                                "--report", str(tmp_path / "replay.json"))
+        assert status == 1 and _terminal_safe(out + err) and f"    RuntimeError: {SHOWN}" in out
+        (row,) = json.loads((tmp_path / "replay.json").read_text())["rows"]
+        assert row["message"].startswith(f"RuntimeError: {RAW} (at ")
+
+
+def test_corpus_file_names_and_case_ids_in_errors_reach_the_terminal_escaped_and_clipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "\x1b[2J\u202e.json").write_text("{")
+    status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", "loop")
+    assert status == 1 and _terminal_safe(out) and "ERROR " in out
+    assert "\\x1b[2J\\u202e.json: not valid JSON" in out
+
+    status, _, err = _run(capsys, "show", str(tmp_path / "\x1b]0;pwned\x07.json"))
+    assert status == 2 and _terminal_safe(err) and "\\x1b]0;pwned\\x07.json: cannot read" in err
+
+    status, _, err = _run(capsys, "replay", "x" * 100_000)
+    assert status == 2 and err.count("\n") == 1 and len(err) < 1200 and "more characters)" in err

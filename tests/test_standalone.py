@@ -1,0 +1,146 @@
+"""The repro script: strings from outside only ever literals, judged as the harness judges."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import subprocess
+import sys
+import tokenize
+from pathlib import Path
+
+import planted_bugs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.case import Case
+from harness.check import check_case
+from harness.corpus import Entry
+from harness.oracle import expect
+from harness.registry import implementation_from
+from harness.standalone import script
+from harness.tensors import make_inputs
+from harness.text import printable
+
+PLANTED = Path(planted_bugs.__file__).resolve()
+CASE = Case.from_id("mb2ic4oc8g2ih7iw5kh3kw2sh1sw2p1d1-bias-float32-contiguous-uniform-cpu-seed12")
+INJECTION = 'bad """ + __import__("os").system("echo INJECTED") + """'
+
+# Pieces that end a string or a docstring, start an escape, end a line or a comment, or
+# that a terminal acts on; and text with lone surrogates, which no UTF-8 file can hold.
+HOSTILE = ['"""', "'''", '"', "'", "\\", "\\N{", "\\x", "\n", "\r", "\x00", "\x0c", "\ud800", "\udfff",
+           "\x1b]0;pwned\x07", "\x1b[2J", "\u202e", "\u2028", "{", "}", "{0}", "%s", "#", "日本",
+           "C:\\Users\\new", INJECTION]
+hostile_text = st.one_of(
+    st.text(st.characters(exclude_categories=())),
+    st.lists(st.sampled_from(HOSTILE) | st.text(max_size=3), max_size=20).map("".join),
+    st.sampled_from(HOSTILE).map(lambda piece: piece * (100_000 // len(piece))),  # about 100 kB
+)
+# A function name holds no ':' or '.': the spec is split there (module:function.attribute).
+function_name = hostile_text.map(lambda text: text.replace(":", "").replace(".", "") or "f")
+
+
+def _skeleton(source: str) -> list[tuple[int, str]]:
+    """The script's tokens with the text of every string literal blanked: what it runs."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return [(token.type, "" if token.type == tokenize.STRING else token.string) for token in tokens]
+
+
+def _strings(source: str) -> set[str]:
+    return {node.value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=hostile_text, kind=hostile_text, message=hostile_text, where=hostile_text,
+       function=function_name, in_a_file=st.booleans())
+def test_every_string_from_outside_is_only_a_literal_in_the_script(
+        name: str, kind: str, message: str, where: str, function: str, in_a_file: bool) -> None:
+    def generated(name: str, kind: str, message: str, where: str, function: str) -> str:
+        suffix = ".py" if in_a_file else ""
+        return script(CASE, f"{where}{suffix}:{function}", Entry(CASE, name, "signature", kind, message))
+
+    source = generated(name, kind, message, where, function)
+    compile(source, "repro.py", "exec")
+    # The same code, token for token, as for harmless strings: only literals differ.
+    harmless = generated("a", "a", "a", "a", "a")
+    assert _skeleton(source) == _skeleton(harmless)
+    assert ast.get_docstring(ast.parse(source)) == ast.get_docstring(ast.parse(harmless))
+    path = f"{where}.py" if in_a_file else where
+    assert {name, kind, message, path, function} <= _strings(source)
+    # Safe to print as it is: nothing a terminal acts on, nothing an encoding may refuse.
+    assert source.isascii() and printable(source) == source
+
+
+def test_a_recorded_message_that_closes_the_docstring_runs_nothing_when_the_script_runs(
+        tmp_path: Path) -> None:
+    entry = Entry(CASE, f'{INJECTION}:conv2d', "signature", "exception", f"ValueError: {INJECTION} C:\\Users\\new")
+    path = tmp_path / "repro.py"
+    path.write_text(script(CASE, None, entry))
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["outputs agree"]
+
+
+# Reference with inf and NaN (checked below), each dtype, several layouts, batched or not;
+# and plain uniform and int data (exact: its bound is 0) for the other data kinds.
+SPECIAL = [
+    "mb2ic2oc4g2ih5iw4kh2kw2s1p1d1-bias-float32-channels_last-special-cpu-seed0",
+    "mbnoneic3oc2g1ih5iw6kh3kw2sh1sw2p0d1-bias-float64-strided-special-cpu-seed0",
+    "mb2ic2oc4g2ih5iw4kh2kw2s1p1d1-bias-float16-contiguous-special-cpu-seed0",
+    "mbnoneic3oc2g1ih5iw6kh3kw2sh1sw2p0d1-bias-bfloat16-transposed-special-cpu-seed0",
+]
+ORDINARY = [
+    "mb2ic4oc4g2ih6iw5kh3kw3s2p1d1-bias-float16-channels_last-uniform-cpu-seed7",
+    "mb1ic4oc2g1ih5iw5kh3kw3s1psamed1-bias-float32-contiguous-int-cpu-seed3",
+    "mb1ic1oc2g1ih4iw4kh3kw3s1p1d2-bias-bfloat16-strided-int-cpu-seed5",
+]
+# torch's own F.conv2d is right except in bfloat16 (a NaN next to an inf), so `correct`
+# computes bfloat16 in float32.
+IMPLEMENTATIONS = ("correct", "swallows_nan", "ignores_bias")
+SAYS = {"nonfinite": "NaN/inf mismatch in", "values": "elements wrong beyond the rounding bound"}
+
+_RUNNER = """
+import json, runpy, sys
+results = {}
+for path in sys.argv[1:]:
+    try:
+        runpy.run_path(path, run_name="__main__")
+        results[path] = "passed"
+    except SystemExit as stopped:
+        results[path] = str(stopped.code)
+print(json.dumps(results))
+"""
+
+
+def test_the_script_passes_a_correct_implementation_and_fails_buggy_ones_as_the_harness_does(
+        tmp_path: Path) -> None:
+    harness, scripts = {}, {}
+    for case_id in SPECIAL + ORDINARY:
+        case = Case.from_id(case_id)
+        if case_id in SPECIAL:
+            reference = expect(case, make_inputs(case)).values
+            assert reference.isinf().any() and reference.isnan().any(), case_id
+        for name in IMPLEMENTATIONS:
+            path = tmp_path / f"{len(scripts)}.py"
+            path.write_text(script(case, f"{PLANTED}:{name}"))
+            scripts[str(path)] = (case_id, name)
+            implementation = implementation_from(name, getattr(planted_bugs, name))
+            harness[case_id, name] = check_case(case, [implementation])[name].kind
+    # What the harness says, which the scripts must say too: both bugs show on these cases.
+    for case_id in SPECIAL + ORDINARY:
+        assert harness[case_id, "correct"] is None
+        assert harness[case_id, "swallows_nan"] == ("nonfinite" if case_id in SPECIAL else None)
+        assert harness[case_id, "ignores_bias"] == "values"
+
+    ran = subprocess.run([sys.executable, "-c", _RUNNER, *scripts], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    results = json.loads(ran.stdout.splitlines()[-1])
+    for path, (case_id, name) in scripts.items():
+        kind = harness[case_id, name]
+        if kind is None:
+            assert results[path] == "passed", (name, results[path])
+        else:
+            assert results[path].startswith(f"FAILED {case_id}: "), (name, results[path])
+            assert SAYS[kind] in results[path], (name, results[path])
