@@ -74,3 +74,19 @@ def test_a_few_wrong_elements_are_wrong_values_even_where_sorting_would_pair_the
     without_bias = torch.nn.functional.conv2d(inputs.input.float(), inputs.weight.float(), None, 1, 0, 1, 2)
     verdict = judge(case, expect(case, inputs), Outcome(result=without_bias.bfloat16(), returned="Tensor", device="cpu"))
     assert verdict.kind == "values", verdict.message
+
+
+SPECIAL = Case.from_id("mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-special-cpu-seed4")
+
+
+def _judged(result: torch.Tensor) -> str | None:
+    return judge(SPECIAL, expect(SPECIAL, make_inputs(SPECIAL)), Outcome(result=result, device="cpu")).kind
+
+
+def test_an_infinity_turned_finite_or_flipped_is_a_nonfinite_failure_though_its_bound_is_infinite() -> None:
+    expected = expect(SPECIAL, make_inputs(SPECIAL)).values
+    assert expected.isinf().any() and not expected.isnan().any()  # the case this is about
+    assert judge(SPECIAL, expect(SPECIAL, make_inputs(SPECIAL)),
+                 Outcome(result=expected.float(), device="cpu")).status == PASSED
+    assert _judged(expected.float().nan_to_num()) == "nonfinite"  # inf -> the largest float
+    assert _judged(-expected.float()) == "nonfinite"  # every infinity of the other sign
