@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 from harness.case import Case
 from harness.strategies import cases
-from harness.tensors import INT_RANGE, make_inputs, upstream_gradient
+from harness.tensors import INT_RANGE, SPECIAL_VALUES, make_inputs, upstream_gradient
 
 CASE = Case(batch=2, in_channels=3, out_channels=4, groups=1, height=5, width=6, kernel=(3, 3),
             bias=True, dtype="float64", seed=7)
@@ -73,14 +73,17 @@ def _reference_hash(index: int, key: int) -> int:
     return x ^ (x >> 15)
 
 
-def _reference_values(seed: int, data: str, total: int) -> list[float]:
-    key = (seed * 0x9E3779B1) & _MASK32
-    bits = [_reference_hash(i, key) for i in range(2 * total)]
-    high, low = bits[:total], bits[total:]
-    if data == "int":
-        return [float(h % (2 * INT_RANGE + 1) - INT_RANGE) for h in high]
-    # 27 high bits and 26 low bits make a 53-bit mantissa: exact in a Python float.
-    return [((h >> 5) * 2**26 + (lo >> 6)) * 2.0**-52 - 1.0 for h, lo in zip(high, low)]
+def _reference_values(seed: int, data: str, sizes: list[int]) -> list[float]:
+    values = []
+    for role, size in enumerate(sizes):  # input, weight, bias: each from its own key
+        key = (seed * 0x9E3779B1 + role * 0x632BE5AB) & _MASK32
+        for i in range(size):
+            high, low = _reference_hash(2 * i, key), _reference_hash(2 * i + 1, key)
+            if data == "int":
+                values.append(float(high % (2 * INT_RANGE + 1) - INT_RANGE))
+            else:  # 27 high bits and 26 low bits make a 53-bit mantissa: exact in a Python float.
+                values.append(((high >> 5) * 2**26 + (low >> 6)) * 2.0**-52 - 1.0)
+    return values
 
 
 @pytest.mark.parametrize("seed", [0, 12345, 2**32 - 1])
@@ -89,9 +92,35 @@ def test_the_data_follow_the_documented_hash_exactly(seed: int, data: str) -> No
     case = replace(CASE, seed=seed, data=data, dtype="float64")
     inputs = make_inputs(case)
     sizes = [math.prod(case.input_shape), math.prod(case.weight_shape), case.out_channels]
-    expected = _reference_values(seed, data, sum(sizes))
+    expected = _reference_values(seed, data, sizes)
     got = torch.cat([inputs.input.flatten(), inputs.weight.flatten(), inputs.bias]).tolist()
     assert got == expected  # Python floats compare exactly: every bit of every value
+
+
+@pytest.mark.parametrize("data", ["uniform", "int", "special"])
+def test_the_input_keeps_its_values_when_the_bias_or_the_weight_changes(data: str) -> None:
+    case = replace(CASE, data=data)
+    reference = make_inputs(case).input
+    for other in (replace(case, bias=not case.bias), replace(case, out_channels=2 * case.out_channels),
+                  replace(case, kernel=(1, 1))):
+        assert torch.equal(make_inputs(other).input.nan_to_num(), reference.nan_to_num()), other.id
+
+
+def test_a_tensors_first_values_do_not_depend_on_its_size() -> None:
+    small, large = replace(CASE, data="uniform", batch=1), replace(CASE, data="uniform", batch=3)
+    first = make_inputs(small).input.flatten()
+    assert torch.equal(make_inputs(large).input.flatten()[: first.numel()], first)
+
+
+def test_special_data_put_a_special_value_in_one_input_element_in_eight_and_at_least_one() -> None:
+    one = Case(batch=None, in_channels=1, out_channels=1, groups=1, height=1, width=1, kernel=(1, 1),
+               data="special", dtype="float64")
+    found = {make_inputs(replace(one, seed=seed)).input.item() for seed in range(40)}
+    assert all(value in SPECIAL_VALUES or math.isnan(value) for value in found)
+    assert any(math.isnan(value) for value in found) and math.inf in found  # the seed picks which
+    bigger = make_inputs(replace(one, height=8, width=8, in_channels=2, seed=3)).input.double()
+    ordinary = bigger.isfinite() & (bigger.abs() <= 1) & (bigger != 0) & (bigger.abs() > 1e-20)
+    assert int((~ordinary).sum()) == 128 // 8
 
 
 def test_float32_data_are_the_float64_data_rounded() -> None:
