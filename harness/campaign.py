@@ -38,7 +38,7 @@ from harness.tensors import Inputs, keeps_values, make_inputs
 from harness.runner import time_limits, user_interrupts
 from harness.supervisor import Supervisor
 from harness.support import full_domain, runnable
-from harness.features import describe, features, needed
+from harness.features import describe, features, needed, without
 from harness.registry import Implementation
 from harness.strategies import cases
 from harness.verdict import SKIPPED, Verdict, core_signature
@@ -55,6 +55,13 @@ THOROUGH_EVERY = 3
 # An implementation that declares less than everything gets this much less again, just
 # outside its declaration (`capabilities.widenings`), to show it raises or is right there.
 BEYOND_SHARE = 4
+# With special data, where NaN and inf land depends on the shape: a feature set back moves
+# them. So a failure on special data must pass without a feature on this many data seeds
+# before that feature is named as needed (or before a known bug is said to explain it).
+DATA_SEEDS = 4
+# A bug seen on a draw where another was shrunk gets a run of its own, of at most this many
+# draws, to be found again and shrunk.
+TARGETED_DRAWS = 200
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,9 @@ class Finding:
     shrunk: bool = True
     needs: frozenset[str] = frozenset()
     reproducible: bool = True  # failed again when its case was re-run on its own
+    # Other failures with the same cause: each on a case that passes once this bug's
+    # features are set back (a values bug's NaN pattern, its shape failure elsewhere...).
+    symptoms: tuple[Finding, ...] = ()
 
     @property
     def signature(self) -> str:
@@ -81,10 +91,15 @@ class Finding:
                     "flaky, or it depends on earlier calls")
         return f"{self.verdict.message}; {describe(self.needs)}"
 
+    @property
+    def ways(self) -> frozenset[str]:
+        """How this bug fails: its own signature and its symptoms', wherever they happened."""
+        return frozenset(core_signature(f.verdict.signature) for f in (self, *self.symptoms))
+
     def explains(self, verdict: Verdict, case: Case) -> bool:
-        """Could ``verdict`` on ``case`` be this bug? Not if the case lacks what it needs."""
-        return (core_signature(verdict.signature) == core_signature(self.verdict.signature)
-                and self.needs <= features(case))
+        """Could ``verdict`` on ``case`` be this bug, failing the way it (or one of its known
+        symptoms) does? Not if the case lacks what it needs."""
+        return core_signature(verdict.signature) in self.ways and self.needs <= features(case)
 
 
 @dataclass
@@ -168,23 +183,30 @@ def attributed(finding: Finding, implementation: Implementation, supervisor: Sup
     as not reproducible and attributed to nothing. Past ``deadline`` a feature is assumed
     not needed: no time left to find out."""
     def fails(case: Case) -> bool:
-        verdict = check_case(case, [implementation], supervisor=supervisor, beyond=beyond)[implementation.name]
-        return verdict.failed and verdict.signature == finding.verdict.signature
-
-    def still_fails(case: Case) -> bool:
         if time.monotonic() > deadline:
-            return True
+            return True  # no time left to find out: assume the feature is not needed
         # A nondeterministic call may give the same bits twice by chance: one pass
         # does not show that the feature is needed.
         tries = NONDETERMINISTIC_TRIES if finding.verdict.kind == "nondeterministic" else 1
-        return any(fails(case) for _ in range(tries))
+        for _ in range(tries):
+            verdict = check_case(case, [implementation], supervisor=supervisor, beyond=beyond)[implementation.name]
+            if verdict.failed and verdict.signature == finding.verdict.signature:
+                return True
+        return False
 
     def allowed(case: Case) -> bool:
         return beyond or refusal(implementation.capabilities, case) is None
 
-    if not still_fails(finding.case):
+    if not fails(finding.case):
         return replace(finding, shrunk=False, reproducible=False)
-    return replace(finding, needs=needed(finding.case, still_fails, allowed))
+    return replace(finding, needs=needed(finding.case, lambda case: any(map(fails, on_other_data(case))), allowed))
+
+
+def on_other_data(case: Case) -> list[Case]:
+    """``case``, and for special data the same problem on `DATA_SEEDS` - 1 other seeds."""
+    if case.data != "special":
+        return [case]
+    return [case, *(replace(case, seed=derive_seed(case.seed, "data", i)) for i in range(1, DATA_SEEDS))]
 
 
 def explained(finding: Finding, others: Iterable[Finding]) -> bool:
@@ -290,33 +312,107 @@ class _Group:
                 found = self._one_run(derive_seed(self.result.seed, repr(self.domains), attempt))
                 if found is None:
                     break
-                self._add(self._attributed(found))
+                self._record(self._attributed(found))
                 attempt += 1
         except KeyboardInterrupt:
             # Keep everything as it stands: the bug being shrunk, and those seen meanwhile.
             for finding in [*self.target[-1:], *self.incidental.values()]:
                 self._add(replace(finding, shrunk=False))
             raise
-        # Bugs seen while shrinking another, and not found again since, are kept unshrunk.
-        for finding in self.incidental.values():
-            if self._is_new(finding.implementation, finding.verdict, finding.case):
-                self.shrink_deadline = time.monotonic() + SHRINK_SECONDS
-                self._add(self._attributed(finding))
+        # Bugs seen beside another, and not found again since: each gets a run of its own
+        # to be found again and shrunk (or, not found again, is kept as it was seen).
+        for key, finding in list(self.incidental.items()):
+            if not self._is_new(finding.implementation, finding.verdict, finding.case):
+                continue
+            # Seeded by the case and how it failed, not by who failed: see `run`.
+            again = self._one_run(derive_seed(self.result.seed, repr(self.domains), "again", finding.case.id,
+                                              finding.verdict.signature), key)
+            self.shrink_deadline = time.monotonic() + SHRINK_SECONDS
+            self._record(self._attributed(again or finding))
 
     def _add(self, finding: Finding) -> None:
         self.bugs.append(finding)
         self.result.findings.append(finding)
 
+    def _record(self, finding: Finding) -> None:
+        """Add a bug just found and attributed, unless it and a known bug are one: when
+        one needs no feature the other does not, and the other's failure goes away once
+        those features are set back, the one needing less is the cause (a minimal case
+        may need more than its cause does), reported with the other as a symptom."""
+        for bug in [b for b in self.bugs if b.implementation == finding.implementation]:
+            if not (bug.reproducible and finding.reproducible):
+                continue
+            if finding.needs <= bug.needs and self._gone_without(bug, finding.needs):
+                self._replace(bug, self._with_symptom(finding, bug))
+                return
+            if bug.needs <= finding.needs and self._gone_without(finding, bug.needs):
+                self._replace(bug, self._with_symptom(bug, finding))
+                return
+        self._add(finding)
+
+    @staticmethod
+    def _with_symptom(cause: Finding, effect: Finding) -> Finding:
+        return replace(cause, symptoms=(*cause.symptoms, replace(effect, symptoms=()), *effect.symptoms))
+
+    def _gone_without(self, finding: Finding, names: frozenset[str]) -> bool:
+        """Whether ``finding``'s failure goes away once its case lacks the features ``names``
+        (on every data seed tried, for special data)."""
+        if not names <= features(finding.case):
+            return False
+        implementation = self.members[finding.implementation]
+        simpler = without(finding.case, names)
+        if simpler.problems() or (not self.beyond and refusal(implementation.capabilities, simpler)):
+            return False
+        way = core_signature(finding.verdict.signature)
+        for other in on_other_data(simpler):
+            verdict = check_case(other, [implementation], supervisor=self.supervisor, beyond=self.beyond)
+            if core_signature(verdict[implementation.name].signature) == way:
+                return False
+        return True
+
     def _attributed(self, finding: Finding) -> Finding:
         return attributed(finding, self.members[finding.implementation], self.supervisor, self.beyond,
                           self.shrink_deadline)
 
-    def _is_new(self, name: str, verdict: Verdict, case: Case) -> bool:
-        """A failure no known bug of ``name`` explains, while ``name`` is still worth fuzzing."""
+    def _is_new(self, name: str, verdict: Verdict, case: Case,
+                checked: dict[tuple[object, str], bool] | None = None) -> bool:
+        """A failure no known bug of ``name`` explains, while ``name`` is still worth fuzzing.
+
+        Known bugs explain a failure on a case holding their features when it goes away
+        without them (`_gone_without`): one bug's features (and a failure that one bug
+        explains though it fails another way is recorded as that bug's symptom), or, for
+        a case holding the features of several, all of theirs together. Only a bug that
+        needs nothing cannot be checked that way: it explains what fails its way. Each
+        check is made once per drawn case (``checked``: variants differ in data and
+        layout only)."""
         if not verdict.failed:
             return False
         mine = [bug for bug in self.bugs if bug.implementation == name]
-        return len(mine) < MAX_BUGS_PER_IMPLEMENTATION and not any(bug.explains(verdict, case) for bug in mine)
+        if len(mine) >= MAX_BUGS_PER_IMPLEMENTATION:
+            return False
+        if any(not bug.needs and bug.explains(verdict, case) for bug in mine):
+            return False
+        failure = Finding(name, case, verdict, shrunk=False)
+        checked = {} if checked is None else checked
+        way = core_signature(verdict.signature)
+
+        def gone_without(key: object, names: frozenset[str]) -> bool:
+            if (key, way) not in checked:
+                checked[key, way] = self._gone_without(failure, names)
+            return checked[key, way]
+
+        held = [bug for bug in mine if bug.reproducible and bug.needs and bug.needs <= features(case)]
+        for bug in held:
+            if gone_without(id(bug), bug.needs):
+                if way not in bug.ways:
+                    self._replace(bug, self._with_symptom(bug, failure))
+                return False
+        together = frozenset().union(*(bug.needs for bug in held))
+        return len(held) < 2 or not gone_without("together", together)
+
+    def _replace(self, old: Finding, new: Finding) -> None:
+        for findings in (self.bugs, self.result.findings):
+            findings[:] = [new if finding is old else finding for finding in findings]
 
     def _tally(self, verdicts: dict[str, Verdict]) -> None:
         for name, verdict in verdicts.items():
@@ -330,8 +426,12 @@ class _Group:
         return st.one_of([cases(replace(domain, layouts=domain.layouts[:1]), DATA_KINDS[:1])
                           .map(lambda case, i=i: (i, case)) for i, domain in enumerate(self.domains)])
 
-    def _one_run(self, run_seed: int) -> Finding | None:
-        """Explore until a new bug shows, shrink it, return it; None when the budget ran out."""
+    def _one_run(self, run_seed: int, wanted: tuple[str, str] | None = None) -> Finding | None:
+        """Explore until a new bug shows, shrink it, return it; None when the budget ran out.
+
+        With ``wanted`` (implementation, signature), only that bug counts, within
+        `TARGETED_DRAWS` draws that are not counted as the campaign's cases (a bug seen
+        beside another, looked for again so that it too is shrunk)."""
         target = self.target
         target.clear()
 
@@ -339,10 +439,11 @@ class _Group:
             if time.monotonic() > self.shrink_deadline:
                 return False  # out of time: the smallest case so far stands
             name, signature = target[0].implementation, target[0].verdict.signature
+            checked: dict[tuple[object, str], bool] = {}
             for variant, verdicts, _ in check_variants(case, domain, [self.members[name]], self.supervisor,
                                                        beyond=self.beyond):
                 verdict = verdicts[name]
-                if not self._is_new(name, verdict, variant):
+                if not self._is_new(name, verdict, variant, checked):
                     continue
                 if verdict.signature == signature:
                     target[1:] = [Finding(name, variant, verdict)]
@@ -356,17 +457,22 @@ class _Group:
             new: dict[tuple[str, str], Finding] = {}
             # Most variants differ in data kind and layout only: the rest is worked out once.
             shared = coverage(case) - {f"data={case.data}", f"layout={case.layout}"}
-            for variant, verdicts, thorough in check_variants(case, domain, self.members.values(),
-                                                              self.supervisor, exploring=True, beyond=self.beyond):
-                self.examples += 1
-                reached = (shared | {f"data={variant.data}", f"layout={variant.layout}"}
-                           if variant.batch == case.batch else coverage(variant))
-                self.coverage.update(reached | ({"thorough"} if thorough else set()))
-                self._tally(verdicts)
+            members = self.members.values() if wanted is None else [self.members[wanted[0]]]
+            checked: dict[str, dict[tuple[object, str], bool]] = {name: {} for name in self.members}
+            for variant, verdicts, thorough in check_variants(case, domain, members, self.supervisor,
+                                                              exploring=True, beyond=self.beyond):
+                if wanted is None:
+                    self.examples += 1
+                    reached = (shared | {f"data={variant.data}", f"layout={variant.layout}"}
+                               if variant.batch == case.batch else coverage(variant))
+                    self.coverage.update(reached | ({"thorough"} if thorough else set()))
+                    self._tally(verdicts)
                 for name, verdict in verdicts.items():
-                    if self._is_new(name, verdict, variant):
+                    if wanted not in (None, (name, verdict.signature)):
+                        continue
+                    if self._is_new(name, verdict, variant, checked[name]):
                         new.setdefault((name, verdict.signature), Finding(name, variant, verdict))
-            if self.progress:
+            if self.progress and wanted is None:
                 self.progress(self.label, self.examples, self.budget, len(self.bugs))
             first, *others = list(new.values()) or [None]
             for extra in others:
@@ -387,8 +493,9 @@ class _Group:
 
         # At least this many variants per draw (a batched one has an empty-batch variant too).
         per_draw = len(DATA_KINDS) * sum(len(d.layouts) for d in self.domains) / len(self.domains)
+        draws = TARGETED_DRAWS if wanted else math.ceil((self.budget - self.examples) / per_draw)
         runner = settings(
-            max_examples=max(1, math.ceil((self.budget - self.examples) / per_draw)),
+            max_examples=max(1, draws),
             database=None,
             deadline=None,
             phases=(Phase.generate, Phase.shrink),

@@ -27,11 +27,6 @@ def _same_form(value: object, high: int, wide: int) -> object:
     return high if isinstance(value, int) else (high, wide)
 
 
-def _ungrouped(case: Case) -> Case:
-    return replace(case, groups=1, in_channels=case.in_channels // case.groups,
-                   out_channels=case.out_channels // case.groups)
-
-
 def _square(value: object) -> object:
     h, w = pair(value)  # type: ignore[arg-type]
     return _same_form(value, max(h, w), max(h, w))
@@ -42,7 +37,8 @@ FEATURES = (
     Feature("unbatched", lambda c: c.batch is None, lambda c: replace(c, batch=1)),
     Feature("batch=0", lambda c: c.batch == 0, lambda c: replace(c, batch=1)),
     Feature("batch>1", lambda c: (c.batch or 1) > 1, lambda c: replace(c, batch=1)),
-    Feature("groups>1", lambda c: c.groups > 1, _ungrouped),
+    # One group over the same channels: the input keeps its shape, and so its values.
+    Feature("groups>1", lambda c: c.groups > 1, lambda c: replace(c, groups=1)),
     Feature("in_channels>groups", lambda c: c.in_channels > c.groups,
             lambda c: replace(c, in_channels=c.groups)),
     Feature("out_channels>groups", lambda c: c.out_channels > c.groups,
@@ -82,19 +78,39 @@ def needed(case: Case, still_fails: Callable[[Case], bool],
            allowed: Callable[[Case], bool] = lambda case: True) -> frozenset[str]:
     """The features of ``case`` without which it stops failing.
 
-    A simplification that makes an invalid problem, or one outside what the
-    implementation claims (``allowed``), tells nothing and is skipped.
+    A simplification that leaves the kernel larger than the padded input (no padding
+    instead of 'same', say) grows the input to fit it; one that still makes an invalid
+    problem, or one outside what the implementation claims (``allowed``), tells nothing and
+    is skipped.
     """
     found = set()
     for feature in FEATURES:
         if not feature.present(case):
             continue
-        simpler = feature.simplest(case)
+        simpler = fitted(feature.simplest(case))
         if simpler.problems() or not allowed(simpler):
             continue
         if not still_fails(simpler):
             found.add(feature.name)
     return frozenset(found)
+
+
+def without(case: Case, names: frozenset[str]) -> Case:
+    """``case`` with each of the features ``names`` set back to its simplest value."""
+    for feature in FEATURES:
+        if feature.name in names and feature.present(case):
+            case = feature.simplest(case)
+    return fitted(case)
+
+
+def fitted(case: Case) -> Case:
+    """``case`` with its input grown just enough to fit its dilated kernel, if it does not."""
+    if case.type_problems() or min(pair(case.stride) + pair(case.dilation) + case.kernel) < 1:
+        return case
+    top, bottom, left, right = case.paddings
+    (dh, dw), (kh, kw) = pair(case.dilation), case.kernel
+    return replace(case, height=max(case.height, dh * (kh - 1) + 1 - top - bottom),
+                   width=max(case.width, dw * (kw - 1) + 1 - left - right))
 
 
 def describe(needs: frozenset[str]) -> str:

@@ -263,6 +263,7 @@ def _returned(result: object, inputs: Inputs, pristine: Inputs,
         if type(result) is torch.Tensor:
             tensor = result
         else:
+            result.shape, result.dtype, result.device  # noqa: B018  # what any caller reads first
             with torch._C.DisableTorchFunctionSubclass():
                 tensor = torch.Tensor.as_subclass(result, torch.Tensor)  # type: ignore[arg-type]
         aliased = _shares_memory(result, tensor, inputs)
@@ -270,7 +271,7 @@ def _returned(result: object, inputs: Inputs, pristine: Inputs,
             tensor = tensor.detach().clone()  # a wrapper subclass may have no data to read
     except Exception as error:
         return Outcome(returned=returned, modified=modified,
-                       error_message=f"a torch.Tensor subclass that cannot be read as a tensor "
+                       error_message=f"a torch.Tensor subclass that cannot be used as one "
                                      f"({type(error).__name__}: {_first_line(error)})")
     if tensor.layout != torch.strided:
         return Outcome(returned=returned, modified=modified,

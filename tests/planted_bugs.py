@@ -218,3 +218,23 @@ def prescales_input(input, weight, bias=None, stride=1, padding=0, dilation=1, g
     rounding only, so only exact (integer) data show it."""
     out = _conv(input / 3, weight, None, stride, padding, dilation, groups) * 3
     return out if bias is None else out + bias.reshape(-1, 1, 1)
+
+
+def reverses_groups(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Convolves each group, then concatenates the groups' outputs in reverse order."""
+    if groups == 1:
+        return _conv(input, weight, bias, stride, padding, dilation, groups)
+    inputs, weights = input.chunk(groups, dim=-3), weight.chunk(groups, dim=0)
+    biases = [None] * groups if bias is None else bias.chunk(groups)
+    parts = [_conv(x, w, b, stride, padding, dilation, 1) for x, w, b in zip(inputs, weights, biases)]
+    return torch.cat(parts[::-1], dim=-3)
+
+
+# -- two independent bugs in one implementation -----------------------------------------
+
+def flips_kernel_and_ignores_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return flips_kernel(input, weight, None, stride, padding, dilation, groups)
+
+
+def swaps_stride_and_swallows_nan(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return swallows_nan(input, weight, bias, _pair(stride)[::-1], padding, dilation, groups)

@@ -204,7 +204,7 @@ def test_a_tensor_subclass_whose_methods_raise_is_a_failure_not_a_crash_of_the_c
     name = "returns_raising_subclass_with_bias"
     result = campaign_of(name, Supervisor())
     (finding,) = findings_of(result, name)["not-a-tensor"]
-    assert "returned RaisingTensor, a torch.Tensor subclass that cannot be read" in finding.verdict.message
+    assert "returned RaisingTensor, a torch.Tensor subclass that cannot be used as one" in finding.verdict.message
     assert "this tensor cannot be used" in finding.verdict.message and finding.needs == {"bias"}
     assert_correct_one_untouched(result)
 
