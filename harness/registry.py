@@ -5,13 +5,15 @@ Three ways in, one registry out: entry points in the group
 implementations are found), a file that is not installed (``path/to/file.py:function``),
 and an importable module (``package.module:function``). Discovery never executes an
 implementation; a plugin that fails to load is recorded with its reason and the others
-carry on.
+carry on. A spec the user typed is checked as such: one that cannot name a module or file,
+or names a function its module lacks, is a usage error, not a broken plugin.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 import types
 import zlib
@@ -21,12 +23,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from harness.capabilities import Capabilities, declaration_of
+from harness.text import clipped
 
 ENTRY_POINT_GROUP = "im2col_harness.implementations"
 
 
 class SpecError(ValueError):
     """An ``--impl`` the user typed that cannot name an implementation (a usage error)."""
+
+
+class MissingFunction(AttributeError):
+    """A plugin that loaded, but has no function of the name its source gives."""
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,15 @@ class Registry:
     implementations: dict[str, Implementation] = field(default_factory=dict)
     errors: list[LoadError] = field(default_factory=list)
 
-    def add(self, name: str, source: str, origin: str) -> None:
-        """Load one plugin; a failure is recorded against its name, never raised."""
+    def add(self, name: str, source: str, origin: str, typed: bool = False) -> None:
+        """Load one plugin; a failure is recorded against its name, never raised, except
+        that a spec the user ``typed`` naming a function its module lacks is their typo
+        (a `SpecError`), not a broken plugin."""
         try:
             implementation = implementation_from(name, load_callable(source), origin, source)
         except Exception as error:  # a broken plugin must not stop the others
+            if typed and isinstance(error, MissingFunction):
+                raise SpecError(f"--impl {name!r}: {error}") from None
             self.errors.append(LoadError(name, f"{type(error).__name__}: {error}"))
         else:
             self.implementations[name] = implementation
@@ -81,7 +92,7 @@ def implementation_from(name: str, fn: Any, origin: str = "", source: str = "") 
     return Implementation(name, fn, declaration.capabilities, declaration.known_buggy, origin, source)
 
 
-def _from_file(path: str, attribute: str) -> Any:
+def _from_file(path: str) -> types.ModuleType:
     """Execute a plugin file as a module, always from its current source.
 
     Not through the import system's bytecode cache: a file rewritten within the same
@@ -99,7 +110,7 @@ def _from_file(path: str, attribute: str) -> Any:
     except BaseException:
         del sys.modules[name]
         raise
-    return getattr(module, attribute)
+    return module
 
 
 def check_spec(spec: str) -> None:
@@ -112,20 +123,31 @@ def check_spec(spec: str) -> None:
         if not Path(target).is_file():
             raise SpecError(f"--impl {spec!r}: no such file {target!r}")
         return
+    if not all(part.isidentifier() for part in target.split(".")):  # '.x', '..', 'a..b'
+        raise SpecError(f"--impl {spec!r}: {target!r} is neither a FILE.py nor an absolute "
+                        "module name (package.module)")
     try:
         found = importlib.util.find_spec(target)
     except ModuleNotFoundError as error:  # a parent package is missing
         found, target = None, error.name or target
+    except Exception:  # a parent package that fails to import: loading it says how
+        return
     if found is None:
         raise SpecError(f"--impl {spec!r}: no module named {target!r}")
 
 
 def load_callable(source: str) -> Any:
-    """What ``package.module:function`` or ``FILE.py:function`` names."""
+    """What ``package.module:function`` or ``FILE.py:function`` names; `MissingFunction`
+    (saying what the module does have) when the module loads but lacks it."""
     target, _, attribute = source.rpartition(":")
-    if target.endswith(".py"):
-        return _from_file(target, attribute)
-    return getattr(importlib.import_module(target), attribute)
+    module = _from_file(target) if target.endswith(".py") else importlib.import_module(target)
+    if not hasattr(module, attribute):
+        functions = sorted(name for name, value in vars(module).items()
+                           if inspect.isfunction(value) and value.__module__ == module.__name__
+                           and not name.startswith("_"))
+        raise MissingFunction(f"{target} has no function {attribute!r} "
+                              f"(it has: {clipped(', '.join(functions)) or 'none'})")
+    return getattr(module, attribute)
 
 
 def discover(specs: Iterable[str] = ()) -> Registry:
@@ -154,5 +176,5 @@ def discover(specs: Iterable[str] = ()) -> Registry:
                             f"(registered: {known})")
         else:
             check_spec(spec)
-            selected.add(spec, spec, spec)
+            selected.add(spec, spec, spec, typed=True)
     return selected
