@@ -13,6 +13,7 @@ Stride, padding and dilation keep the form they were given in: ``s2`` is the int
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Union
@@ -27,6 +28,13 @@ MAX_DIMENSION = 2**63 - 1  # torch takes sizes, strides and paddings as int64
 # More digits than any field in range can have: refused before int() (which gives up at
 # 4,300 digits with a ValueError) and before anything is computed from them.
 MAX_DIGITS = len(str(MAX_DIMENSION))
+# The largest case replayed or shown unless --max-elements / --max-macs say otherwise:
+# ~7x the shipped shape sets' most elements (2,484,736; ResNet-50 at batch 1) and ~145x
+# their most multiply-adds (118,013,952). Measured on a 2-core machine, replaying a case
+# against the six shipped implementations peaked at 1.4 GB at the element limit, and took
+# 26 s at 1.9e10 multiply-adds.
+MAX_ELEMENTS = 2**24
+MAX_MACS = 2**34
 DTYPES = ("float32", "float64", "float16", "bfloat16")  # simplest first: shrinking goes left
 LAYOUTS = ("contiguous", "channels_last", "strided", "transposed", "expanded")
 DATA_KINDS = ("uniform", "int", "special")
@@ -109,6 +117,22 @@ class Case:
     def reduction_length(self) -> int:
         """K: how many products are summed into one output element."""
         return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
+
+    @property
+    def elements(self) -> int:
+        """Input, weight and output elements, an empty batch counted as one: what replaying
+        the case allocates grows with this, and no dimension escapes it behind a zero."""
+        one = self._nonempty()
+        return math.prod(one.input_shape) + math.prod(one.weight_shape) + math.prod(one.output_shape)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds of one forward pass (output elements times K), an empty batch counted
+        as one: what replaying the case costs in time grows with this."""
+        return math.prod(self._nonempty().output_shape) * self.reduction_length
+
+    def _nonempty(self) -> Case:
+        return replace(self, batch=1) if self.batch == 0 else self
 
     def type_problems(self) -> list[str]:
         """Fields of the wrong type (a hand-edited corpus file, say), checked before any maths."""
@@ -246,6 +270,25 @@ class Case:
         if problems:
             raise CaseError(f"out of range: {'; '.join(problems)}")
         return case
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest case the harness will run, checked on its numbers before anything is
+    allocated: a mistyped or hostile id or corpus entry must not exhaust the machine."""
+
+    elements: int = MAX_ELEMENTS
+    macs: int = MAX_MACS
+
+    def check(self, case: Case) -> None:
+        """Raise `CaseError` naming ``case``, the limit it is over and the flag that raises it."""
+        for amount, limit, what, flag in ((case.elements, self.elements, "elements (input + weight + output)",
+                                           "--max-elements"),
+                                          (case.macs, self.macs, "multiply-adds", "--max-macs")):
+            if amount > limit:
+                raise CaseError(f"case {clipped(case.id)!r} is too large: {amount:,} {what}, over the "
+                                f"limit of {limit:,}; raise the limit with {flag} N")
+
 
 
 def _arg(letter: str, value: Padding) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import fields, replace
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 
-from harness.case import Case, CaseError, CaseIdError
+from harness.case import Case, CaseError, CaseIdError, Limits
 from harness.strategies import cases
 
 BASE = Case(batch=2, in_channels=4, out_channels=8, groups=2, height=7, width=5, kernel=(3, 2),
@@ -205,6 +206,51 @@ def test_valid_padding_pads_nothing_and_an_int_pads_all_four_sides() -> None:
     assert replace(BASE, padding="valid").paddings == (0, 0, 0, 0)
     assert replace(BASE, padding=2).paddings == (2, 2, 2, 2)
     assert replace(BASE, padding=(1, 3)).paddings == (1, 1, 3, 3)
+
+
+# -- size and limits ----------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+@settings(max_examples=100, deadline=None)
+@given(cases())
+def test_elements_and_macs_count_what_torch_allocates_and_computes(case: Case) -> None:
+    one = case if case.batch else replace(case, batch=1)  # an empty batch counts as one
+    x, w = torch.zeros(one.input_shape), torch.zeros(one.weight_shape)
+    out = _conv_call(one, x, w)
+    assert case.elements == x.numel() + w.numel() + out.numel()
+    assert case.macs == out.numel() * w[0].numel()
+
+
+def test_an_empty_batch_counts_as_one_so_no_dimension_escapes_the_limit() -> None:
+    wide = replace(BASE, batch=0, height=10**12)
+    assert wide.elements == replace(wide, batch=1).elements > Limits().elements
+    with pytest.raises(CaseError):
+        Limits().check(wide)
+
+
+def test_a_case_over_a_limit_is_refused_naming_the_case_the_limit_and_the_flag() -> None:
+    exactly = Limits(elements=BASE.elements, macs=BASE.macs)
+    exactly.check(BASE)  # at the limit is within it
+
+    with pytest.raises(CaseError) as elements:
+        Limits(elements=BASE.elements - 1).check(BASE)
+    with pytest.raises(CaseError) as macs:
+        Limits(macs=BASE.macs - 1).check(BASE)
+
+    assert str(elements.value) == (f"case {GOOD_ID!r} is too large: {BASE.elements:,} elements (input + weight + "
+                                   f"output), over the limit of {BASE.elements - 1:,}; raise the limit with "
+                                   "--max-elements N")
+    assert "multiply-adds" in str(macs.value) and "--max-macs N" in str(macs.value)
+
+
+def test_a_huge_case_is_refused_in_well_under_a_second_without_allocating() -> None:
+    huge = replace(BASE, batch=10**9, height=10**9, width=10**9, in_channels=10**9, groups=1)
+    started = time.perf_counter()
+    with pytest.raises(CaseError) as raised:
+        Limits().check(huge)
+    assert time.perf_counter() - started < 0.1
+    assert len(str(raised.value)) < 400
 
 
 # -- plain data ---------------------------------------------------------------------------
