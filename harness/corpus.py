@@ -26,8 +26,8 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import stat
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,8 +314,19 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(descriptor)  # closing releases the lock
 
 
+def _create_temporary(folder: Path) -> tuple[int, Path]:
+    """A new dot-file in ``folder``, made as open() makes files (0666 less the umask: 0644
+    as a rule, like the shipped files) rather than mkstemp's owner-only 0600."""
+    while True:
+        temporary = folder / f".tmp-{secrets.token_hex(8)}.json"
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+        except FileExistsError:  # never another writer's file, however unlikely the name
+            continue
+
+
 def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    handle, temporary = _create_temporary(path.parent)
     try:
         with os.fdopen(handle, "w") as file:
             file.write(text)
@@ -330,23 +341,28 @@ def _write_atomically(path: Path, text: str) -> None:
 def save(directory: Path, entry: Entry) -> str:
     """Store ``entry`` unless a case at least as small is stored for its signature.
 
-    Returns what happened: "added", "replaced" (a smaller case) or "kept" (not smaller).
+    Returns what happened: "added", "replaced" (a smaller case) or "kept" (not smaller);
+    raises `CorpusError`, one line naming the file, when it cannot be written (a directory
+    in its place, a full disk), so that the caller can carry on with the next entry.
     """
     folder = directory / FAILURES
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / entry.filename
-    with _locked(folder):
-        outcome = "added"
-        if path.exists():
-            try:
-                existing = load_file(path)
-            except CorpusError:
-                existing = None  # a broken file is replaced by a good one, never merged
-            if isinstance(existing, Entry) and size(existing.case) <= size(entry.case):
-                return "kept"
-            outcome = "replaced"
-        _write_atomically(path, json.dumps(entry.to_json(), indent=2) + "\n")
-        return outcome
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder):
+            outcome = "added"
+            if path.exists():
+                try:
+                    existing = load_file(path)
+                except CorpusError:
+                    existing = None  # a broken file is replaced by a good one, never merged
+                if isinstance(existing, Entry) and size(existing.case) <= size(entry.case):
+                    return "kept"
+                outcome = "replaced"
+            _write_atomically(path, json.dumps(entry.to_json(), indent=2) + "\n")
+            return outcome
+    except OSError as error:
+        raise CorpusError(f"{path}: cannot save: {error.strerror}") from None
 
 
 def save_findings(result: CampaignResult, directory: Path) -> list[str]:
@@ -358,18 +374,24 @@ def save_findings(result: CampaignResult, directory: Path) -> list[str]:
             str(finding.verdict.kind), finding.diagnosis,
             {**provenance(), "campaign_seed": result.seed, "shrunk": finding.shrunk},
             tuple(sorted(finding.needs)))
-        outcome = save(directory, entry)
-        lines.append(f"corpus: {outcome} {directory / FAILURES / entry.filename}")
+        try:
+            lines.append(f"corpus: {save(directory, entry)} {directory / FAILURES / entry.filename}")
+        except CorpusError as error:
+            lines.append(f"corpus: NOT saved: {error}")
     return lines
 
 
 def merge(target: Path, sources: list[Path]) -> tuple[dict[str, int], list[str]]:
-    """Bring the failures of ``sources`` into ``target``, smallest case per signature wins."""
+    """Bring the failures of ``sources`` into ``target``, smallest case per signature wins;
+    a file that cannot be read or written is an error, and the others are still merged."""
     counts = {"added": 0, "replaced": 0, "kept": 0}
     errors: list[str] = []
     for source in sources:
         corpus = load(source)
         errors += corpus.errors
         for _, entry in corpus.entries:
-            counts[save(target, entry)] += 1
+            try:
+                counts[save(target, entry)] += 1
+            except CorpusError as error:
+                errors.append(str(error))
     return counts, errors

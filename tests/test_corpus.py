@@ -26,10 +26,12 @@ from harness.capabilities import declare
 from harness.case import Case, Limits
 from harness.check import check_case
 from harness.journal import Journal
-from harness.corpus import SCHEMA, CorpusError, Entry, ShapeSet, load, load_file, merge, save, size
+from harness.campaign import CampaignResult, Finding
+from harness.corpus import SCHEMA, CorpusError, Entry, ShapeSet, load, load_file, merge, save, save_findings, size
 from harness.registry import implementation_from
 from harness.replay import FIXED, STILL_FAILING, Target, drop_uninstalled, judge_row, replay, targets_from
 from harness.tensors import GENERATOR
+from harness.verdict import failure
 
 SHIPPED = Path(__file__).resolve().parent.parent / "corpus"
 FOUND = {"torch": "2.3.0", "python": "3.11.7", "harness": "0.1.0", "date": "2024-05-01T12:00:00+00:00"}
@@ -226,6 +228,70 @@ def test_merging_reports_bad_source_files_and_merges_the_good_ones(tmp_path: Pat
 
     assert counts == {"added": 1, "replaced": 0, "kept": 0}
     assert len(errors) == 1 and str(bad) in errors[0]
+
+
+# -- writing into a corpus that is not as expected --------------------------------------
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
+                         ids=["umask-022", "umask-077", "umask-002"])
+def test_a_saved_file_gets_the_mode_an_ordinary_file_gets_under_the_umask(
+        tmp_path: Path, umask: int, mode: int) -> None:
+    previous = os.umask(umask)
+    try:
+        save(tmp_path, entry(small_case(4)))
+        save(tmp_path, entry(small_case(3)))  # a replacement too
+    finally:
+        os.umask(previous)
+
+    [path] = files_under(tmp_path)
+    assert load_file(path).case == small_case(3)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def _in_the_way(directory: Path, saved: Entry) -> Path:
+    """A directory where ``saved``'s file would go."""
+    path = directory / corpus.FAILURES / saved.filename
+    path.mkdir(parents=True)
+    return path
+
+
+def test_a_directory_where_a_file_would_be_saved_is_a_corpus_error_naming_it(tmp_path: Path) -> None:
+    blocked = entry(small_case(3))
+    path = _in_the_way(tmp_path, blocked)
+
+    with pytest.raises(CorpusError) as raised:
+        save(tmp_path, blocked)
+
+    assert_names_file_and_problem(str(raised.value), path, ["cannot save", "directory"])
+    assert path.is_dir() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_merging_carries_on_past_an_entry_that_cannot_be_saved(tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    entries = [entry(small_case(3 + i), signature=f"values:{i}") for i in range(3)]
+    for saved in entries:
+        save(source, saved)
+    path = _in_the_way(target, entries[1])
+
+    counts, errors = merge(target, [source])
+
+    assert counts == {"added": 2, "replaced": 0, "kept": 0}
+    [error] = errors
+    assert_names_file_and_problem(error, path, ["cannot save"])
+    assert sorted(e.signature for _, e in load(target).entries) == ["values:0", "values:2"]
+
+
+def test_saving_findings_says_which_could_not_be_saved_and_saves_the_others(tmp_path: Path) -> None:
+    found = [Finding("loop", small_case(3 + i), failure("values", "wrong values", f"rows {i}")) for i in range(2)]
+    result = CampaignResult(seed=1, findings=found)
+    blocked = Entry(found[0].case, "loop", found[0].verdict.signature, "values", "", needs=())
+    path = _in_the_way(tmp_path, blocked)
+
+    lines = save_findings(result, tmp_path)
+
+    assert lines[0].startswith(f"corpus: NOT saved: {path}: cannot save")
+    assert lines[1].startswith("corpus: added ")
+    assert [e.case for _, e in load(tmp_path).entries] == [found[1].case]
 
 
 # -- concurrency -----------------------------------------------------------------------
