@@ -13,21 +13,41 @@ Stride, padding and dilation keep the form they were given in: ``s2`` is the int
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Union
+
+from harness.text import clipped
 
 IntOrPair = Union[int, tuple[int, int]]
 Padding = Union[int, tuple[int, int], str]
 
 MAX_SEED = 2**32 - 1
+MAX_DIMENSION = 2**63 - 1  # torch takes sizes, strides and paddings as int64
+# More digits than any field in range can have: refused before int() (which gives up at
+# 4,300 digits with a ValueError) and before anything is computed from them.
+MAX_DIGITS = len(str(MAX_DIMENSION))
+# The largest case replayed or shown unless --max-elements / --max-macs say otherwise:
+# ~7x the shipped shape sets' most elements (2,484,736; ResNet-50 at batch 1) and ~145x
+# their most multiply-adds (118,013,952). Measured on a 2-core machine, replaying a case
+# against the six shipped implementations peaked at 1.4 GB at the element limit, and took
+# 26 s at 1.9e10 multiply-adds.
+MAX_ELEMENTS = 2**24
+MAX_MACS = 2**34
 DTYPES = ("float32", "float64", "float16", "bfloat16")  # simplest first: shrinking goes left
 LAYOUTS = ("contiguous", "channels_last", "strided", "transposed", "expanded")
 DATA_KINDS = ("uniform", "int", "special")
 DEVICES = ("cpu", "cuda")
+_ARGUMENTS = ("kernel", "stride", "padding", "dilation")  # JSON lists, tuples in a Case
 
 
-class CaseIdError(ValueError):
+class CaseError(ValueError):
+    """A case that cannot be used (a bad id or plain-data form, or one too large to run);
+    the message says which part is wrong, in one line."""
+
+
+class CaseIdError(CaseError):
     """A case id that does not parse; the message says which part is wrong."""
 
 
@@ -98,6 +118,22 @@ class Case:
         """K: how many products are summed into one output element."""
         return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
 
+    @property
+    def elements(self) -> int:
+        """Input, weight and output elements, an empty batch counted as one: what replaying
+        the case allocates grows with this, and no dimension escapes it behind a zero."""
+        one = self._nonempty()
+        return math.prod(one.input_shape) + math.prod(one.weight_shape) + math.prod(one.output_shape)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds of one forward pass (output elements times K), an empty batch counted
+        as one: what replaying the case costs in time grows with this."""
+        return math.prod(self._nonempty().output_shape) * self.reduction_length
+
+    def _nonempty(self) -> Case:
+        return replace(self, batch=1) if self.batch == 0 else self
+
     def type_problems(self) -> list[str]:
         """Fields of the wrong type (a hand-edited corpus file, say), checked before any maths."""
         def integer(value: object) -> bool:
@@ -128,13 +164,16 @@ class Case:
             return found
         if not 0 <= self.seed <= MAX_SEED:
             found.append(f"seed must be in [0, {MAX_SEED}]")
-        positive = {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                    "groups": self.groups, "height": self.height, "width": self.width,
-                    "kernel": min(self.kernel), "stride": min(pair(self.stride)),
-                    "dilation": min(pair(self.dilation))}
-        found += [f"{name} must be >= 1" for name, value in positive.items() if value < 1]
+        positive = {"in_channels": (self.in_channels,), "out_channels": (self.out_channels,),
+                    "groups": (self.groups,), "height": (self.height,), "width": (self.width,),
+                    "kernel": self.kernel, "stride": pair(self.stride), "dilation": pair(self.dilation)}
+        found += [f"{name} must be >= 1" for name, values in positive.items() if min(values) < 1]
         if self.batch is not None and self.batch < 0:
             found.append("batch must be >= 0")
+        numbers = {**positive, "batch": (self.batch or 0,),
+                   "padding": (0,) if isinstance(self.padding, str) else pair(self.padding)}
+        found += [f"{name} must be at most 2**63 - 1 (torch's int64)"
+                  for name, values in numbers.items() if max(values) > MAX_DIMENSION]
         if isinstance(self.padding, str):
             if self.padding not in ("same", "valid"):
                 found.append(f"padding must be an int, a pair, 'same' or 'valid', not {self.padding!r}")
@@ -178,18 +217,22 @@ class Case:
         """Parse an id back into the case it names; raise `CaseIdError` saying what is wrong."""
         parts = text.strip().split("-")
         if len(parts) != 7:
-            raise CaseIdError(f"case id {text!r} must have 7 '-'-separated parts "
+            raise CaseIdError(f"case id {clipped(text)!r} must have 7 '-'-separated parts "
                               f"(shape-bias-dtype-layout-data-device-seed), found {len(parts)}")
         shape, bias, dtype, layout, data, device, seed = parts
         match = _SHAPE.fullmatch(shape)
         if not match:
-            raise CaseIdError(f"case id shape {shape!r} is not of the form "
+            raise CaseIdError(f"case id shape {clipped(shape)!r} is not of the form "
                               "mb2ic4oc8g2ih7iw5kh3kw2s1p0d1 (s/p/d may be sh1sw2 pairs, p may be psame/pvalid)")
         if bias not in ("bias", "nobias"):
-            raise CaseIdError(f"case id part {bias!r} must be 'bias' or 'nobias'")
+            raise CaseIdError(f"case id part {clipped(bias)!r} must be 'bias' or 'nobias'")
         if not seed.startswith("seed") or not (seed[4:].isascii() and seed[4:].isdigit()):
-            raise CaseIdError(f"case id part {seed!r} must be 'seed' followed by digits")
+            raise CaseIdError(f"case id part {clipped(seed)!r} must be 'seed' followed by digits")
         g = match.groupdict()
+        for name, digits in {**g, "seed": seed[4:]}.items():
+            if digits is not None and len(digits) > MAX_DIGITS:
+                raise CaseIdError(f"case id {clipped(text)!r}: {name} has {len(digits):,} digits; "
+                                  f"no valid value has more than {MAX_DIGITS}")
         case = cls(
             batch=None if g["mb"] == "none" else int(g["mb"]),
             in_channels=int(g["ic"]), out_channels=int(g["oc"]), groups=int(g["g"]),
@@ -200,7 +243,7 @@ class Case:
         )
         problems = case.problems()
         if problems:
-            raise CaseIdError(f"case id {text!r} is not a valid conv2d problem: {'; '.join(problems)}")
+            raise CaseIdError(f"case id {clipped(text)!r} is not a valid conv2d problem: {'; '.join(problems)}")
         return case
 
     # -- plain data, for JSON -----------------------------------------------------------
@@ -210,14 +253,42 @@ class Case:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Case:
-        def form(value: Any) -> Any:
-            return tuple(value) if isinstance(value, list) else value
+        """The case ``data`` describes, as `to_dict` writes it; raise `CaseError` naming the
+        field when one is unknown, missing (never quietly the dataclass's default), of the
+        wrong type or out of range."""
+        names = [field.name for field in fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise CaseError(f"unknown field(s) {clipped(', '.join(map(repr, unknown)))}")
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise CaseError(f"missing field(s) {', '.join(missing)}")
+        forms = {key: tuple(value) if isinstance(value, list) and key in _ARGUMENTS else value
+                 for key, value in data.items()}
+        case = cls(**forms)
+        problems = case.problems()
+        if problems:
+            raise CaseError(f"out of range: {'; '.join(problems)}")
+        return case
 
-        fields = dict(data)
-        for key in ("kernel", "stride", "padding", "dilation"):
-            if key in fields:
-                fields[key] = form(fields[key])
-        return cls(**fields)
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest case the harness will run, checked on its numbers before anything is
+    allocated: a mistyped or hostile id or corpus entry must not exhaust the machine."""
+
+    elements: int = MAX_ELEMENTS
+    macs: int = MAX_MACS
+
+    def check(self, case: Case) -> None:
+        """Raise `CaseError` naming ``case``, the limit it is over and the flag that raises it."""
+        for amount, limit, what, flag in ((case.elements, self.elements, "elements (input + weight + output)",
+                                           "--max-elements"),
+                                          (case.macs, self.macs, "multiply-adds", "--max-macs")):
+            if amount > limit:
+                raise CaseError(f"case {clipped(case.id)!r} is too large: {amount:,} {what}, over the "
+                                f"limit of {limit:,}; raise the limit with {flag} N")
+
 
 
 def _arg(letter: str, value: Padding) -> str:

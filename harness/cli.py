@@ -22,11 +22,11 @@ from typing import Any, NoReturn, Sequence, TextIO
 from harness import corpus as corpus_store
 from harness import report as reports
 from harness.campaign import CampaignResult, explained
-from harness.case import Case, CaseIdError
+from harness.case import Case, CaseError, Limits
 from harness.corpus import CorpusError, Entry, save_findings
 from harness.journal import FOLDER, orphans
 from harness.parallel import fuzz_in_workers, parse_shard, run_shard
-from harness.registry import ENTRY_POINT_GROUP, Registry, SpecError, discover
+from harness.registry import ENTRY_POINT_GROUP, Registry, SpecError, check_file_spec, check_form, discover
 from harness.replay import Target, drop_uninstalled, replay, targets_from
 from harness.rescue import rescue, suspects
 from harness.standalone import script
@@ -82,6 +82,13 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _limit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-elements", type=_positive, default=Limits.elements, metavar="N",
+                        help="refuse a case with more input + weight + output elements (default %(default)s)")
+    parser.add_argument("--max-macs", type=_positive, default=Limits.macs, metavar="N",
+                        help="refuse a case with more multiply-adds (default %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -115,10 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay_parser.add_argument("--corpus", type=Path, default=Path("corpus"), metavar="DIR")
     replay_parser.add_argument("--impl", action="append", default=[], metavar="SPEC")
     replay_parser.add_argument("--report", type=Path, metavar="FILE.json")
+    _limit_arguments(replay_parser)
 
     show_parser = commands.add_parser("show", help="print a torch-only script reproducing a case")
     show_parser.add_argument("case", metavar="CASE", help="a case id or a corpus file")
     show_parser.add_argument("--impl", metavar="SPEC", help="import this implementation in the script")
+    _limit_arguments(show_parser)
 
     corpus_parser = commands.add_parser("corpus", help="manage corpora")
     corpus_commands = corpus_parser.add_subparsers(dest="corpus_command", required=True,
@@ -139,13 +148,30 @@ def _registry(specs: Sequence[str]) -> Registry:
 
 
 def _writable(directory: Path) -> None:
+    """Create a file in ``directory`` and remove it; a unique one, so that concurrent probes
+    (parallel campaigns on one corpus) never remove each other's."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-test"
-        probe.touch()
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
     except OSError as error:
         raise UsageError(f"corpus directory {directory} is not writable: {error.strerror}") from None
+
+
+def _outputs_writable(corpus: Path | None, report: Path | None) -> None:
+    """Before a campaign, not after it: the corpus folder and the report file can be written."""
+    if corpus is not None:
+        _writable(corpus)
+    if report is None:
+        return
+    try:
+        if report.exists():  # opened to append nothing, without waiting on a FIFO
+            os.close(os.open(report, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK))
+        else:
+            with tempfile.TemporaryFile(dir=report.parent):
+                pass
+    except OSError as error:
+        raise UsageError(f"--report {report}: cannot write there: {error.strerror}") from None
 
 
 def command_list(args: argparse.Namespace) -> int:
@@ -195,8 +221,7 @@ def command_fuzz(args: argparse.Namespace) -> int:
     # Absolute from here on: an implementation run in this process may change directory.
     corpus = None if args.no_save else args.corpus.resolve()
     report_path = None if args.report is None else args.report.resolve()
-    if corpus is not None:
-        _writable(corpus)
+    _outputs_writable(corpus, report_path)
     seed = random.getrandbits(32) if args.seed is None else args.seed
     workers = _workers(args.workers)
     started = time.monotonic()
@@ -237,12 +262,16 @@ def command_fuzz(args: argparse.Namespace) -> int:
     return 1 if result.interrupted else reports.exit_status(report)
 
 
-def _targets(items: Sequence[str]) -> list[Target]:
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(args.max_elements, args.max_macs)
+
+
+def _targets(items: Sequence[str], limits: Limits) -> list[Target]:
     targets = []
     for item in items:
         if item.endswith(".json"):
             try:
-                loaded = corpus_store.load_file(Path(item))
+                loaded = corpus_store.load_file(Path(item), limits)
             except CorpusError as error:
                 raise UsageError(str(error)) from None
             if isinstance(loaded, Entry):
@@ -252,9 +281,11 @@ def _targets(items: Sequence[str]) -> list[Target]:
                             for case in loaded.cases]
         else:
             try:
-                targets.append(Target("command line", Case.from_id(item)))
-            except CaseIdError as error:
+                case = Case.from_id(item)
+                limits.check(case)
+            except CaseError as error:
                 raise UsageError(str(error)) from None
+            targets.append(Target("command line", case))
     return targets
 
 
@@ -263,10 +294,10 @@ def command_replay(args: argparse.Namespace) -> int:
     implementations = list(registry.implementations.values())
     errors = [f"{e.name}: not loaded: {e.reason}" for e in registry.errors]
     if args.cases:
-        targets = _targets(args.cases)
+        targets = _targets(args.cases, _limits(args))
     else:
         installed = set(discover().implementations) | set(registry.implementations)
-        corpus = drop_uninstalled(corpus_store.load(args.corpus), installed)
+        corpus = drop_uninstalled(corpus_store.load(args.corpus, _limits(args)), installed)
         errors += corpus.errors
         targets = targets_from(corpus)
     rows = replay(targets, implementations)
@@ -301,25 +332,28 @@ def _registered() -> dict[str, str]:
 def _import_source(spec: str, registered: dict[str, str]) -> str:
     """Where the script is to import implementation ``spec`` from, found without importing
     it: a registered name's module:function from metadata, a FILE.py:FUNCTION (the file
-    must exist) with its path made absolute, a module:FUNCTION as it is, checked for form."""
+    must define the function, read from its source) with its path made absolute, a
+    module:FUNCTION as it is, checked for form."""
     if spec in registered:
         return registered[spec]
-    where, colon, function = spec.rpartition(":")
-    if colon and function.isidentifier() and where.endswith(".py"):
-        if not Path(where).is_file():
-            raise UsageError(f"--impl {spec!r}: no such file {where!r}")
-        return f"{Path(where).resolve()}:{function}"
-    if colon and function.isidentifier() and all(part.isidentifier() for part in where.split(".")):
-        return spec
-    raise UsageError(f"--impl {spec!r}: expected a registered name ({', '.join(sorted(registered))}), "
-                     "FILE.py:FUNCTION or package.module:FUNCTION")
+    if ":" not in spec:
+        raise UsageError(f"--impl {spec!r}: no implementation registered under that name "
+                         f"(registered: {', '.join(sorted(registered)) or 'none'})")
+    try:
+        where, function = check_form(spec)
+        if where.endswith(".py"):
+            check_file_spec(spec)
+            return f"{Path(where).resolve()}:{function}"
+    except SpecError as error:
+        raise UsageError(str(error)) from None
+    return spec
 
 
 def command_show(args: argparse.Namespace) -> int:
     """Print the script, importing and running nothing: the script imports the implementation
     given with --impl, else a registered one the corpus file names (installed code, as
     replay runs it); what else a corpus file names it only quotes."""
-    target = _targets([args.case])[0]
+    target = _targets([args.case], _limits(args))[0]
     registered = _registered()
     spec = args.impl
     if spec is None and target.entry is not None and target.entry.implementation in registered:

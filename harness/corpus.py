@@ -9,7 +9,13 @@ smaller case for the same signature turns up it replaces the larger one.
 Writes are safe under concurrency (xdist workers, parallel campaigns): each entry is
 updated under an exclusive lock on its own lock file, written to a temporary file and
 renamed into place, so readers never see a torn file and no smaller case is lost.
-Loading only parses JSON: nothing is executed or unpickled.
+
+Loading only parses JSON: nothing is executed or unpickled. A corpus may come from anyone
+(`corpus merge`), so loading is total: it reads only regular ``*.json`` files directly in
+``failures/`` and ``shapes/`` (never the crash journal in ``.inflight/``, a dot-file, a
+FIFO, a device, or a link out of the corpus), never blocks, checks every field, and
+refuses a case over the size limits before anything is allocated; each bad file is one
+error line and the others load.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
+import secrets
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,18 +35,15 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
-from harness.case import Case, CaseIdError
+from harness.case import Case, CaseError, Limits
 from harness.tensors import GENERATOR
+from harness.text import clipped
 
 if TYPE_CHECKING:
     from harness.campaign import CampaignResult
 
 SCHEMA = 1
 FAILURES, SHAPES = "failures", "shapes"
-REQUIRED = {
-    "failure": ("schema", "kind", "implementation", "signature", "failure", "case"),
-    "shapes": ("schema", "kind", "name", "cases"),
-}
 
 
 class CorpusError(ValueError):
@@ -119,80 +123,174 @@ def size(case: Case) -> tuple[int, ...]:
 
 # -- reading -----------------------------------------------------------------------------
 
-def _require(path: Path, data: dict[str, Any], keys: tuple[str, ...]) -> None:
-    missing = [key for key in keys if key not in data]
-    if missing:
-        raise CorpusError(f"{path}: missing field(s) {', '.join(missing)}")
+_WHOLE, _TEXT, _OBJECT, _LIST = (int,), (str,), (dict,), (list,)
+# What a corpus file may hold, by kind: each field's JSON types, and whether it must be there.
+FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "failure": {"schema": (_WHOLE, True), "kind": (_TEXT, True), "implementation": (_TEXT, True),
+                "signature": (_TEXT, True), "failure": (_OBJECT, True), "case": ((dict, str), True),
+                "needs": (_LIST, False), "id": (_TEXT, False), "data": (_OBJECT, False),
+                "found": (_OBJECT, False)},
+    "shapes": {"schema": (_WHOLE, True), "kind": (_TEXT, True), "name": (_TEXT, True),
+               "description": (_TEXT, False), "cases": (_LIST, True)},
+}
+# The shipped files are 2 kB: a corpus file is never near this, and a larger one is not read.
+MAX_FILE_BYTES = 2**20
+_NOT_REGULAR = {"d": "a directory", "p": "a FIFO", "c": "a character device", "b": "a block device",
+                "s": "a socket"}
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string", int: "a whole number",
+               float: "a number", bool: "true or false", type(None): "null"}
 
 
-def _case(path: Path, data: Any) -> Case:
-    if isinstance(data, str):
-        try:
-            return Case.from_id(data)
-        except CaseIdError as error:
-            raise CorpusError(f"{path}: {error}") from None
-    if not isinstance(data, dict):
-        raise CorpusError(f"{path}: 'case' must be an object or a case id")
-    unknown = sorted(set(data) - set(Case.__dataclass_fields__))
-    if unknown:
-        raise CorpusError(f"{path}: unknown case field(s) {', '.join(map(repr, unknown))}")
+def _not_regular(path: Path, mode: int) -> CorpusError:
+    kind = _NOT_REGULAR.get(stat.filemode(mode)[0], "not a regular file")
+    return CorpusError(f"{path}: skipped: {kind}, not a regular file")
+
+
+def _read(path: Path) -> bytes:
+    """The bytes of the regular file at ``path``, without blocking or touching anything else.
+
+    A plain open() of a FIFO waits for a writer forever, and opening a device can act on it:
+    so neither is opened, and what was opened is checked again by its descriptor (the name
+    may have been swapped in between).
+    """
     try:
-        case = Case.from_dict(data)
-    except TypeError as error:
-        raise CorpusError(f"{path}: missing case fields ({' '.join(str(error).split())})") from None
-    problems = case.problems()
-    if problems:
-        raise CorpusError(f"{path}: case out of range: {'; '.join(problems)}")
-    return case
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        with os.fdopen(descriptor, "rb") as file:
+            mode = os.fstat(descriptor).st_mode
+            if not stat.S_ISREG(mode):
+                raise _not_regular(path, mode)
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise CorpusError(f"{path}: cannot read: {error.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise CorpusError(f"{path}: larger than {MAX_FILE_BYTES:,} bytes, too large for a corpus file")
+    return data
 
 
-def load_file(path: Path) -> Entry | ShapeSet:
-    """Parse one corpus file; raise `CorpusError` naming the file and what is wrong."""
+def _shown(value: Any) -> str:
+    return clipped(repr(value))
+
+
+def _parse(path: Path, raw: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise CorpusError(f"{path}: not a text file") from None
     except json.JSONDecodeError as error:
         raise CorpusError(f"{path}: not valid JSON (truncated?): {error}") from None
-    except OSError as error:
-        raise CorpusError(f"{path}: cannot read: {error.strerror}") from None
-    except (ValueError, RecursionError) as error:  # absurd nesting or number sizes
-        raise CorpusError(f"{path}: not usable JSON: {type(error).__name__}") from None
+    except ValueError:  # int() refuses over 4,300 digits
+        raise CorpusError(f"{path}: not usable JSON: a number too long to read") from None
+    except RecursionError:
+        raise CorpusError(f"{path}: not usable JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise CorpusError(f"{path}: expected a JSON object")
-    if data.get("schema") != SCHEMA:
-        raise CorpusError(f"{path}: unknown schema version {data.get('schema')!r} (this harness reads {SCHEMA})")
-    kind = data.get("kind")
-    if kind not in REQUIRED:
-        raise CorpusError(f"{path}: unknown kind {kind!r}; expected 'failure' or 'shapes'")
-    _require(path, data, REQUIRED[kind])
-    if kind == "shapes":
-        if not isinstance(data["cases"], list) or not data["cases"]:
-            raise CorpusError(f"{path}: 'cases' must be a non-empty list of case ids")
-        cases = tuple(_case(path, item) for item in data["cases"])
-        return ShapeSet(str(data["name"]), str(data.get("description", "")), cases)
-    failure = data["failure"]
-    if not isinstance(failure, dict) or "kind" not in failure:
-        raise CorpusError(f"{path}: 'failure' must be an object with a 'kind'")
-    found, needs = data.get("found", {}), data.get("needs", [])
-    if not isinstance(found, dict):
-        raise CorpusError(f"{path}: 'found' must be an object")
-    if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+    return data
+
+
+def _check_fields(path: Path, data: dict[str, Any]) -> str:
+    """The file's kind, once its schema and kind are known and every field it must have is
+    there, none unknown, each of its JSON type; one line naming the first that is not."""
+    schema, kind = data.get("schema"), data.get("kind")
+    if type(schema) is not int or schema != SCHEMA:  # JSON's true is not 1 here
+        raise CorpusError(f"{path}: unknown schema version {_shown(schema)} (this harness reads {SCHEMA})")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        raise CorpusError(f"{path}: unknown kind {_shown(kind)}; expected 'failure' or 'shapes'")
+    spec = FIELDS[kind]
+    missing = [key for key, (_, required) in spec.items() if required and key not in data]
+    if missing:
+        raise CorpusError(f"{path}: missing field(s) {', '.join(missing)}")
+    unknown = sorted(set(data) - set(spec))
+    if unknown:
+        raise CorpusError(f"{path}: unknown field(s) {_shown(unknown)}; a {kind} file has {', '.join(spec)}")
+    for key, value in data.items():
+        allowed = spec[key][0]
+        if type(value) not in allowed:  # not isinstance: JSON's true is no whole number
+            wanted = " or ".join(_JSON_TYPES[t] for t in allowed)
+            raise CorpusError(f"{path}: {key!r} must be {wanted}, not {_JSON_TYPES[type(value)]}")
+    return kind
+
+
+def _case(path: Path, where: str, data: Any, limits: Limits) -> Case:
+    """The case at ``where`` (an id or an object), valid and within ``limits``."""
+    if not isinstance(data, (str, dict)):
+        raise CorpusError(f"{path}: {where} must be a case id or an object, not {_JSON_TYPES[type(data)]}")
+    try:
+        case = Case.from_id(data) if isinstance(data, str) else Case.from_dict(data)
+        limits.check(case)
+    except CaseError as error:
+        raise CorpusError(f"{path}: {where}: {error}") from None
+    return case
+
+
+def _entry(path: Path, data: dict[str, Any], limits: Limits) -> Entry:
+    failure, needs = data["failure"], data.get("needs", [])
+    if (set(failure) - {"kind", "message"} or not isinstance(failure.get("kind"), str)
+            or not isinstance(failure.get("message", ""), str)):
+        raise CorpusError(f"{path}: 'failure' must be an object with a 'kind' and a 'message', both strings")
+    if not all(isinstance(need, str) for need in needs):
         raise CorpusError(f"{path}: 'needs' must be a list of feature names")
-    return Entry(_case(path, data["case"]), str(data["implementation"]), str(data["signature"]),
-                 str(failure["kind"]), str(failure.get("message", "")), found, tuple(needs))
+    case = _case(path, "case", data["case"], limits)
+    if data.get("id", case.id) != case.id:
+        raise CorpusError(f"{path}: 'id' {_shown(data['id'])} does not match 'case' ({case.id})")
+    made = {"generator": GENERATOR, "seed": case.seed, "kind": case.data}
+    if data.get("data", made) != made:
+        raise CorpusError(f"{path}: 'data' {_shown(data['data'])} does not match the case and this "
+                          f"harness ({made}): its tensors would not be the ones it was found with")
+    return Entry(case, data["implementation"], data["signature"], failure["kind"],
+                 failure.get("message", ""), data.get("found", {}), tuple(needs))
 
 
-def load(directory: Path) -> Corpus:
-    """Every corpus file under ``directory``, in a stable order; bad files become errors."""
+def _shape_set(path: Path, data: dict[str, Any], limits: Limits) -> ShapeSet:
+    if not data["cases"]:
+        raise CorpusError(f"{path}: 'cases' must be a non-empty list of case ids")
+    cases = tuple(_case(path, f"cases[{index}]", item, limits) for index, item in enumerate(data["cases"]))
+    return ShapeSet(data["name"], data.get("description", ""), cases)
+
+
+def load_file(path: Path, limits: Limits = Limits()) -> Entry | ShapeSet:
+    """Parse one corpus file; raise `CorpusError`, one line naming the file and what is wrong
+    (the field, for a field), for anything but a valid entry or shape set within ``limits``."""
+    data = _parse(path, _read(path))
+    if _check_fields(path, data) == "shapes":
+        return _shape_set(path, data, limits)
+    return _entry(path, data, limits)
+
+
+def _listed(directory: Path, errors: list[str]) -> list[Path]:
+    """The ``*.json`` names directly in the corpus folders, dot-files (a save's temporary
+    file) left out, in a stable order; nothing else in ``directory`` (the crash journal in
+    ``.inflight/``, say) is a corpus file."""
+    paths = []
+    for folder in (directory / FAILURES, directory / SHAPES):
+        try:
+            names = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            errors.append(f"{folder}: cannot read: {error.strerror}")
+            continue
+        paths += [folder / name for name in names if name.endswith(".json") and not name.startswith(".")]
+    return paths
+
+
+def load(directory: Path, limits: Limits = Limits()) -> Corpus:
+    """Every corpus file in ``directory``, in a stable order; a bad file, or anything that is
+    not a regular file inside the corpus (a link out of it included), becomes one error line
+    and the others still load."""
     corpus = Corpus()
     if not directory.is_dir():
         corpus.errors.append(f"{directory}: no such corpus directory")
         return corpus
-    # Dot-files are save()'s temporary files, complete or not: never read them.
-    for path in sorted(p for p in directory.rglob("*.json") if not p.name.startswith(".")):
+    root = Path(os.path.realpath(directory))
+    for path in _listed(directory, corpus.errors):
         try:
-            item = load_file(path)
+            target = Path(os.path.realpath(path))
+            if not target.is_relative_to(root):
+                raise CorpusError(f"{path}: skipped: a symbolic link out of the corpus (to {clipped(str(target))})")
+            item = load_file(path, limits)
         except CorpusError as error:
             corpus.errors.append(str(error))
             continue
@@ -216,8 +314,19 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(descriptor)  # closing releases the lock
 
 
+def _create_temporary(folder: Path) -> tuple[int, Path]:
+    """A new dot-file in ``folder``, made as open() makes files (0666 less the umask: 0644
+    as a rule, like the shipped files) rather than mkstemp's owner-only 0600."""
+    while True:
+        temporary = folder / f".tmp-{secrets.token_hex(8)}.json"
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+        except FileExistsError:  # never another writer's file, however unlikely the name
+            continue
+
+
 def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    handle, temporary = _create_temporary(path.parent)
     try:
         with os.fdopen(handle, "w") as file:
             file.write(text)
@@ -232,23 +341,28 @@ def _write_atomically(path: Path, text: str) -> None:
 def save(directory: Path, entry: Entry) -> str:
     """Store ``entry`` unless a case at least as small is stored for its signature.
 
-    Returns what happened: "added", "replaced" (a smaller case) or "kept" (not smaller).
+    Returns what happened: "added", "replaced" (a smaller case) or "kept" (not smaller);
+    raises `CorpusError`, one line naming the file, when it cannot be written (a directory
+    in its place, a full disk), so that the caller can carry on with the next entry.
     """
     folder = directory / FAILURES
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / entry.filename
-    with _locked(folder):
-        outcome = "added"
-        if path.exists():
-            try:
-                existing = load_file(path)
-            except CorpusError:
-                existing = None  # a broken file is replaced by a good one, never merged
-            if isinstance(existing, Entry) and size(existing.case) <= size(entry.case):
-                return "kept"
-            outcome = "replaced"
-        _write_atomically(path, json.dumps(entry.to_json(), indent=2) + "\n")
-        return outcome
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder):
+            outcome = "added"
+            if path.exists():
+                try:
+                    existing = load_file(path)
+                except CorpusError:
+                    existing = None  # a broken file is replaced by a good one, never merged
+                if isinstance(existing, Entry) and size(existing.case) <= size(entry.case):
+                    return "kept"
+                outcome = "replaced"
+            _write_atomically(path, json.dumps(entry.to_json(), indent=2) + "\n")
+            return outcome
+    except OSError as error:
+        raise CorpusError(f"{path}: cannot save: {error.strerror}") from None
 
 
 def save_findings(result: CampaignResult, directory: Path) -> list[str]:
@@ -261,18 +375,24 @@ def save_findings(result: CampaignResult, directory: Path) -> list[str]:
             {**provenance(), "campaign_seed": result.seed, "shrunk": finding.shrunk,
              "reproducible": finding.reproducible},
             tuple(sorted(finding.needs)))
-        outcome = save(directory, entry)
-        lines.append(f"corpus: {outcome} {directory / FAILURES / entry.filename}")
+        try:
+            lines.append(f"corpus: {save(directory, entry)} {directory / FAILURES / entry.filename}")
+        except CorpusError as error:
+            lines.append(f"corpus: NOT saved: {error}")
     return lines
 
 
 def merge(target: Path, sources: list[Path]) -> tuple[dict[str, int], list[str]]:
-    """Bring the failures of ``sources`` into ``target``, smallest case per signature wins."""
+    """Bring the failures of ``sources`` into ``target``, smallest case per signature wins;
+    a file that cannot be read or written is an error, and the others are still merged."""
     counts = {"added": 0, "replaced": 0, "kept": 0}
     errors: list[str] = []
     for source in sources:
         corpus = load(source)
         errors += corpus.errors
         for _, entry in corpus.entries:
-            counts[save(target, entry)] += 1
+            try:
+                counts[save(target, entry)] += 1
+            except CorpusError as error:
+                errors.append(str(error))
     return counts, errors

@@ -5,13 +5,16 @@ Three ways in, one registry out: entry points in the group
 implementations are found), a file that is not installed (``path/to/file.py:function``),
 and an importable module (``package.module:function``). Discovery never executes an
 implementation; a plugin that fails to load is recorded with its reason and the others
-carry on.
+carry on. A spec the user typed is checked as such: one that cannot name a module or file,
+or names a function its module lacks, is a usage error, not a broken plugin.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
+import inspect
 import sys
 import types
 import zlib
@@ -21,12 +24,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from harness.capabilities import Capabilities, declaration_of
+from harness.text import clipped
 
 ENTRY_POINT_GROUP = "im2col_harness.implementations"
 
 
 class SpecError(ValueError):
     """An ``--impl`` the user typed that cannot name an implementation (a usage error)."""
+
+
+class MissingFunction(AttributeError):
+    """A plugin that loaded, but has no function of the name its source gives."""
 
 
 @dataclass(frozen=True)
@@ -63,11 +71,15 @@ class Registry:
     implementations: dict[str, Implementation] = field(default_factory=dict)
     errors: list[LoadError] = field(default_factory=list)
 
-    def add(self, name: str, source: str, origin: str) -> None:
-        """Load one plugin; a failure is recorded against its name, never raised."""
+    def add(self, name: str, source: str, origin: str, typed: bool = False) -> None:
+        """Load one plugin; a failure is recorded against its name, never raised, except
+        that a spec the user ``typed`` naming a function its module lacks is their typo
+        (a `SpecError`), not a broken plugin."""
         try:
             implementation = implementation_from(name, load_callable(source), origin, source)
         except Exception as error:  # a broken plugin must not stop the others
+            if typed and isinstance(error, MissingFunction):
+                raise SpecError(f"--impl {name!r}: {error}") from None
             self.errors.append(LoadError(name, f"{type(error).__name__}: {error}"))
         else:
             self.implementations[name] = implementation
@@ -81,7 +93,7 @@ def implementation_from(name: str, fn: Any, origin: str = "", source: str = "") 
     return Implementation(name, fn, declaration.capabilities, declaration.known_buggy, origin, source)
 
 
-def _from_file(path: str, attribute: str) -> Any:
+def _from_file(path: str) -> types.ModuleType:
     """Execute a plugin file as a module, always from its current source.
 
     Not through the import system's bytecode cache: a file rewritten within the same
@@ -99,15 +111,25 @@ def _from_file(path: str, attribute: str) -> Any:
     except BaseException:
         del sys.modules[name]
         raise
-    return getattr(module, attribute)
+    return module
 
 
-def check_spec(spec: str) -> None:
-    """Check a user's ``--impl`` spec up front: a usage error, not a plugin failure."""
+def check_form(spec: str) -> tuple[str, str]:
+    """(file or module, function) of a user's FILE.py:FUNCTION or package.module:FUNCTION,
+    checked for form only: nothing is imported."""
     target, colon, attribute = spec.rpartition(":")
     if not colon or not target or not attribute.isidentifier():
         raise SpecError(f"--impl {spec!r}: expected a registered name, FILE.py:FUNCTION "
                         "or package.module:FUNCTION")
+    if not target.endswith(".py") and not all(part.isidentifier() for part in target.split(".")):
+        raise SpecError(f"--impl {spec!r}: {target!r} is neither a FILE.py nor an absolute "
+                        "module name (package.module)")  # '.x', '..', 'a..b'
+    return target, attribute
+
+
+def check_spec(spec: str) -> None:
+    """Check a user's ``--impl`` spec up front: a usage error, not a plugin failure."""
+    target, _ = check_form(spec)
     if target.endswith(".py"):
         if not Path(target).is_file():
             raise SpecError(f"--impl {spec!r}: no such file {target!r}")
@@ -116,16 +138,58 @@ def check_spec(spec: str) -> None:
         found = importlib.util.find_spec(target)
     except ModuleNotFoundError as error:  # a parent package is missing
         found, target = None, error.name or target
+    except Exception:  # a parent package that fails to import: loading it says how
+        return
     if found is None:
         raise SpecError(f"--impl {spec!r}: no module named {target!r}")
 
 
 def load_callable(source: str) -> Any:
-    """What ``package.module:function`` or ``FILE.py:function`` names."""
+    """What ``package.module:function`` or ``FILE.py:function`` names; `MissingFunction`
+    (saying what the module does have) when the module loads but lacks it."""
     target, _, attribute = source.rpartition(":")
-    if target.endswith(".py"):
-        return _from_file(target, attribute)
-    return getattr(importlib.import_module(target), attribute)
+    module = _from_file(target) if target.endswith(".py") else importlib.import_module(target)
+    if not hasattr(module, attribute):
+        functions = [name for name, value in vars(module).items()
+                     if inspect.isfunction(value) and value.__module__ == module.__name__]
+        raise MissingFunction(_lacks(target, attribute, functions))
+    return getattr(module, attribute)
+
+
+def _lacks(target: str, attribute: str, functions: Iterable[str]) -> str:
+    public = sorted(name for name in functions if not name.startswith("_"))
+    return f"{target} has no function {attribute!r} (it has: {clipped(', '.join(public)) or 'none'})"
+
+
+def check_file_spec(spec: str) -> None:
+    """That a FILE.py:FUNCTION spec's file exists and binds FUNCTION at its top level, read
+    from its source without running any of it (`show` runs nothing)."""
+    target, attribute = check_form(spec)
+    path = Path(target)
+    if not path.is_file():
+        raise SpecError(f"--impl {spec!r}: no such file {target!r}")
+    try:
+        tree = ast.parse(path.read_bytes(), filename=target)
+    except (SyntaxError, ValueError, OSError) as error:
+        raise SpecError(f"--impl {spec!r}: cannot read {target!r}: {type(error).__name__}") from None
+    functions = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if attribute not in functions + _other_top_level_names(tree):
+        raise SpecError(f"--impl {spec!r}: {_lacks(path.name, attribute, functions)}")
+
+
+def _other_top_level_names(tree: ast.Module) -> list[str]:
+    """Names a module binds at its top level by class, assignment or import (a function
+    may be made rather than defined: ``conv2d = build()``)."""
+    names = []
+    for statement in tree.body:
+        if isinstance(statement, ast.ClassDef):
+            names.append(statement.name)
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            names += [node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)]
+        elif isinstance(statement, (ast.Import, ast.ImportFrom)):
+            names += [alias.asname or alias.name.split(".")[0] for alias in statement.names]
+    return names
 
 
 def discover(specs: Iterable[str] = ()) -> Registry:
@@ -154,5 +218,5 @@ def discover(specs: Iterable[str] = ()) -> Registry:
                             f"(registered: {known})")
         else:
             check_spec(spec)
-            selected.add(spec, spec, spec)
+            selected.add(spec, spec, spec, typed=True)
     return selected

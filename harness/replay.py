@@ -14,6 +14,7 @@ from harness.case import Case
 from harness.check import check_case, one_thread
 from harness.corpus import Corpus, Entry
 from harness.registry import Implementation
+from harness.text import clipped
 from harness.verdict import Verdict
 
 STILL_FAILING, FIXED = "still failing", "fixed"
@@ -78,6 +79,6 @@ def replay(targets: Iterable[Target], implementations: list[Implementation]) -> 
 def drop_uninstalled(corpus: Corpus, installed: set[str]) -> Corpus:
     """The corpus without entries whose implementation this environment lacks; each is an error."""
     kept = [(path, entry) for path, entry in corpus.entries if entry.implementation in installed]
-    errors = [f"{path}: implementation {entry.implementation!r} is not installed"
+    errors = [f"{path}: implementation {clipped(entry.implementation)!r} is not installed"
               for path, entry in corpus.entries if entry.implementation not in installed]
     return Corpus(kept, corpus.shape_sets, corpus.errors + errors)

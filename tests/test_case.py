@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import time
+from dataclasses import fields, replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 
-from harness.case import Case, CaseIdError
+from harness.case import Case, CaseError, CaseIdError, Limits
 from harness.strategies import cases
 
 BASE = Case(batch=2, in_channels=4, out_channels=8, groups=2, height=7, width=5, kernel=(3, 2),
@@ -117,6 +118,48 @@ def test_a_case_id_error_is_a_value_error() -> None:
         Case.from_id("nonsense")
 
 
+@pytest.mark.parametrize("part", ["mb", "ic", "iw", "sh", "seed"])
+def test_a_number_of_thousands_of_digits_is_a_case_id_error_naming_it_in_one_short_line(part: str) -> None:
+    digits = "9" * 5000  # past what int() will convert
+    text = {"mb": _with_part(0, f"mb{digits}ic4oc8g2ih7iw5kh3kw2s1p1d1"),
+            "ic": _with_part(0, f"mb2ic{digits}oc8g2ih7iw5kh3kw2s1p1d1"),
+            "iw": _with_part(0, f"mb2ic4oc8g2ih7iw{digits}kh3kw2s1p1d1"),
+            "sh": _with_part(0, f"mb2ic4oc8g2ih7iw5kh3kw2sh{digits}sw1p1d1"),
+            "seed": _with_part(6, f"seed{digits}")}[part]
+
+    with pytest.raises(CaseIdError) as raised:
+        Case.from_id(text)
+
+    message = str(raised.value)
+    assert f"{part} has 5,000 digits" in message
+    assert "\n" not in message and len(message) < 500
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 100_000,
+    _with_part(0, "mb2" + "ic4" * 30_000),
+    _with_part(1, "b" * 100_000),
+    _with_part(6, "seed" + "x" * 100_000),
+    GOOD_ID.replace("-cpu-", "-" + "c" * 100_000 + "-"),
+], ids=["no-parts", "shape", "bias", "seed", "device"])
+def test_an_error_about_a_long_id_quotes_only_its_start(text: str) -> None:
+    with pytest.raises(CaseIdError) as raised:
+        Case.from_id(text)
+    assert len(str(raised.value)) < 800 and "more characters" in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["stride", "padding", "dilation", "kernel", "batch"])
+def test_a_value_beyond_torchs_int64_is_out_of_range(name: str) -> None:
+    value = (2**63, 1) if name == "kernel" else 2**63
+    assert f"{name} must be at most 2**63 - 1" in "; ".join(replace(BASE, **{name: value}).problems())
+    assert not [p for p in replace(BASE, stride=2**63 - 1).problems() if "2**63" in p]
+
+
+def test_an_id_with_a_stride_beyond_int64_is_refused_not_passed_to_torch() -> None:
+    with pytest.raises(CaseIdError, match="stride must be at most"):
+        Case.from_id(replace(BASE, stride=2**63).id)  # 19 digits, one past int64
+
+
 # -- derived shapes -----------------------------------------------------------------------
 
 
@@ -165,6 +208,51 @@ def test_valid_padding_pads_nothing_and_an_int_pads_all_four_sides() -> None:
     assert replace(BASE, padding=(1, 3)).paddings == (1, 1, 3, 3)
 
 
+# -- size and limits ----------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+@settings(max_examples=100, deadline=None)
+@given(cases())
+def test_elements_and_macs_count_what_torch_allocates_and_computes(case: Case) -> None:
+    one = case if case.batch else replace(case, batch=1)  # an empty batch counts as one
+    x, w = torch.zeros(one.input_shape), torch.zeros(one.weight_shape)
+    out = _conv_call(one, x, w)
+    assert case.elements == x.numel() + w.numel() + out.numel()
+    assert case.macs == out.numel() * w[0].numel()
+
+
+def test_an_empty_batch_counts_as_one_so_no_dimension_escapes_the_limit() -> None:
+    wide = replace(BASE, batch=0, height=10**12)
+    assert wide.elements == replace(wide, batch=1).elements > Limits().elements
+    with pytest.raises(CaseError):
+        Limits().check(wide)
+
+
+def test_a_case_over_a_limit_is_refused_naming_the_case_the_limit_and_the_flag() -> None:
+    exactly = Limits(elements=BASE.elements, macs=BASE.macs)
+    exactly.check(BASE)  # at the limit is within it
+
+    with pytest.raises(CaseError) as elements:
+        Limits(elements=BASE.elements - 1).check(BASE)
+    with pytest.raises(CaseError) as macs:
+        Limits(macs=BASE.macs - 1).check(BASE)
+
+    assert str(elements.value) == (f"case {GOOD_ID!r} is too large: {BASE.elements:,} elements (input + weight + "
+                                   f"output), over the limit of {BASE.elements - 1:,}; raise the limit with "
+                                   "--max-elements N")
+    assert "multiply-adds" in str(macs.value) and "--max-macs N" in str(macs.value)
+
+
+def test_a_huge_case_is_refused_in_well_under_a_second_without_allocating() -> None:
+    huge = replace(BASE, batch=10**9, height=10**9, width=10**9, in_channels=10**9, groups=1)
+    started = time.perf_counter()
+    with pytest.raises(CaseError) as raised:
+        Limits().check(huge)
+    assert time.perf_counter() - started < 0.1
+    assert len(str(raised.value)) < 400
+
+
 # -- plain data ---------------------------------------------------------------------------
 
 
@@ -174,3 +262,18 @@ def test_a_case_survives_a_json_round_trip_through_its_dict(case: Case) -> None:
     restored = Case.from_dict(json.loads(json.dumps(case.to_dict())))
     assert restored == case
     assert restored.id == case.id
+
+
+@pytest.mark.parametrize("name", [field.name for field in fields(Case)])
+def test_a_dict_missing_any_field_is_an_error_naming_it_never_a_default(name: str) -> None:
+    data = BASE.to_dict()
+    del data[name]
+    with pytest.raises(CaseError, match=f"missing field\\(s\\) {name}$"):
+        Case.from_dict(data)
+
+
+def test_a_dict_with_an_unknown_field_or_a_value_out_of_range_is_an_error_naming_it() -> None:
+    with pytest.raises(CaseError, match="unknown field\\(s\\) 'colour'"):
+        Case.from_dict({**BASE.to_dict(), "colour": "red"})
+    with pytest.raises(CaseError, match="out of range: seed has the wrong type"):
+        Case.from_dict({**BASE.to_dict(), "seed": "12"})

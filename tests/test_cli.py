@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.case import Case
-from harness.cli import main
-from harness.corpus import Entry
+from harness.case import Case, Limits
+from harness.cli import UsageError, _outputs_writable, _writable, main
+from harness.corpus import Entry, load, save
+from harness.journal import Journal
 
 PLUGIN = """
 import torch
@@ -133,6 +138,10 @@ def test_corpus_merge_keeps_one_file_per_bug(tmp_path: Path, capsys: pytest.Capt
     assert len(list((tmp_path / "merged" / "failures").glob("*.json"))) == 1
 
 
+SMALL = "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"
+HUGE = "mb1ic1oc1g1ih1000000iw1000000kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"  # 8 TB
+
+
 @pytest.mark.parametrize(("argv", "named"), [
     (["fuzz", "--impl", "nosuch"], "no implementation registered under that name"),
     (["fuzz", "--impl", "some_file.py"], "name the function too, as some_file.py:FUNCTION"),
@@ -145,10 +154,18 @@ def test_corpus_merge_keeps_one_file_per_bug(tmp_path: Path, capsys: pytest.Capt
     (["replay", "mb1ic1-nonsense"], "must have 7 '-'-separated parts"),
     (["show", "mb1ic3oc2g2ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"], "multiples of groups"),
     (["show", "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0", "--impl", "nosuch"],
-     "expected a registered name ("),
+     "no implementation registered under that name (registered: gather, loop,"),
     (["show", "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0", "--impl",
       "missing.py:conv2d"], "no such file 'missing.py'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["fuzz", "--impl", ".my_conv:conv2d"], "'.my_conv' is neither a FILE.py nor an absolute module name"),
+    (["replay", SMALL, "--impl", "..:conv2d"], "'..' is neither a FILE.py nor an absolute module name"),
+    (["show", SMALL, "--impl", ".:conv2d"], "'.' is neither a FILE.py nor an absolute module name"),
+    (["replay", HUGE], "too large"),
+    (["show", HUGE], "--max-elements N"),
+    (["replay", SMALL, "--max-elements", "0"], "must be at least 1"),
+    (["show", SMALL, "--max-macs", "lots"], "expected a whole number"),
+    (["replay", "mb" + "9" * 5000 + SMALL[3:]], "mb has 5,000 digits"),
 ])
 def test_bad_input_is_one_line_naming_the_problem_with_status_2(
         argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -338,8 +355,8 @@ def test_escape_sequences_an_implementation_raises_reach_the_terminal_escaped_an
 def test_corpus_file_names_and_case_ids_in_errors_reach_the_terminal_escaped_and_clipped(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "\x1b[2J\u202e.json").write_text("{")
+    (corpus / "failures").mkdir(parents=True)
+    (corpus / "failures" / "\x1b[2J\u202e.json").write_text("{")
     status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", "loop")
     assert status == 1 and _terminal_safe(out) and "ERROR " in out
     assert "\\x1b[2J\\u202e.json: not valid JSON" in out
@@ -349,3 +366,165 @@ def test_corpus_file_names_and_case_ids_in_errors_reach_the_terminal_escaped_and
 
     status, _, err = _run(capsys, "replay", "x" * 100_000)
     assert status == 2 and err.count("\n") == 1 and len(err) < 1200 and "more characters)" in err
+
+
+# -- limits --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["replay", "show"])
+def test_a_case_over_the_size_limit_is_refused_at_once_in_one_line_naming_it_the_limit_and_the_override(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.perf_counter()
+    status, out, err = _run(capsys, command, HUGE)
+    assert time.perf_counter() - started < 1.0
+    assert status == 2 and out == ""
+    assert err == (f"python -m harness: error: case {HUGE!r} is too large: 2,000,000,000,001 elements (input + "
+                   "weight + output), over the limit of 16,777,216; raise the limit with --max-elements N\n")
+
+
+def test_an_error_about_a_long_id_on_the_command_line_is_one_short_line(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = _run(capsys, "replay", SMALL + "x" * 100_000)
+    assert status == 2 and err.count("\n") == 1 and len(err) < 600
+
+
+@pytest.mark.parametrize(("flag", "over", "within"), [("--max-elements", "42", "43"), ("--max-macs", "80", "81")])
+def test_the_limits_can_be_raised_or_lowered_on_the_command_line(
+        flag: str, over: str, within: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # SMALL: 25 + 9 + 9 = 43 elements, 9 x 9 = 81 multiply-adds.
+    for command in ("replay", "show"):
+        status, _, err = _run(capsys, command, SMALL, flag, over)
+        assert status == 2 and f"over the limit of {over}; raise the limit with {flag} N" in err
+        status, out, _ = _run(capsys, command, SMALL, "--impl", "loop", flag, within)
+        assert status == 0 and out
+
+
+def test_replay_and_merge_refuse_an_oversized_corpus_entry_and_carry_on_with_the_others(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "corpus"
+    big = Case.from_id(HUGE)
+    for case, signature in ((Case.from_id(SMALL), "values:small"), (big, "values:huge")):
+        save(corpus, Entry(case, "loop", signature, "values", "wrong values"))
+    [big_path] = [path for path, e in load(corpus, Limits(big.elements, big.macs)).entries if e.case == big]
+
+    status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", "loop")
+    assert status == 1 and "fixed" in out
+    [error] = [line for line in out.splitlines() if line.startswith("ERROR")]
+    assert error.startswith(f"ERROR {big_path}: case: case ") and "--max-elements" in error
+
+    status, out, _ = _run(capsys, "corpus", "merge", str(corpus), "--into", str(tmp_path / "merged"))
+    assert status == 1 and "1 added" in out and "--max-elements" in out
+
+
+# -- the corpus as it is on disk -----------------------------------------------------------
+
+
+def test_replay_during_or_after_a_fuzz_run_ignores_its_crash_journal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "corpus"
+    save(corpus, Entry(Case.from_id(SMALL), "loop", "values:old", "values", "wrong values"))
+    journal = Journal(corpus)  # what a campaign running on this corpus keeps there
+    journal.running("loop", Case.from_id(SMALL))
+    try:
+        status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", "loop")
+        merged, merge_out, _ = _run(capsys, "corpus", "merge", str(corpus), "--into", str(tmp_path / "merged"))
+    finally:
+        journal.close()
+    assert status == 0 and "ERROR" not in out and "fixed" in out
+    assert merged == 0 and "ERROR" not in merge_out and "1 added" in merge_out
+
+
+def test_replay_of_a_corpus_holding_a_fifo_says_so_in_one_line_and_replays_the_rest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "corpus"
+    save(corpus, Entry(Case.from_id(SMALL), "loop", "values:old", "values", "wrong values"))
+    fifo = corpus / "failures" / "0-fifo.json"
+    os.mkfifo(fifo)
+    ran = subprocess.run([sys.executable, "-m", "harness", "replay", "--corpus", str(corpus), "--impl", "loop"],
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 1 and "fixed" in ran.stdout and "Traceback" not in ran.stderr
+    assert [line for line in ran.stdout.splitlines() if line.startswith("ERROR")] == [
+        f"ERROR {fifo}: skipped: a FIFO, not a regular file"]
+
+
+def test_merge_past_a_directory_where_a_file_goes_says_so_in_one_line_and_merges_the_rest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    entries = [Entry(Case.from_id(SMALL), "loop", f"values:{i}", "values", "wrong") for i in range(3)]
+    for entry in entries:
+        save(source, entry)
+    blocked = target / "failures" / entries[1].filename
+    blocked.mkdir(parents=True)
+
+    status, out, err = _run(capsys, "corpus", "merge", str(source), "--into", str(target))
+
+    assert status == 1 and "Traceback" not in out + err
+    assert [line for line in out.splitlines() if line.startswith("ERROR")] == [
+        f"ERROR {blocked}: cannot save: Is a directory"]
+    assert "2 added" in out and len(load(target).entries) == 2
+
+
+# -- output paths --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["directory", "missing-folder", "file-as-folder"])
+def test_an_unwritable_report_path_is_a_usage_error_before_the_campaign_runs(
+        where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    report = {"directory": tmp_path, "missing-folder": tmp_path / "no" / "r.json",
+              "file-as-folder": tmp_path / "file" / "r.json"}[where]
+    status, out, err = _run(capsys, "fuzz", "--impl", "loop", "--max-examples", "5", "--no-save",
+                            "--report", str(report))
+    assert status == 2 and out == ""
+    assert err.startswith(f"python -m harness: error: --report {report}: cannot write there: ")
+    assert err.count("\n") == 1
+
+
+def test_a_writable_report_path_is_left_as_it_was_until_the_report_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("old")
+    assert _outputs_writable(None, report) is None
+    assert report.read_text() == "old" and os.listdir(tmp_path) == ["report.json"]
+
+
+def _probe_many(directory: str, count: int, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    failures = 0
+    for _ in range(count):
+        try:
+            _writable(Path(directory))
+        except UsageError:
+            failures += 1
+    results.put(failures)
+
+
+def test_concurrent_writability_probes_of_one_corpus_never_fail_each_other(tmp_path: Path) -> None:
+    processes = 4
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [context.Process(target=_probe_many, args=(str(tmp_path), 1500, barrier, results))
+               for _ in range(processes)]
+    with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for worker in workers:
+            worker.start()
+    failures = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert failures == [0] * processes
+    assert os.listdir(tmp_path) == []  # no probe left behind
+
+
+# -- specs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["fuzz", "replay", "show"])
+def test_a_spec_naming_a_function_the_file_lacks_is_a_usage_error_saying_what_it_has(
+        command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("my_conv.py").write_text(FIXED + "\ndef helper():\n    pass\n")
+    argv = {"fuzz": ["fuzz", "--no-save"], "replay": ["replay", SMALL], "show": ["show", SMALL]}[command]
+    status, out, err = _run(capsys, *argv, "--impl", "my_conv.py:conv2")
+    assert status == 2 and out == ""
+    assert err == ("python -m harness: error: --impl 'my_conv.py:conv2': my_conv.py has no function 'conv2' "
+                   "(it has: conv2d, helper)\n")

@@ -9,6 +9,9 @@ import os
 import pickle
 import random
 import re
+import stat
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,13 +23,17 @@ import torch.nn.functional as F
 
 from harness import corpus
 from harness.capabilities import declare
-from harness.case import Case
+from harness.case import Case, Limits
 from harness.check import check_case
-from harness.corpus import SCHEMA, CorpusError, Entry, ShapeSet, load, load_file, merge, save, size
+from harness.journal import Journal
+from harness.campaign import CampaignResult, Finding
+from harness.corpus import SCHEMA, CorpusError, Entry, ShapeSet, load, load_file, merge, save, save_findings, size
 from harness.registry import implementation_from
 from harness.replay import FIXED, STILL_FAILING, Target, drop_uninstalled, judge_row, replay, targets_from
 from harness.tensors import GENERATOR
+from harness.verdict import failure
 
+SHIPPED = Path(__file__).resolve().parent.parent / "corpus"
 FOUND = {"torch": "2.3.0", "python": "3.11.7", "harness": "0.1.0", "date": "2024-05-01T12:00:00+00:00"}
 
 
@@ -223,6 +230,70 @@ def test_merging_reports_bad_source_files_and_merges_the_good_ones(tmp_path: Pat
     assert len(errors) == 1 and str(bad) in errors[0]
 
 
+# -- writing into a corpus that is not as expected --------------------------------------
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
+                         ids=["umask-022", "umask-077", "umask-002"])
+def test_a_saved_file_gets_the_mode_an_ordinary_file_gets_under_the_umask(
+        tmp_path: Path, umask: int, mode: int) -> None:
+    previous = os.umask(umask)
+    try:
+        save(tmp_path, entry(small_case(4)))
+        save(tmp_path, entry(small_case(3)))  # a replacement too
+    finally:
+        os.umask(previous)
+
+    [path] = files_under(tmp_path)
+    assert load_file(path).case == small_case(3)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def _in_the_way(directory: Path, saved: Entry) -> Path:
+    """A directory where ``saved``'s file would go."""
+    path = directory / corpus.FAILURES / saved.filename
+    path.mkdir(parents=True)
+    return path
+
+
+def test_a_directory_where_a_file_would_be_saved_is_a_corpus_error_naming_it(tmp_path: Path) -> None:
+    blocked = entry(small_case(3))
+    path = _in_the_way(tmp_path, blocked)
+
+    with pytest.raises(CorpusError) as raised:
+        save(tmp_path, blocked)
+
+    assert_names_file_and_problem(str(raised.value), path, ["cannot save", "directory"])
+    assert path.is_dir() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_merging_carries_on_past_an_entry_that_cannot_be_saved(tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    entries = [entry(small_case(3 + i), signature=f"values:{i}") for i in range(3)]
+    for saved in entries:
+        save(source, saved)
+    path = _in_the_way(target, entries[1])
+
+    counts, errors = merge(target, [source])
+
+    assert counts == {"added": 2, "replaced": 0, "kept": 0}
+    [error] = errors
+    assert_names_file_and_problem(error, path, ["cannot save"])
+    assert sorted(e.signature for _, e in load(target).entries) == ["values:0", "values:2"]
+
+
+def test_saving_findings_says_which_could_not_be_saved_and_saves_the_others(tmp_path: Path) -> None:
+    found = [Finding("loop", small_case(3 + i), failure("values", "wrong values", f"rows {i}")) for i in range(2)]
+    result = CampaignResult(seed=1, findings=found)
+    blocked = Entry(found[0].case, "loop", found[0].verdict.signature, "values", "", needs=())
+    path = _in_the_way(tmp_path, blocked)
+
+    lines = save_findings(result, tmp_path)
+
+    assert lines[0].startswith(f"corpus: NOT saved: {path}: cannot save")
+    assert lines[1].startswith("corpus: added ")
+    assert [e.case for _, e in load(tmp_path).entries] == [found[1].case]
+
+
 # -- concurrency -----------------------------------------------------------------------
 
 def _save_all(directory: str, entries: list[Entry], barrier: Any, results: Any) -> None:
@@ -381,6 +452,31 @@ BAD_FILES: list[Any] = [
     ("huge-integer", with_changes(case_with(seed=0)).replace('"seed": 0', '"seed": ' + "9" * 5000),
                  ["JSON"]),
     ("newline-in-field-name", with_changes(case_with(**{"col\nour": 1})), ["col\\nour"]),
+    # Every field checked: none missing (not even one a Case has a default for), none
+    # unknown, each of its JSON type, the copies of the case agreeing with it.
+    *[(f"case-missing-{key}", with_changes(case_without(key)), ["case", "missing", key])
+      for key in ("seed", "dtype", "bias", "stride", "layout", "device")],
+    ("schema-true", with_changes(lambda d: d.update(schema=True)), ["schema"]),
+    ("kind-list", with_changes(lambda d: d.update(kind=["failure"])), ["kind"]),
+    ("implementation-list", with_changes(lambda d: d.update(implementation=["loop"])), ["implementation", "string"]),
+    ("signature-number", with_changes(lambda d: d.update(signature=3)), ["signature", "string"]),
+    ("failure-message-number", with_changes(lambda d: d["failure"].update(message=3)), ["failure", "message"]),
+    ("failure-unknown-field", with_changes(lambda d: d["failure"].update(colour="red")), ["failure"]),
+    ("unknown-field", with_changes(lambda d: d.update(colour="red")), ["unknown", "colour"]),
+    ("needs-numbers", with_changes(lambda d: d.update(needs=[1])), ["needs"]),
+    ("id-not-the-case", with_changes(lambda d: d.update(id=small_case(4).id)), ["id", "case"]),
+    ("data-other-generator", with_changes(lambda d: d["data"].update(generator="hash32-v0")), ["data", "hash32-v0"]),
+    ("data-other-seed", with_changes(lambda d: d["data"].update(seed=99)), ["data", "99"]),
+    ("shapes-name-number", json.dumps({"schema": SCHEMA, "kind": "shapes", "name": 5, "cases": [small_case(3).id]}),
+     ["name", "string"]),
+    ("shapes-case-number", shapes(small_case(3).id, 7), ["cases[1]"]),
+    ("stride-beyond-int64", with_changes(case_with(stride=2**63)), ["stride", "2**63"]),
+    # Within range but too large to run: refused on the numbers, before anything is allocated.
+    ("too-many-elements", with_changes(case_with(height=100_000, width=100_000)), ["too large", "--max-elements"]),
+    ("too-many-macs", with_changes(case_with(in_channels=512, out_channels=512, height=90, width=90,
+                                             kernel=[3, 3], padding=1)), ["too large", "--max-macs"]),
+    ("shapes-too-large", shapes(small_case(3).id, small_case(100_000, 100_000).id),
+     ["cases[1]", "too large", "--max-elements"]),
 ]
 
 
@@ -412,12 +508,143 @@ def test_a_bad_file_raises_corpus_error_naming_the_file_and_the_problem(
     assert_names_file_and_problem(str(raised.value), path, words)
 
 
-def test_a_file_that_cannot_be_read_is_an_error_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "folder.json"
-    path.mkdir()
+def _device(path: Path) -> None:
+    try:
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
+    except PermissionError:
+        pytest.skip("making a device node needs CAP_MKNOD")
+
+
+@pytest.mark.parametrize(("kind", "make"), [("directory", Path.mkdir), ("character device", _device)],
+                         ids=["directory", "device"])
+def test_a_device_or_directory_named_json_is_skipped_with_a_line_naming_it(
+        tmp_path: Path, kind: str, make: Callable[[Path], Any]) -> None:
+    save(tmp_path, entry(small_case(3)))
+    path = tmp_path / corpus.FAILURES / "0-odd.json"
+    make(path)
+
     with pytest.raises(CorpusError) as raised:
         load_file(path)
-    assert_names_file_and_problem(str(raised.value), path, ["cannot read"])
+    loaded = load(tmp_path)
+
+    assert_names_file_and_problem(str(raised.value), path, ["skipped", kind])
+    assert [e.case for _, e in loaded.entries] == [small_case(3)]
+    assert loaded.errors == [str(raised.value)]
+
+
+LOAD_A_FIFO = """
+import json, sys
+from pathlib import Path
+from harness.corpus import CorpusError, load, load_file
+try:
+    load_file(Path(sys.argv[2]))
+except CorpusError as error:
+    raised = str(error)
+loaded = load(Path(sys.argv[1]))
+print(json.dumps([raised, [e.case.id for _, e in loaded.entries], loaded.errors]))
+"""
+
+
+def test_a_fifo_named_json_is_skipped_with_a_line_naming_it_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    save(tmp_path, entry(small_case(3)))
+    fifo = tmp_path / corpus.FAILURES / "0-odd.json"
+    os.mkfifo(fifo)
+
+    # In a child: a plain open() of a FIFO waits for a writer forever, and no signal is sure
+    # to reach the thread it waits in.
+    ran = subprocess.run([sys.executable, "-c", LOAD_A_FIFO, str(tmp_path), str(fifo)],
+                         capture_output=True, text=True, timeout=60)
+    raised, cases, errors = json.loads(ran.stdout)
+
+    assert_names_file_and_problem(raised, fifo, ["skipped", "FIFO"])
+    assert cases == [small_case(3).id] and errors == [raised]
+
+
+def test_a_symbolic_link_out_of_the_corpus_is_skipped_and_one_inside_it_is_followed(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "corpus", tmp_path / "elsewhere"
+    save(elsewhere, entry(small_case(3), signature="outside"))
+    save(root, entry(small_case(4), signature="inside"))
+    [outside] = (elsewhere / corpus.FAILURES).iterdir()
+    [inside] = (root / corpus.FAILURES).iterdir()
+    out_link, in_link = root / corpus.SHAPES / "out.json", root / corpus.SHAPES / "in.json"
+    out_link.parent.mkdir()
+    out_link.symlink_to(outside)
+    in_link.symlink_to(Path("..") / corpus.FAILURES / inside.name)
+
+    loaded = load(root)
+
+    assert sorted(path.name for path, _ in loaded.entries) == sorted([inside.name, "in.json"])
+    [error] = loaded.errors
+    assert_names_file_and_problem(error, out_link, ["skipped", "link out of the corpus"])
+
+
+def test_load_reads_only_the_corpus_folders_never_the_crash_journal_or_dot_files(tmp_path: Path) -> None:
+    save(tmp_path, entry(small_case(3)))
+    write(tmp_path / corpus.SHAPES / "net.json", shapes(small_case(4).id))
+    journal = Journal(tmp_path)  # what a running (or killed) campaign leaves in the corpus
+    journal.running("loop", small_case(5))
+    ignored = [write(tmp_path / ".hidden" / corpus.FAILURES / "x.json", "{"),
+               write(tmp_path / corpus.FAILURES / ".x.json", "{"),
+               write(tmp_path / corpus.FAILURES / "notes.txt", "{"),
+               write(tmp_path / "stray.json", "{"),
+               write(tmp_path / corpus.FAILURES / "nested" / "x.json", "{")]
+    try:
+        loaded = load(tmp_path)
+    finally:
+        journal.close()
+
+    assert loaded.errors == []
+    assert [e.case for _, e in loaded.entries] == [small_case(3)]
+    assert [s.cases for _, s in loaded.shape_sets] == [(small_case(4),)]
+    assert all(path.exists() for path in ignored)
+
+
+def test_the_size_limits_are_the_callers_to_raise_or_lower(tmp_path: Path) -> None:
+    large = small_case(5000, 5000)  # 50,000,001 elements: over the default limit
+    save(tmp_path, entry(large, signature="large"))
+    save(tmp_path, entry(small_case(3), signature="small"))
+
+    by_default = load(tmp_path)
+    raised = load(tmp_path, Limits(elements=large.elements))
+    lowered = load(tmp_path, Limits(elements=large.elements, macs=large.macs - 1))
+
+    assert [e.signature for _, e in by_default.entries] == ["small"]
+    assert len(by_default.errors) == 1 and "--max-elements" in by_default.errors[0]
+    assert sorted(e.signature for _, e in raised.entries) == ["large", "small"] and raised.errors == []
+    assert [e.signature for _, e in lowered.entries] == ["small"]
+    assert len(lowered.errors) == 1 and "--max-macs" in lowered.errors[0]
+
+
+def test_the_shipped_shape_sets_are_within_the_default_limits_as_replayed() -> None:
+    shipped = load(SHIPPED)
+
+    assert shipped.errors == [] and len(shipped.shape_sets) == 3
+    for target in targets_from(shipped):  # at batch 1
+        Limits().check(target.case)
+
+
+@pytest.mark.parametrize("contents", [
+    with_changes(lambda d: d.update(case="mb1" + "x" * 100_000)),
+    shapes("mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0" + "0" * 100_000),
+    with_changes(lambda d: d.update(implementation="i" * 100_000, id="x" * 100_000)),
+], ids=["bad-id", "long-number", "long-id-field"])
+def test_an_error_about_a_long_field_is_one_short_line(tmp_path: Path, contents: str) -> None:
+    path = write(tmp_path / "long.json", contents)
+
+    with pytest.raises(CorpusError) as raised:
+        load_file(path)
+
+    assert "\n" not in str(raised.value) and len(str(raised.value)) < 1000
+    assert "more characters" in str(raised.value) or "digits" in str(raised.value)
+
+
+def test_a_file_larger_than_any_corpus_file_is_an_error_and_is_not_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "huge.json", with_changes(lambda d: d.update(found={"pad": "x" * corpus.MAX_FILE_BYTES})))
+
+    with pytest.raises(CorpusError) as raised:
+        load_file(path)
+
+    assert_names_file_and_problem(str(raised.value), path, ["too large"])
 
 
 def test_load_reports_every_bad_file_loads_every_good_one_and_changes_nothing(tmp_path: Path) -> None:
@@ -445,7 +672,7 @@ def test_load_reports_every_bad_file_loads_every_good_one_and_changes_nothing(tm
                          ids=["found-number", "deeply-nested"])
 def test_load_survives_a_file_that_load_file_cannot_classify(tmp_path: Path, contents: str) -> None:
     save(tmp_path, entry(small_case(3)))
-    bad = write(tmp_path / "bad.json", contents)
+    bad = write(tmp_path / corpus.FAILURES / "bad.json", contents)
 
     loaded = load(tmp_path)
 
@@ -473,7 +700,8 @@ class _Touch:
 @pytest.mark.parametrize("protocol", [0, pickle.HIGHEST_PROTOCOL])
 def test_a_pickle_payload_is_an_error_and_is_never_unpickled(tmp_path: Path, protocol: int) -> None:
     marker = tmp_path / "executed"
-    path = write(tmp_path / "corpus" / "payload.json", pickle.dumps(_Touch(str(marker)), protocol=protocol))
+    path = write(tmp_path / "corpus" / corpus.FAILURES / "payload.json",
+                 pickle.dumps(_Touch(str(marker)), protocol=protocol))
 
     with pytest.raises(CorpusError) as raised:
         load_file(path)
@@ -487,8 +715,8 @@ def test_a_pickle_payload_is_an_error_and_is_never_unpickled(tmp_path: Path, pro
 def test_python_code_in_a_corpus_file_is_an_error_and_is_never_run(tmp_path: Path) -> None:
     marker = tmp_path / "executed"
     code = f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
-    path = write(tmp_path / "corpus" / "code.json", code)
-    as_string = write(tmp_path / "corpus" / "string.json",
+    path = write(tmp_path / "corpus" / corpus.FAILURES / "code.json", code)
+    as_string = write(tmp_path / "corpus" / corpus.FAILURES / "string.json",
                       with_changes(lambda d: d.update(case=f"__import__('os').system('touch {marker}')")))
 
     loaded = load(tmp_path / "corpus")
@@ -600,7 +828,7 @@ def test_other_implementations_on_a_recorded_case_are_judged_by_their_own_verdic
 def test_drop_uninstalled_turns_entries_of_missing_implementations_into_errors(tmp_path: Path) -> None:
     save(tmp_path, entry(small_case(3), "canary", "values:a"))
     save(tmp_path, entry(small_case(4), "gone", "values:b"))
-    write(tmp_path / "broken.json", "{")
+    write(tmp_path / corpus.FAILURES / "broken.json", "{")
     write(tmp_path / "shapes" / "net.json", shapes(small_case(3).id))
     loaded = load(tmp_path)
     [gone_path] = [path for path, e in loaded.entries if e.implementation == "gone"]
