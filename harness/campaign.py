@@ -378,6 +378,7 @@ class _Group:
                 checked: dict[tuple[object, str], bool] | None = None) -> bool:
         """A failure no known bug of ``name`` explains, while ``name`` is still worth fuzzing.
 
+        A known bug explains the very same failure (kind and message) wherever it happens.
         Known bugs explain a failure on a case holding their features when it goes away
         without them (`_gone_without`): one bug's features (and a failure that one bug
         explains though it fails another way is recorded as that bug's symptom), or, for
@@ -393,6 +394,14 @@ class _Group:
         if any(not bug.needs and bug.explains(verdict, case) for bug in mine):
             return False
         failure = Finding(name, case, verdict, shrunk=False)
+        for bug in mine:
+            # The very same failure (an exception's type, place and message; a fixed-text
+            # one) on a case lacking what the bug needs: the same bug reached another way,
+            # listed once under it.
+            if bug.verdict.kind == verdict.kind and bug.verdict.message == verdict.message:
+                if not bug.needs <= features(case) and all(s.verdict.message != verdict.message for s in bug.symptoms):
+                    self._replace(bug, self._with_symptom(bug, failure))
+                return False
         checked = {} if checked is None else checked
         way = core_signature(verdict.signature)
 

@@ -194,11 +194,14 @@ class _Progress:
     def __init__(self) -> None:
         self.last = 0.0
         self.interactive = sys.stderr.isatty()
+        self.finished: set[str] = set()  # labels whose last line is out: said once
 
     def __call__(self, label: str, done: int, budget: int, bugs: int) -> None:
         now = time.monotonic()
-        if now - self.last < (0.2 if self.interactive else 5.0) and done < budget:
+        if label in self.finished or (now - self.last < (0.2 if self.interactive else 5.0) and done < budget):
             return
+        if done >= budget:
+            self.finished.add(label)
         self.last = now
         # On a terminal, each line returns the cursor for the next to overwrite, the last one ends.
         _say(f"fuzzing {label}: {min(done, budget)}/{budget} cases, {bugs} bug(s)", file=sys.stderr,

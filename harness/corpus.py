@@ -373,7 +373,8 @@ def save_findings(result: CampaignResult, directory: Path) -> list[str]:
             finding.case, finding.implementation, finding.verdict.signature,
             str(finding.verdict.kind), finding.diagnosis,
             {**provenance(), "campaign_seed": result.seed, "shrunk": finding.shrunk,
-             "reproducible": finding.reproducible},
+             "reproducible": finding.reproducible,
+             "also_seen_as": [[str(symptom.verdict.kind), symptom.case.id] for symptom in finding.symptoms]},
             tuple(sorted(finding.needs)))
         try:
             lines.append(f"corpus: {save(directory, entry)} {directory / FAILURES / entry.filename}")

@@ -22,6 +22,7 @@ from harness.verdict import FAILED, MISTRUSTED, PASSED, SKIPPED, UNSUPPORTED
 # shows: every message the harness writes fits, the 100 kB an implementation may raise
 # does not. The JSON report keeps it whole.
 MESSAGE_LIMIT = 1000
+SYMPTOMS_SHOWN = 3  # the other ways a bug was seen, listed under it
 
 
 def repro(implementation: str, case_id: str) -> str:
@@ -55,6 +56,8 @@ def _failure(finding: Finding) -> dict[str, Any]:
         "needs": sorted(finding.needs),
         "shrunk": finding.shrunk,
         "reproducible": finding.reproducible,
+        "also_seen_as": [{"kind": symptom.verdict.kind, "case": symptom.case.id, "message": symptom.verdict.message}
+                         for symptom in finding.symptoms],
         "repro": repro(finding.implementation, finding.case.id),
     }
 
@@ -105,6 +108,10 @@ def format_failures(report: dict[str, Any]) -> list[str]:
                 f"    {clipped(failure['message'], MESSAGE_LIMIT)}",
                 f"    repro: {failure['repro']}",
             ]
+            symptoms = failure["also_seen_as"]
+            lines += [f"    also seen as [{symptom['kind']}] {symptom['case']}" for symptom in symptoms[:SYMPTOMS_SHOWN]]
+            if len(symptoms) > SYMPTOMS_SHOWN:
+                lines.append(f"    ... and {len(symptoms) - SYMPTOMS_SHOWN} more (all in the JSON report)")
     return lines
 
 
