@@ -16,13 +16,25 @@ from harness.case import Case, pair
 from harness.oracle import Expected
 
 
+def _misfit(got: torch.Tensor, reference: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Each element's error as a fraction of its own rounding bound: at most 1 is within it.
+
+    An exact match (NaN to NaN, an infinity to the same infinity) is 0; anything else where
+    the bound is not finite is infinite: the oracle gives elements whose terms are not all
+    finite a NaN bound, and such an element vouches only for an exact match, however a bound
+    (an infinite one, say) compares with its error.
+    """
+    same = (got == reference) | (got.isnan() & reference.isnan())
+    ratio = (got - reference).abs() / allowed  # x/0 is inf; NaN where a side or the bound is
+    ratio = torch.where(allowed.isfinite() & ~ratio.isnan(), ratio, torch.inf)
+    return torch.where(same, 0.0, ratio)
+
+
 def _matches(candidate: torch.Tensor, expected: Expected) -> bool:
     """Within the rounding bound everywhere, NaN matching NaN and inf matching inf."""
     if tuple(candidate.shape) != expected.shape:
         return False
-    got, reference = candidate.to(torch.float64), expected.values
-    close = (got - reference).abs() <= expected.allowed_error
-    return bool((close | (got == reference) | (got.isnan() & reference.isnan())).all())
+    return bool((_misfit(candidate.to(torch.float64), expected.values, expected.allowed_error) <= 1).all())
 
 
 def rearrangement(got: torch.Tensor, expected: Expected) -> str | None:
@@ -43,8 +55,7 @@ def rearrangement(got: torch.Tensor, expected: Expected) -> str | None:
     mine = got.detach().to(torch.float64).flatten().sort().values  # NaN sorts last on both sides
     theirs, order = expected.values.flatten().sort()
     tolerance = expected.allowed_error.flatten()[order]  # each value's own rounding bound
-    same = ((mine - theirs).abs() <= tolerance) | (mine == theirs) | (mine.isnan() & theirs.isnan())
-    if bool(same.all()):
+    if bool((_misfit(mine, theirs, tolerance) <= 1).all()):
         return "same values in an order no reshape or transpose gives"
     return None
 
