@@ -9,6 +9,7 @@ row or column (output size), some batch items, some channels?
 from __future__ import annotations
 
 import itertools
+from typing import Iterator
 
 import torch
 
@@ -37,26 +38,43 @@ def _matches(candidate: torch.Tensor, expected: Expected) -> bool:
     return bool((_misfit(candidate.to(torch.float64), expected.values, expected.allowed_error) <= 1).all())
 
 
+def _reorders(dims: int) -> Iterator[tuple[int, ...]]:
+    """Every order of ``dims`` dimensions but the one they are in."""
+    return (order for order in itertools.permutations(range(dims)) if list(order) != sorted(order))
+
+
+def _listed(shape: tuple[int, ...]) -> str:
+    return ", ".join(map(str, shape))
+
+
 def rearrangement(got: torch.Tensor, expected: Expected) -> str | None:
-    """Describe the reshape/permute that turns ``got`` into the reference, if one does."""
+    """Describe the reshape/permute that turns ``got`` into the reference, if one does.
+
+    Both ways round: a transposed result read back in the wrong shape (permute, then
+    reshape), and a result computed in another order of dimensions whose memory was read
+    as this one ((C, N, H, W) written, (N, C, H, W) read: reshape, then permute back).
+    Anything else is only known to be the same values once sorted, and said so.
+    """
     if got.numel() != expected.values.numel() or got.numel() == 0:
         return None
-    shape = ", ".join(map(str, expected.shape))
-    if tuple(got.shape) != expected.shape and _matches(got.reshape(expected.shape), expected):
-        return f"same values in the same order, wrong shape: got.reshape({shape}) matches"
-    for order in itertools.permutations(range(got.dim())):
-        if list(order) == sorted(order):
-            continue
+    shape = expected.shape
+    if tuple(got.shape) != shape and _matches(got.reshape(shape), expected):
+        return f"same values in the same order, wrong shape: got.reshape({_listed(shape)}) matches"
+    for order in _reorders(got.dim()):
         permuted = got.permute(order)
-        if _matches(permuted, expected) or _matches(permuted.reshape(expected.shape), expected):
-            how = f"got.permute{order}" + ("" if tuple(permuted.shape) == expected.shape
-                                            else f".reshape({shape})")
+        if _matches(permuted.reshape(shape), expected):
+            how = f"got.permute{order}" + ("" if tuple(permuted.shape) == shape else f".reshape({_listed(shape)})")
             return f"same values, different order: {how} matches"
+    for order in _reorders(len(shape)):
+        written = tuple(shape[i] for i in order)
+        back = tuple(sorted(range(len(order)), key=order.__getitem__))
+        if _matches(got.reshape(written).permute(back), expected):
+            return f"same values, different order: got.reshape({_listed(written)}).permute{back} matches"
     mine = got.detach().to(torch.float64).flatten().sort().values  # NaN sorts last on both sides
     theirs, order = expected.values.flatten().sort()
     tolerance = expected.allowed_error.flatten()[order]  # each value's own rounding bound
     if bool((_misfit(mine, theirs, tolerance) <= 1).all()):
-        return "same values in an order no reshape or transpose gives"
+        return "same values in another order (they match once sorted)"
     return None
 
 

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import torch
 
+import planted_bugs
 from harness.case import Case
+from harness.check import check_case
 from harness.compare import judge
 from harness.diagnose import rearrangement
 from harness.oracle import Expected, expect
 from harness.runner import Outcome
+from harness.registry import implementation_from
 from harness.tensors import Inputs
+from harness.verdict import Verdict
 
 INF, NAN = float("inf"), float("nan")
+
+
+def _checked(bug: str, case_id: str) -> Verdict:
+    """A planted bug (tests/planted_bugs.py) judged on one fixed case."""
+    return check_case(Case.from_id(case_id), [implementation_from(bug, getattr(planted_bugs, bug))])[bug]
 
 
 def _judged(case: Case, expected: Expected, result: torch.Tensor) -> tuple[str | None, str]:
@@ -34,19 +43,35 @@ def test_a_finite_value_where_the_reference_has_an_inf_is_not_the_same_values_re
     assert kind == "nonfinite" and "same values" not in message, message
 
 
-def _infinite_bounds(values: list[float], shape: tuple[int, ...]) -> Expected:
-    """A reference whose non-finite elements have an infinite rounding bound (as the oracle
-    once gave them), to show the diagnosis does not rely on the oracle's NaN."""
+def _reference(values: list[float], shape: tuple[int, ...]) -> Expected:
+    """A float32 reference with a bound of 1e-6, and an infinite one where it is not finite
+    (as the oracle once gave them): the diagnosis must not rely on the oracle's NaN there."""
     reference = torch.tensor(values, dtype=torch.float64).reshape(shape)
     bound = torch.where(reference.isfinite(), 1e-6, INF)
     return Expected(reference, bound, bound, shape, torch.float32, exact=False, mistrusted=False)
 
 
 def test_an_infinite_bound_vouches_for_nothing_in_a_rearrangement() -> None:
-    expected = _infinite_bounds([-INF, NAN, -INF], (1, 3))
+    expected = _reference([-INF, NAN, -INF], (1, 3))
     assert rearrangement(torch.tensor([[NAN, -0.2016, -INF]]), expected) is None  # sorted: -0.2016 vs -inf
     # Reshaped: -0.2016 vs -inf again.
-    assert rearrangement(torch.tensor([[-0.2016], [NAN], [1.0]]), _infinite_bounds([-INF, NAN, 1.0], (1, 3))) is None
+    assert rearrangement(torch.tensor([[-0.2016], [NAN], [1.0]]), _reference([-INF, NAN, 1.0], (1, 3))) is None
     # The same values, exactly, are recognised in any order and shape.
     assert "same order" in rearrangement(torch.tensor([[-INF], [NAN], [-INF]]), expected)
     assert "same values" in rearrangement(torch.tensor([[NAN, -INF, -INF]]), expected)
+
+
+# -- rearrangements: what was tried is named, and nothing more is claimed ------------------
+
+def test_a_result_written_in_another_dimension_order_is_named_by_the_reshape_and_permute_that_undo_it() -> None:
+    # mixes_batch writes (C_out, N, H, W) and reads it as (N, C_out, H, W): this once read
+    # "same values in an order no reshape or transpose gives", though one of each gives it.
+    verdict = _checked("mixes_batch", "mb2ic2oc3g1ih4iw4kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed1")
+    assert verdict.kind == "layout"
+    assert verdict.message == "same values, different order: got.reshape(3, 2, 4, 4).permute(1, 0, 2, 3) matches"
+
+
+def test_values_in_no_order_a_reshape_and_permute_give_are_only_said_to_match_once_sorted() -> None:
+    expected = _reference([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (1, 2, 3))
+    assert rearrangement(torch.tensor([[[2.0, 1.0, 3.0], [4.0, 5.0, 6.0]]]), expected) == \
+        "same values in another order (they match once sorted)"
