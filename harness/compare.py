@@ -87,17 +87,22 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
     # The right values (NaN and inf included) elsewhere? A rearrangement moves most of them:
     # a few wrong elements are wrong values, however sorting might pair them up within a
     # loose (bfloat16) rounding bound.
-    mostly_wrong = float((wrong | nonfinite).double().mean()) > 0.5
-    layout = rearrangement(result, expected) if mostly_wrong else None
+    anywhere = wrong | nonfinite
+    layout = rearrangement(result, expected) if float(anywhere.double().mean()) > 0.5 else None
     if layout:
         return failure("layout", layout)
+    where = where_wrong(case, anywhere)
     if nonfinite.any():
-        return failure("nonfinite", f"NaN/inf mismatch: {where_wrong(case, nonfinite)}")
+        more = int((wrong & ~nonfinite).sum())  # finite values beyond their bound
+        also = f", and {more} more wrong value{'' if more == 1 else 's'}" if more else ""
+        return failure("nonfinite", f"NaN/inf in the wrong place in {int(nonfinite.sum())} of {nonfinite.numel()} "
+                                    f"output elements{also}{where}")
     worst = int(error.argmax())
     scale = float(expected.magnitude.flatten()[worst]) or 1.0
     bound = "exact" if expected.exact else f"{(error.flatten()[worst] / scale).item():.2g}*M"
     digits = 9 if expected.exact else 6  # enough to show an error of one rounding
-    return failure("values", f"{where_wrong(case, wrong)}; worst {got.flatten()[worst].item():.{digits}g} vs "
+    return failure("values", f"{int(wrong.sum())} of {wrong.numel()} output elements wrong{where}; "
+                             f"worst {got.flatten()[worst].item():.{digits}g} vs "
                              f"{reference.flatten()[worst].item():.{digits}g} (error {bound})")
 
 

@@ -91,32 +91,45 @@ def _border_masks(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
     return masks[0], masks[1]
 
 
-def where_wrong(case: Case, wrong: torch.Tensor) -> str:
-    """A sentence locating the wrong elements; ``wrong`` is a boolean mask of the output."""
-    total, count = wrong.numel(), int(wrong.sum())
-    batched = wrong if case.batch is not None else wrong.unsqueeze(0)
-    summary = f"{count} of {total} output elements wrong"
-    if count == total:
-        return f"{summary}: every element"
+def _padding_fact(case: Case, batched: torch.Tensor) -> list[str]:
+    """Whether all the wrong elements are where the window overlaps padding, or all where it
+    does not (nothing when they are on both sides, or the output has only one)."""
     rows, cols = _border_masks(case)
     border = (rows[:, None] | cols[None, :]).expand_as(batched)
-    if border.any() and not border.all():
-        if bool(batched[~border].sum() == 0):
-            return f"{summary}, all where the window overlaps padding (border)"
-        if bool(batched[border].sum() == 0):
-            return f"{summary}, all where the window does not touch padding (interior)"
-    oh, ow = case.output_hw
-    if oh > 1 and bool(batched[..., :-1, :].sum() == 0):
-        return f"{summary}, all in the last output row (output size?)"
-    if ow > 1 and bool(batched[..., :, :-1].sum() == 0):
-        return f"{summary}, all in the last output column (output size?)"
+    if not border.any() or border.all():
+        return []
+    if not batched[~border].any():
+        return ["where the window overlaps padding (border)"]
+    if not batched[border].any():
+        return ["where the window does not touch padding (interior)"]
+    return []
+
+
+def where_wrong(case: Case, wrong: torch.Tensor) -> str:
+    """Where the wrong elements (``wrong``, a boolean mask of the output, every wrong element
+    in it, NaN/inf or finite) are, as a phrase to follow their count.
+
+    Every fact that holds of all of them is said, none picked over another: a last row
+    whose windows overlap padding is both, and naming one would point away from the other.
+    """
+    count = int(wrong.sum())
+    if count == wrong.numel():
+        return ": every element"
+    batched = wrong if case.batch is not None else wrong.unsqueeze(0)
+    facts = _padding_fact(case, batched)
+    if count == 1:
+        return "".join([f", at {tuple(wrong.nonzero()[0].tolist())}"] + [f", {fact}" for fact in facts])
+    last = [name for name, size, dim in (("row", case.output_hw[0], -2), ("column", case.output_hw[1], -1))
+            if size > 1 and not batched.narrow(dim, 0, size - 1).any()]
+    if last:
+        facts.append(f"in the last output {' and '.join(last)} (output size?)")
     items = batched.flatten(1).any(1).nonzero().flatten().tolist()
     if case.batch is not None and len(items) < batched.shape[0]:
-        return f"{summary}, only in batch items {items}"
+        facts.append(f"in batch items {items}")
     channels = batched.transpose(0, 1).flatten(1).any(1).nonzero().flatten().tolist()
     if len(channels) < case.out_channels:
         per_group = case.out_channels // case.groups
         groups = sorted({c // per_group for c in channels})
         in_groups = f" (groups {groups})" if case.groups > 1 else ""
-        return f"{summary}, only in output channels {channels}{in_groups}"
-    return summary
+        facts.append(f"in output channels {channels}{in_groups}")
+    return f", all {', '.join(facts)}" if facts else ""

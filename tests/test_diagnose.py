@@ -12,7 +12,7 @@ from harness.diagnose import rearrangement
 from harness.oracle import Expected, expect
 from harness.runner import Outcome
 from harness.registry import implementation_from
-from harness.tensors import Inputs
+from harness.tensors import Inputs, make_inputs
 from harness.verdict import Verdict
 
 INF, NAN = float("inf"), float("nan")
@@ -75,3 +75,60 @@ def test_values_in_no_order_a_reshape_and_permute_give_are_only_said_to_match_on
     expected = _reference([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (1, 2, 3))
     assert rearrangement(torch.tensor([[[2.0, 1.0, 3.0], [4.0, 5.0, 6.0]]]), expected) == \
         "same values in another order (they match once sorted)"
+
+
+# -- NaN/inf failures: every wrong element counted and located ---------------------------
+
+# Output (1, 1, 2, 5); the window overlaps padding in the first and last columns only.
+SHIFTABLE = Case.from_id("mb1ic1oc1g1ih2iw5kh1kw3sh1sw1ph0pw1d1-nobias-float32-contiguous-special-cpu-seed19")
+
+
+def _one_column_late(case: Case) -> tuple[Expected, torch.Tensor]:
+    """The reference, and what an im2col that pads one column too many on the left returns:
+    every column one late, the first one made of padding."""
+    inputs = make_inputs(case)
+    late = torch.nn.functional.conv2d(torch.nn.functional.pad(inputs.input, (2, 0)), inputs.weight, inputs.bias)
+    return expect(case, inputs), late
+
+
+def test_a_nonfinite_failure_counts_the_wrong_finite_values_too_and_locates_them_all() -> None:
+    # Reported: "NaN/inf mismatch: 1 of 10 output elements wrong, all where the window does
+    # not touch padding (interior)", of an output shifted by a column: 8 of 10 are wrong.
+    expected, late = _one_column_late(SHIFTABLE)
+    kind, message = _judged(SHIFTABLE, expected, late)
+    assert kind == "nonfinite"
+    assert message.startswith("NaN/inf in the wrong place in 1 of 10 output elements, and 7 more wrong values")
+    assert "interior" not in message and "border" not in message
+
+
+def test_location_hints_cover_the_finite_wrong_values_of_a_nonfinite_failure() -> None:
+    case = Case.from_id("mb1ic1oc1g1ih3iw3kh3kw3s1p1d1-nobias-float32-contiguous-uniform-cpu-seed0")
+    expected = expect(case, make_inputs(case))
+    got = expected.values.float().clone()
+    got[0, 0, 0, 0] = NAN  # a border element
+    got[0, 0, 1, 1] += 1.0  # the one interior element
+    kind, message = _judged(case, expected, got)
+    assert kind == "nonfinite"
+    assert message == "NaN/inf in the wrong place in 1 of 9 output elements, and 1 more wrong value"
+
+
+def test_every_element_wrong_is_said_once_nan_and_inf_and_finite_together() -> None:
+    case = Case.from_id("mb1ic1oc1g1ih2iw5kh1kw1s1p0d1-nobias-float32-contiguous-special-cpu-seed19")
+    expected = expect(case, make_inputs(case))
+    got = expected.values.float() * 2 + 1  # every finite value wrong,
+    got[~expected.values.isfinite()] = 0.0  # and every NaN and inf turned to 0
+    nonfinite = int((~expected.values.isfinite()).sum())
+    assert 0 < nonfinite < 10
+    said = f"NaN/inf in the wrong place in {nonfinite} of 10 output elements, and {10 - nonfinite} more wrong values"
+    assert _judged(case, expected, got) == ("nonfinite", f"{said}: every element")
+
+
+def test_a_last_row_whose_windows_overlap_padding_is_said_to_be_both() -> None:
+    case = Case.from_id("mb1ic1oc1g1ih3iw3kh3kw3s1p1d1-nobias-float32-contiguous-uniform-cpu-seed0")
+    expected = expect(case, make_inputs(case))
+    got = expected.values.float().clone()
+    got[..., -1, :] += 1.0
+    kind, message = _judged(case, expected, got)
+    assert kind == "values"
+    assert message.startswith("3 of 9 output elements wrong, all where the window overlaps padding (border), "
+                              "in the last output row (output size?); ")
