@@ -91,7 +91,7 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
     layout = rearrangement(result, expected) if float(anywhere.double().mean()) > 0.5 else None
     if layout:
         return failure("layout", layout)
-    where = where_wrong(case, anywhere)
+    where = where_wrong(case, expected, got, anywhere)
     if nonfinite.any():
         more = int((wrong & ~nonfinite).sum())  # finite values beyond their bound
         also = f", and {more} more wrong value{'' if more == 1 else 's'}" if more else ""

@@ -74,7 +74,70 @@ def rearrangement(got: torch.Tensor, expected: Expected) -> str | None:
     theirs, order = expected.values.flatten().sort()
     tolerance = expected.allowed_error.flatten()[order]  # each value's own rounding bound
     if bool((_misfit(mine, theirs, tolerance) <= 1).all()):
-        return "same values in another order (they match once sorted)"
+        shift = shifted(got, expected)
+        return "same values in another order (they match once sorted)" + (f"; {shift}" if shift else "")
+    return None
+
+
+# Up to two rows and/or columns either way, smallest first: an offset off by one or two
+# moves the whole output.
+_SHIFTS = sorted(((rows, cols) for rows in range(-2, 3) for cols in range(-2, 3) if rows or cols),
+                 key=lambda shift: (max(map(abs, shift)), abs(shift[0]) + abs(shift[1])))
+
+
+def _overlap(by: int) -> tuple[slice, slice]:
+    """The part of got, and of the reference, that line up along one dimension when got is
+    the reference moved on by ``by``."""
+    if by > 0:
+        return slice(by, None), slice(None, -by)
+    if by < 0:
+        return slice(None, by), slice(-by, None)
+    return slice(None), slice(None)
+
+
+def _written(rows: slice, cols: slice) -> str:
+    return ", ".join(f"{'' if part.start is None else part.start}:{'' if part.stop is None else part.stop}"
+                     for part in (rows, cols))
+
+
+def _moves(by: int, forward: str, back: str, unit: str) -> list[str]:
+    return [f"{forward if by > 0 else back} by {abs(by)} {unit}{'s' if abs(by) > 1 else ''}"] if by else []
+
+
+def shifted(got: torch.Tensor, expected: Expected) -> str | None:
+    """Name the move by a row or two and/or a column or two that lines ``got`` up with the
+    reference on their overlap (the values that remain, more than half of them), if one does.
+
+    On the overlap, ``got`` must match the moved reference everywhere; and the shift must
+    explain what is wrong, not what any value would match. So it is judged on the telling
+    elements: finite, non-zero values that the reference where they stand does not match
+    (an output of NaN, or zeros, matches a reference with a block of them anywhere). There
+    must be two or more, not all one value, at least as many as the wrong elements the
+    shift leaves unexplained (outside the overlap), and they must match closely: on average
+    within a quarter of their rounding bound (a loose bfloat16 bound lets neighbours match
+    by chance; true rounding rarely comes near it).
+    """
+    if tuple(got.shape) != expected.shape or got.dim() < 2:
+        return None
+    got = got.to(torch.float64)
+    reference, allowed = expected.values, expected.allowed_error
+    wrong = _misfit(got, reference, allowed) > 1
+    telling = wrong & got.isfinite() & (got != 0)
+    for rows, cols in _SHIFTS:
+        (mine_rows, their_rows), (mine_cols, their_cols) = _overlap(rows), _overlap(cols)
+        mine = got[..., mine_rows, mine_cols]
+        if 2 * mine.numel() <= got.numel():  # half the output moved out or more: it would say little
+            continue
+        fit = _misfit(mine, reference[..., their_rows, their_cols], allowed[..., their_rows, their_cols])
+        if fit.max() > 1:
+            continue
+        told = telling[..., mine_rows, mine_cols]
+        values, unexplained = mine[told], int(wrong.sum()) - int(wrong[..., mine_rows, mine_cols].sum())
+        if (values.numel() >= max(2, unexplained) and bool((values != values[0]).any())
+                and float(fit[told].mean()) <= 0.25):
+            how = " and ".join(_moves(rows, "down", "up", "row") + _moves(cols, "right", "left", "column"))
+            return (f"shifted {how}: got[..., {_written(mine_rows, mine_cols)}] matches "
+                    f"expected[..., {_written(their_rows, their_cols)}]")
     return None
 
 
@@ -105,13 +168,17 @@ def _padding_fact(case: Case, batched: torch.Tensor) -> list[str]:
     return []
 
 
-def where_wrong(case: Case, wrong: torch.Tensor) -> str:
-    """Where the wrong elements (``wrong``, a boolean mask of the output, every wrong element
-    in it, NaN/inf or finite) are, as a phrase to follow their count.
+def where_wrong(case: Case, expected: Expected, got: torch.Tensor, wrong: torch.Tensor) -> str:
+    """Where the wrong elements of ``got`` (``wrong``, a boolean mask of the output, every
+    wrong element in it, NaN/inf or finite) are, as a phrase to follow their count.
 
-    Every fact that holds of all of them is said, none picked over another: a last row
-    whose windows overlap padding is both, and naming one would point away from the other.
+    A shift explains them all, and is said instead. Otherwise every fact that holds of all
+    of them is said, none picked over another: a last row whose windows overlap padding is
+    both, and naming one would point away from the other.
     """
+    shift = shifted(got, expected)
+    if shift:
+        return f"; {shift}"
     count = int(wrong.sum())
     if count == wrong.numel():
         return ": every element"

@@ -8,7 +8,7 @@ import planted_bugs
 from harness.case import Case
 from harness.check import check_case
 from harness.compare import judge
-from harness.diagnose import rearrangement
+from harness.diagnose import rearrangement, shifted
 from harness.oracle import Expected, expect
 from harness.runner import Outcome
 from harness.registry import implementation_from
@@ -132,3 +132,61 @@ def test_a_last_row_whose_windows_overlap_padding_is_said_to_be_both() -> None:
     assert kind == "values"
     assert message.startswith("3 of 9 output elements wrong, all where the window overlaps padding (border), "
                               "in the last output row (output size?); ")
+
+
+# -- shifts by whole rows or columns are named -------------------------------------------
+
+def test_an_output_one_column_late_is_said_to_be_shifted_right_by_a_column() -> None:
+    expected, late = _one_column_late(SHIFTABLE)
+    assert _judged(SHIFTABLE, expected, late) == (
+        "nonfinite", "NaN/inf in the wrong place in 1 of 10 output elements, and 7 more wrong values; "
+                     "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]")
+    assert torch.equal(late[..., :, 1:].isnan(), expected.values[..., :, :-1].isnan())  # what it says is so
+
+
+def test_an_output_two_rows_early_is_said_to_be_shifted_up_by_two_rows() -> None:
+    case = Case.from_id("mb2ic1oc2g1ih6iw3kh1kw1s1p0d1-bias-float32-contiguous-uniform-cpu-seed3")
+    expected = expect(case, make_inputs(case))
+    early = torch.zeros(case.output_shape)
+    early[..., :-2, :] = expected.values[..., 2:, :].float()
+    kind, message = _judged(case, expected, early)
+    assert kind == "values"
+    assert message.startswith("72 of 72 output elements wrong; shifted up by 2 rows: got[..., :-2, :] matches "
+                              "expected[..., 2:, :]; worst ")
+
+
+def test_same_padding_with_the_odd_pixel_first_is_said_to_shift_the_output_down_and_right() -> None:
+    verdict = _checked("same_padding_odd_pixel_first",
+                       "mb1ic2oc2g1ih5iw5kh2kw2s1psamed1-bias-float32-contiguous-uniform-cpu-seed1")
+    assert verdict.kind == "values"
+    assert "; shifted down by 1 row and right by 1 column: got[..., 1:, 1:] matches expected[..., :-1, :-1]; " \
+        in verdict.message
+
+
+def test_values_rolled_by_a_column_are_said_to_be_the_same_values_shifted() -> None:
+    case = Case.from_id("mb1ic1oc2g1ih3iw4kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed2")
+    expected = expect(case, make_inputs(case))
+    assert _judged(case, expected, expected.values.float().roll(1, -1)) == (
+        "layout", "same values in another order (they match once sorted); "
+                  "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]")
+
+
+def test_an_output_of_one_value_is_not_said_to_be_shifted_onto_a_block_of_it() -> None:
+    def block_of(value: float) -> Expected:
+        return _reference([value] * 6 + [1.0, 2.0, 3.0], (1, 3, 3))
+
+    for value in (NAN, 0.0, 5.0):  # got[..., 1:, :] matches expected[..., :-1, :], and says nothing
+        assert shifted(torch.full((1, 3, 3), value), block_of(value)) is None
+    early = torch.tensor([[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [0.0, 0.0, 0.0]]])
+    assert shifted(early, _reference([9.0] * 3 + [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (1, 3, 3))) == \
+        "shifted up by 1 row: got[..., :-1, :] matches expected[..., 1:, :]"
+
+
+def test_a_shift_is_named_only_where_the_values_match_closely_not_just_within_a_loose_bound() -> None:
+    reference = torch.tensor([[0.0, 1.2, 2.4, 3.6, 4.8]], dtype=torch.float64)
+    loose = Expected(reference, torch.full_like(reference, 0.6), reference.abs(), (1, 5), torch.bfloat16,
+                     exact=False, mistrusted=False)
+    near = torch.cat([torch.tensor([[9.0]]), reference[:, :-1] + 0.5], 1)  # 0.7 from where it stands
+    assert shifted(near, loose) is None
+    assert shifted(torch.cat([torch.tensor([[9.0]]), reference[:, :-1] + 0.01], 1), loose) == \
+        "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]"
