@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from harness.case import Case
-from harness.diagnose import rearrangement, where_wrong
+from harness.diagnose import rearrangement, where_wrong, worst
 from harness.oracle import Expected
 from harness.runner import Outcome, same_bits
 from harness.verdict import MISTRUSTED, OUTSIDE, PASSED, UNSUPPORTED, Verdict, failure
@@ -97,13 +97,8 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
         also = f", and {more} more wrong value{'' if more == 1 else 's'}" if more else ""
         return failure("nonfinite", f"NaN/inf in the wrong place in {int(nonfinite.sum())} of {nonfinite.numel()} "
                                     f"output elements{also}{where}")
-    worst = int(error.argmax())
-    scale = float(expected.magnitude.flatten()[worst]) or 1.0
-    bound = "exact" if expected.exact else f"{(error.flatten()[worst] / scale).item():.2g}*M"
-    digits = 9 if expected.exact else 6  # enough to show an error of one rounding
     return failure("values", f"{int(wrong.sum())} of {wrong.numel()} output elements wrong{where}; "
-                             f"worst {got.flatten()[worst].item():.{digits}g} vs "
-                             f"{reference.flatten()[worst].item():.{digits}g} (error {bound})")
+                             f"{worst(case, expected, got, wrong)}")
 
 
 def judge_repeat(case: Case, expected: Expected, first: torch.Tensor, second: Outcome) -> Verdict | None:

@@ -1,20 +1,28 @@
 """Say in words what is wrong with an output, the way a person debugging it would ask.
 
-Two questions come first: are these the right numbers in the wrong arrangement (the
-notebook's bug: nine right values shaped (9, 1) instead of (1, 3, 3)), and if the numbers
-are wrong, where are they wrong: where the window overlaps padding (border), only the last
-row or column (output size), some batch items, some channels?
+Three questions come first: are these the right numbers in the wrong arrangement (the
+notebook's bug: nine right values shaped (9, 1) instead of (1, 3, 3)); are they the right
+numbers moved by a row or a column (an offset off by one); and if the numbers are wrong,
+where are they wrong (where the window overlaps padding (border), only the last row or
+column (output size), some batch items, some channels) and by how much (an index bug is
+off by a sizeable part of M, the size of the terms summed; rounding at a lower precision
+than the result's is off by that precision's rounding).
+
+Every sentence must be true of the output it describes: where the evidence is thin (a
+loose bfloat16 bound, an output of NaN, a few elements), a diagnosis says less.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 from typing import Iterator
 
 import torch
 
-from harness.case import Case, pair
-from harness.oracle import Expected
+from harness.case import DTYPES, Case, pair
+from harness.oracle import UNIT_ROUNDOFF, Expected, rounding_bound, unit_roundoff
 
 
 def _misfit(got: torch.Tensor, reference: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -200,3 +208,67 @@ def where_wrong(case: Case, expected: Expected, got: torch.Tensor, wrong: torch.
         in_groups = f" (groups {groups})" if case.groups > 1 else ""
         facts.append(f"in output channels {channels}{in_groups}")
     return f", all {', '.join(facts)}" if facts else ""
+
+
+def _held(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Whether each of ``values`` is a value of ``dtype``."""
+    return values.to(dtype).to(values.dtype) == values
+
+
+def _rounding_level(case: Case, expected: Expected, got: torch.Tensor, wrong: torch.Tensor) -> str | None:
+    """The dtype, coarser than the case's, that the wrong elements were rounded to, if they
+    show one: all of them values of it where the reference is not one (a result computed in
+    it, then cast), and within its bound, (K + 2) * u * M. Within the bound alone is not
+    enough: a loose (K + 2) * u * M holds an index bug's error too.
+
+    The coarsest dtype that holds them is the one: bfloat16 values are float16 values too.
+    A value of the next finer dtype is one of it by chance once in 2**bits (bits: the
+    significand bits between the two; 3 from float16 to bfloat16), so it takes enough wrong
+    elements for 20 bits of evidence.
+    """
+    mine, theirs = got[wrong], expected.values[wrong]
+    own = unit_roundoff(case)
+    roundoffs = sorted({UNIT_ROUNDOFF[name] for name in DTYPES} | {own})
+    for name in sorted(DTYPES, key=UNIT_ROUNDOFF.__getitem__, reverse=True):  # coarsest first
+        u, dtype = UNIT_ROUNDOFF[name], getattr(torch, name)
+        if u <= own:
+            return None
+        if not bool(_held(mine, dtype).all()):
+            continue
+        bits = math.log2(u / max(v for v in roundoffs if v < u))
+        bound = rounding_bound(dataclasses.replace(case, dtype=name)) * expected.magnitude[wrong]
+        shown = mine.numel() * bits >= 20 and not bool(_held(theirs, dtype).any())
+        return name if shown and bool(((mine - theirs).abs() <= bound).all()) else None
+    return None
+
+
+def _apart(mine: float, theirs: float) -> tuple[str, str]:
+    """The two numbers with as many digits (six or more) as it takes to tell them apart."""
+    for digits in range(6, 18):
+        shown = f"{mine:.{digits}g}", f"{theirs:.{digits}g}"
+        if shown[0] != shown[1]:
+            break
+    return shown
+
+
+def worst(case: Case, expected: Expected, got: torch.Tensor, wrong: torch.Tensor) -> str:
+    """The wrong element furthest outside its own rounding bound (the largest raw error may
+    be within a bound of its own), and in plain words how far off it is: by how much of the
+    size of the terms summed (M) an index bug is, or as rounding at a lower precision, or
+    inexact where every partial sum is an exact integer."""
+    beyond = torch.where(wrong, _misfit(got, expected.values, expected.allowed_error), -1.0)
+    error = (got - expected.values).abs()
+    at = int(torch.where(beyond == beyond.max(), error, -1.0).argmax())  # ties: a bound of 0, say
+    mine, theirs = got.flatten()[at].item(), expected.values.flatten()[at].item()
+    off, magnitude = abs(mine - theirs), expected.magnitude.flatten()[at].item()
+    level = None if expected.exact else _rounding_level(case, expected, got, wrong)
+    if expected.exact:
+        how = f"not exact: off by {off:.3g} where every partial sum is an exact integer"
+    elif level:
+        how = f"off by {off:.3g}: {level}-level rounding in a {case.dtype} result"
+    elif magnitude == 0:
+        how = f"off by {off:.3g} where every term summed is zero"
+    else:
+        how = f"off by {off / magnitude:.2g}x the size of the terms summed (M)"
+    shown = _apart(mine, theirs)
+    return f"worst {shown[0]} vs {shown[1]}, {how}"

@@ -190,3 +190,77 @@ def test_a_shift_is_named_only_where_the_values_match_closely_not_just_within_a_
     assert shifted(near, loose) is None
     assert shifted(torch.cat([torch.tensor([[9.0]]), reference[:, :-1] + 0.01], 1), loose) == \
         "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]"
+
+
+# -- how far off, in plain words, for the worst wrong element ----------------------------
+
+def test_an_index_bug_is_off_by_a_multiple_of_the_size_of_the_terms_summed() -> None:
+    verdict = _checked("flips_kernel", "mb1ic2oc2g1ih5iw5kh3kw3s1p1d1-bias-float32-contiguous-uniform-cpu-seed1")
+    assert verdict.kind == "values"
+    assert verdict.message == ("50 of 50 output elements wrong: every element; worst -3.83321 vs -0.674383, "
+                               "off by 0.93x the size of the terms summed (M)")
+
+
+def test_float32_math_in_a_float64_result_is_named_as_such_and_its_worst_values_told_apart() -> None:
+    verdict = _checked("float32_math", "mb1ic2oc2g1ih5iw5kh3kw3s1p1d1-bias-float64-contiguous-uniform-cpu-seed1")
+    assert verdict.kind == "values"
+    assert verdict.message == ("50 of 50 output elements wrong: every element; worst 2.8345094 vs 2.8345091, "
+                               "off by 2.45e-07: float32-level rounding in a float64 result")
+
+
+def test_int_data_off_by_rounding_is_not_exact_where_every_partial_sum_is_an_exact_integer() -> None:
+    single = _checked("prescales_input", "mb1ic2oc2g1ih5iw5kh3kw3s1p1d1-bias-float32-contiguous-int-cpu-seed1")
+    assert single.message == ("19 of 50 output elements wrong; worst -65.99999 vs -66, not exact: off by 7.63e-06 "
+                              "where every partial sum is an exact integer")
+    double = _checked("prescales_input", "mb1ic2oc2g1ih5iw5kh3kw3s1p1d1-bias-float64-contiguous-int-cpu-seed1")
+    # Nine digits once showed this as "-66 vs -66".
+    assert "; worst -66.00000000000001 vs -66, not exact: off by 1.42e-14 where" in double.message
+
+
+LONG_SUMS = Case.from_id("mb1ic16oc1g1ih3iw3kh2kw2s1p1d1-nobias-float32-contiguous-uniform-cpu-seed0")  # K = 64
+
+
+def test_the_worst_element_is_the_one_furthest_outside_its_own_bound_not_the_largest_error() -> None:
+    expected = expect(LONG_SUMS, make_inputs(LONG_SUMS))
+    bound = expected.allowed_error.flatten()
+    loose, tight = int(bound.argmax()), int(bound.argmin())
+    got = expected.values.flatten().clone()
+    got[loose] += 0.9 * bound[loose]  # the largest error, within its bound
+    got[tight] += 2.0 * bound[tight]  # a smaller error, twice its bound
+    assert 2.0 * bound[tight] < 0.9 * bound[loose]
+    kind, message = _judged(LONG_SUMS, expected, got.float().reshape(expected.shape))
+    assert kind == "values" and message.startswith("1 of 16 output elements wrong, at (0, 0, 0, 3)")
+    mine, theirs = got[tight].float().item(), expected.values.flatten()[tight].item()
+    assert f"; worst {mine:.6g} vs {theirs:.6g}, off by " in message  # once the element within its bound
+
+
+def test_an_error_within_a_coarser_bound_is_not_called_rounding_unless_the_values_are_that_dtypes() -> None:
+    case = LONG_SUMS.simplified(bias=True)
+    inputs = make_inputs(case)
+    expected = expect(case, inputs)
+    without_bias = torch.nn.functional.conv2d(inputs.input, inputs.weight, None, 1, 1)
+    error = (without_bias.double() - expected.values).abs()
+    assert bool((error <= 66 * 2.0**-8 * expected.magnitude).all())  # within bfloat16's (K + 2) * u * M
+    kind, message = _judged(case, expected, without_bias)
+    assert kind == "values" and "rounding" not in message and message.endswith("x the size of the terms summed (M)")
+
+
+def test_a_result_computed_in_bfloat16_is_named_bfloat16_though_its_values_are_float16_values_too() -> None:
+    inputs = make_inputs(LONG_SUMS)
+    expected = expect(LONG_SUMS, inputs)
+    rounded = [t.bfloat16().float() for t in (inputs.input, inputs.weight)]
+    in_bfloat16 = torch.nn.functional.conv2d(*rounded, None, 1, 1).bfloat16().float()
+    assert bool((in_bfloat16.half().float() == in_bfloat16).all())
+    kind, message = _judged(LONG_SUMS, expected, in_bfloat16)
+    assert kind == "values" and message.endswith(": bfloat16-level rounding in a float32 result")
+
+
+def test_an_error_where_every_term_summed_is_zero_is_given_as_it_is_not_as_a_multiple_of_zero() -> None:
+    case = Case.from_id("mb1ic1oc1g1ih2iw2kh1kw1s1p2d1-nobias-float32-contiguous-uniform-cpu-seed0")
+    expected = expect(case, make_inputs(case))
+    got = expected.values.float().clone()
+    got[0, 0, 0, 0] = 0.5  # the window lies in the padding: every product is 0 * w
+    assert expected.magnitude[0, 0, 0, 0] == 0
+    assert _judged(case, expected, got) == ("values", "1 of 36 output elements wrong, at (0, 0, 0, 0), where the "
+                                                      "window overlaps padding (border); worst 0.5 vs 0, off by 0.5 "
+                                                      "where every term summed is zero")
