@@ -120,9 +120,12 @@ def judge_repeat(case: Case, expected: Expected, first: torch.Tensor, second: Ou
     if not differs.any():
         return failure("nondeterministic", "called again with the same inputs, it returned the same values "
                                            "with different bits (signed zeros or NaN payloads)")
-    largest = (before.double() - after.double()).abs()[differs].nan_to_num(float("inf")).max().item()
+    change = (before.double() - after.double()).abs()[differs]
+    appeared = change.isnan()  # NaN in one call only: a change of no size, not an infinite one
+    how = [f"largest change {change[~appeared].max().item():.3g}"] if not appeared.all() else []
+    how += [f"{int(appeared.sum())} NaN in one call only"] if appeared.any() else []
     return failure("nondeterministic", f"called again with the same inputs, {int(differs.sum())} of "
-                                       f"{differs.numel()} elements came out different (largest change {largest:.3g})")
+                                       f"{differs.numel()} elements came out different ({'; '.join(how)})")
 
 
 def judge_outside(verdict: Verdict, reason: str) -> Verdict:

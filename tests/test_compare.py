@@ -26,6 +26,14 @@ def test_different_values_the_second_time_are_nondeterministic() -> None:
     assert "1 of 3 elements" in verdict.message
 
 
+def test_a_nan_the_second_time_is_not_called_an_infinite_change() -> None:
+    verdict = judge_repeat(CASE, EXPECTED, FIRST, Outcome(result=torch.tensor([float("nan"), -0.0, float("nan")])))
+    assert verdict is not None and verdict.kind == "nondeterministic"
+    assert verdict.message.endswith("1 of 3 elements came out different (1 NaN in one call only)")  # once 'change inf'
+    both = judge_repeat(CASE, EXPECTED, FIRST, Outcome(result=torch.tensor([float("nan"), 1.0, 2.0])))
+    assert both is not None and both.message.endswith("(largest change 1; 2 NaN in one call only)")
+
+
 def test_a_signed_zero_flipped_the_second_time_is_nondeterministic_too() -> None:
     verdict = judge_repeat(CASE, EXPECTED, FIRST, Outcome(result=torch.tensor([1.0, 0.0, float("nan")])))
     assert verdict is not None and "different bits" in verdict.message
