@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import planted_bugs
@@ -264,3 +265,25 @@ def test_an_error_where_every_term_summed_is_zero_is_given_as_it_is_not_as_a_mul
     assert _judged(case, expected, got) == ("values", "1 of 36 output elements wrong, at (0, 0, 0, 0), where the "
                                                       "window overlaps padding (border); worst 0.5 vs 0, off by 0.5 "
                                                       "where every term summed is zero")
+
+
+# -- planted bugs read as what they do ----------------------------------------------------
+
+PLAIN = "mb1ic2oc2g1ih5iw5kh3kw3s1p1d1-bias-float32-contiguous-uniform-cpu-seed1"  # output (1, 2, 5, 5)
+
+
+@pytest.mark.parametrize("bug, case_id, kind, message", [
+    ("drops_last_row", "mb1ic1oc1g1ih6iw4kh3kw3s2p0d1-nobias-float32-contiguous-uniform-cpu-seed1", "shape",
+     "shape (1, 1, 1, 1), expected (1, 1, 2, 1)"),
+    ("swallows_nan", PLAIN.replace("uniform", "special"), "nonfinite",
+     "NaN/inf in the wrong place in 32 of 50 output elements"),
+    ("replicate_padding", PLAIN, "values",
+     "32 of 50 output elements wrong, all where the window overlaps padding (border); "
+     "worst 3.79287 vs 1.67872, off by 0.67x the size of the terms summed (M)"),
+    ("one_wrong_element", PLAIN, "values",
+     "1 of 50 output elements wrong, at (0, 1, 4, 4), where the window overlaps padding (border); "
+     "worst 1.48965 vs 1.48865, off by 0.00044x the size of the terms summed (M)"),
+], ids=["drops_last_row", "swallows_nan", "replicate_padding", "one_wrong_element"])
+def test_a_planted_bug_reads_as_what_it_does(bug: str, case_id: str, kind: str, message: str) -> None:
+    verdict = _checked(bug, case_id)
+    assert (verdict.kind, verdict.message) == (kind, message)
