@@ -57,7 +57,7 @@ def judge(case: Case, expected: Expected, outcome: Outcome) -> Verdict:
         return failure("device", f"returned a tensor on {outcome.device}, input is on {case.device}")
     got_shape = tuple(result.shape)
     if got_shape != expected.shape:
-        layout = rearrangement(result.detach(), expected) if result.is_floating_point() else None
+        layout = rearrangement(result.detach().cpu(), expected) if result.is_floating_point() else None
         message = f"shape {_shape(got_shape)}, expected {_shape(expected.shape)}"
         if layout:
             return failure("layout", f"{message}: {layout}")

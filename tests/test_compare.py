@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from harness.case import Case
@@ -98,3 +99,11 @@ def test_an_infinity_turned_finite_or_flipped_is_a_nonfinite_failure_though_its_
                  Outcome(result=expected.float(), device="cpu")).status == PASSED
     assert _judged(expected.float().nan_to_num()) == "nonfinite"  # inf -> the largest float
     assert _judged(-expected.float()) == "nonfinite"  # every infinity of the other sign
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_wrong_shape_on_cuda_is_diagnosed_against_the_reference_on_the_cpu() -> None:
+    case = Case(batch=None, in_channels=1, out_channels=1, groups=1, height=5, width=5, kernel=(3, 3), device="cuda")
+    expected = expect(case, make_inputs(case))
+    verdict = judge(case, expected, Outcome(result=expected.values.float().reshape(9, 1).cuda(), device="cuda:0"))
+    assert verdict.kind == "layout" and "got.reshape(1, 3, 3) matches" in verdict.message
