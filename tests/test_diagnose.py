@@ -78,6 +78,15 @@ def test_values_in_no_order_a_reshape_and_permute_give_are_only_said_to_match_on
         "same values in another order (they match once sorted)"
 
 
+def test_values_each_within_its_bound_rearranged_are_found_however_many_and_however_close() -> None:
+    case = Case.from_id("mb2ic3oc4g1ih16iw16kh3kw3s1p1d1-bias-float64-contiguous-uniform-cpu-seed5")
+    expected = expect(case, make_inputs(case))
+    nudged = expected.values + 0.9 * expected.allowed_error  # every one off, all the same way
+    assert rearrangement(nudged.flatten().flip(0).reshape(expected.shape), expected) == \
+        "same values in another order (they match once sorted)"
+    assert rearrangement((nudged + 2 * expected.allowed_error).flatten().flip(0).reshape(expected.shape), expected) is None
+
+
 # -- NaN/inf failures: every wrong element counted and located ---------------------------
 
 # Output (1, 1, 2, 5); the window overlaps padding in the first and last columns only.
