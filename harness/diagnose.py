@@ -199,9 +199,10 @@ def where_wrong(case: Case, expected: Expected, got: torch.Tensor, wrong: torch.
     """Where the wrong elements of ``got`` (``wrong``, a boolean mask of the output, every
     wrong element in it, NaN/inf or finite) are, as a phrase to follow their count.
 
-    A shift explains them all, and is said instead. Otherwise every fact that holds of all
-    of them is said, none picked over another: a last row whose windows overlap padding is
-    both, and naming one would point away from the other.
+    A shift that explains them is said instead. Otherwise every fact that holds of all of
+    them is said, none picked over another: a last row whose windows overlap padding is
+    both, and naming one would point away from the other. A single wrong element is given
+    by its index, which says the rest.
     """
     shift = shifted(got, expected)
     if shift:
