@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from harness.case import Case
-from harness.diagnose import rearrangement, where_wrong
+from harness.diagnose import rearrangement, where_wrong, worst
 from harness.oracle import Expected
 from harness.runner import Outcome, same_bits
 from harness.verdict import MISTRUSTED, OUTSIDE, PASSED, UNSUPPORTED, Verdict, failure
@@ -57,7 +57,7 @@ def judge(case: Case, expected: Expected, outcome: Outcome) -> Verdict:
         return failure("device", f"returned a tensor on {outcome.device}, input is on {case.device}")
     got_shape = tuple(result.shape)
     if got_shape != expected.shape:
-        layout = rearrangement(result.detach(), expected) if result.is_floating_point() else None
+        layout = rearrangement(result.detach().cpu(), expected) if result.is_floating_point() else None
         message = f"shape {_shape(got_shape)}, expected {_shape(expected.shape)}"
         if layout:
             return failure("layout", f"{message}: {layout}")
@@ -87,18 +87,18 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
     # The right values (NaN and inf included) elsewhere? A rearrangement moves most of them:
     # a few wrong elements are wrong values, however sorting might pair them up within a
     # loose (bfloat16) rounding bound.
-    mostly_wrong = float((wrong | nonfinite).double().mean()) > 0.5
-    layout = rearrangement(result, expected) if mostly_wrong else None
+    anywhere = wrong | nonfinite
+    layout = rearrangement(result, expected) if float(anywhere.double().mean()) > 0.5 else None
     if layout:
         return failure("layout", layout)
+    where = where_wrong(case, expected, got, anywhere)
     if nonfinite.any():
-        return failure("nonfinite", f"NaN/inf mismatch: {where_wrong(case, nonfinite)}")
-    worst = int(error.argmax())
-    scale = float(expected.magnitude.flatten()[worst]) or 1.0
-    bound = "exact" if expected.exact else f"{(error.flatten()[worst] / scale).item():.2g}*M"
-    digits = 9 if expected.exact else 6  # enough to show an error of one rounding
-    return failure("values", f"{where_wrong(case, wrong)}; worst {got.flatten()[worst].item():.{digits}g} vs "
-                             f"{reference.flatten()[worst].item():.{digits}g} (error {bound})")
+        more = int((wrong & ~nonfinite).sum())  # finite values beyond their bound
+        also = f", and {more} more wrong value{'' if more == 1 else 's'}" if more else ""
+        return failure("nonfinite", f"NaN/inf in the wrong place in {int(nonfinite.sum())} of {nonfinite.numel()} "
+                                    f"output elements{also}{where}")
+    return failure("values", f"{int(wrong.sum())} of {wrong.numel()} output elements wrong{where}; "
+                             f"{worst(case, expected, got, wrong)}")
 
 
 def judge_repeat(case: Case, expected: Expected, first: torch.Tensor, second: Outcome) -> Verdict | None:
@@ -120,9 +120,12 @@ def judge_repeat(case: Case, expected: Expected, first: torch.Tensor, second: Ou
     if not differs.any():
         return failure("nondeterministic", "called again with the same inputs, it returned the same values "
                                            "with different bits (signed zeros or NaN payloads)")
-    largest = (before.double() - after.double()).abs()[differs].nan_to_num(float("inf")).max().item()
+    change = (before.double() - after.double()).abs()[differs]
+    appeared = change.isnan()  # NaN in one call only: a change of no size, not an infinite one
+    how = [f"largest change {change[~appeared].max().item():.3g}"] if not appeared.all() else []
+    how += [f"{int(appeared.sum())} NaN in one call only"] if appeared.any() else []
     return failure("nondeterministic", f"called again with the same inputs, {int(differs.sum())} of "
-                                       f"{differs.numel()} elements came out different (largest change {largest:.3g})")
+                                       f"{differs.numel()} elements came out different ({'; '.join(how)})")
 
 
 def judge_outside(verdict: Verdict, reason: str) -> Verdict:

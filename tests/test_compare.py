@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from harness.case import Case
@@ -24,6 +25,14 @@ def test_different_values_the_second_time_are_nondeterministic() -> None:
     verdict = judge_repeat(CASE, EXPECTED, FIRST, Outcome(result=torch.tensor([1.0 + 2**-20, -0.0, float("nan")])))
     assert verdict is not None and verdict.kind == "nondeterministic"
     assert "1 of 3 elements" in verdict.message
+
+
+def test_a_nan_the_second_time_is_not_called_an_infinite_change() -> None:
+    verdict = judge_repeat(CASE, EXPECTED, FIRST, Outcome(result=torch.tensor([float("nan"), -0.0, float("nan")])))
+    assert verdict is not None and verdict.kind == "nondeterministic"
+    assert verdict.message.endswith("1 of 3 elements came out different (1 NaN in one call only)")  # once 'change inf'
+    both = judge_repeat(CASE, EXPECTED, FIRST, Outcome(result=torch.tensor([float("nan"), 1.0, 2.0])))
+    assert both is not None and both.message.endswith("(largest change 1; 2 NaN in one call only)")
 
 
 def test_a_signed_zero_flipped_the_second_time_is_nondeterministic_too() -> None:
@@ -62,7 +71,7 @@ def test_values_in_a_scrambled_order_are_a_layout_failure_with_nan_and_inf_too()
     assert not expected.values.isfinite().all()  # the point: NaN or inf among them
     scrambled = expected.values.flatten().flip(0).reshape(expected.shape).float()
     verdict = judge(case, expected, Outcome(result=scrambled, returned="Tensor", device="cpu"))
-    assert verdict.kind == "layout" and "an order no reshape or transpose gives" in verdict.message
+    assert verdict.kind == "layout" and "same values in another order (they match once sorted)" in verdict.message
 
 
 def test_a_few_wrong_elements_are_wrong_values_even_where_sorting_would_pair_them_up() -> None:
@@ -90,3 +99,11 @@ def test_an_infinity_turned_finite_or_flipped_is_a_nonfinite_failure_though_its_
                  Outcome(result=expected.float(), device="cpu")).status == PASSED
     assert _judged(expected.float().nan_to_num()) == "nonfinite"  # inf -> the largest float
     assert _judged(-expected.float()) == "nonfinite"  # every infinity of the other sign
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_wrong_shape_on_cuda_is_diagnosed_against_the_reference_on_the_cpu() -> None:
+    case = Case(batch=None, in_channels=1, out_channels=1, groups=1, height=5, width=5, kernel=(3, 3), device="cuda")
+    expected = expect(case, make_inputs(case))
+    verdict = judge(case, expected, Outcome(result=expected.values.float().reshape(9, 1).cuda(), device="cuda:0"))
+    assert verdict.kind == "layout" and "got.reshape(1, 3, 3) matches" in verdict.message
