@@ -43,6 +43,9 @@ FEATURES = (
             lambda c: replace(c, in_channels=c.groups)),
     Feature("out_channels>groups", lambda c: c.out_channels > c.groups,
             lambda c: replace(c, out_channels=c.groups)),
+    # More than one channel at all, however grouped (a memory-layout bug needs no more).
+    Feature("in_channels>1", lambda c: c.in_channels > 1, lambda c: replace(c, in_channels=1, groups=1)),
+    Feature("out_channels>1", lambda c: c.out_channels > 1, lambda c: replace(c, out_channels=1, groups=1)),
     Feature("kernel>1", lambda c: c.kernel != (1, 1), lambda c: replace(c, kernel=(1, 1))),
     Feature("kh!=kw", lambda c: c.kernel[0] != c.kernel[1],
             lambda c: replace(c, kernel=(max(c.kernel),) * 2)),
@@ -113,7 +116,15 @@ def fitted(case: Case) -> Case:
                    width=max(case.width, dw * (kw - 1) + 1 - left - right))
 
 
+# A feature that goes without saying once another is named: more than one group, or more
+# channels than groups, means more than one channel.
+IMPLIED_BY = {"in_channels>1": ("groups>1", "in_channels>groups"),
+              "out_channels>1": ("groups>1", "out_channels>groups")}
+
+
 def describe(needs: frozenset[str]) -> str:
-    if not needs:
+    """"fails only with" the features needed, less those another one named implies."""
+    shown = [f.name for f in FEATURES if f.name in needs and not needs & set(IMPLIED_BY.get(f.name, ()))]
+    if not shown:
         return "fails on the simplest case it can"
-    return "fails only with " + ", ".join(f.name for f in FEATURES if f.name in needs)
+    return "fails only with " + ", ".join(shown)

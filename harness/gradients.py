@@ -4,8 +4,8 @@ The implementation is called with inputs that require grad, and the gradients of
 ``sum(output * g)`` with respect to input, weight and bias (``g`` from the case's seed,
 `harness.tensors.upstream_gradient`) are compared with those of the float64 Conv2d.
 The tolerance follows the oracle's rule, per gradient: each element is a sum of K
-products, so it may be off by (K + 2) * u * M, where M is the same gradient with every
-operand replaced by its absolute value. The K differ: an input pixel collects
+products, so it may be off by (K + 2) * (u * M + eta), where M is the same gradient with
+every operand replaced by its absolute value (`oracle.allowed_error`). The K differ: an input pixel collects
 ``out_channels / groups * kh * kw`` terms, a weight or bias element one per output position
 of every batch item. With ``int`` data (and an integer ``g``) gradients must be exact.
 
@@ -21,7 +21,7 @@ import torch
 
 from harness.case import Case
 from harness.compare import how_the_call_went
-from harness.oracle import convolve, rounding_bound
+from harness.oracle import allowed_error, convolve
 from harness.runner import Outcome
 from harness.tensors import Inputs, upstream_gradient
 from harness.verdict import Verdict, failure
@@ -59,7 +59,7 @@ def expect_gradients(case: Case, inputs: Inputs) -> ExpectedGradients:
     out_h, out_w = case.output_hw
     per_output = (case.batch if case.batch is not None else 1) * out_h * out_w
     lengths = (case.out_channels // case.groups * case.kernel[0] * case.kernel[1], per_output, per_output)
-    allowed = [rounding_bound(case, length) * m for m, length in zip(magnitudes, lengths)]
+    allowed = [allowed_error(case, m, length) for m, length in zip(magnitudes, lengths)]
     pad = [None] * (len(WITH_RESPECT_TO) - len(values))
     return ExpectedGradients(upstream, (*values, *pad), (*allowed, *pad))
 

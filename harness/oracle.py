@@ -4,12 +4,15 @@ The reference is what ``torch.nn.Conv2d`` computes, evaluated in float64 on the 
 forward pass is ``F.conv2d`` with the module's weight, bias and arguments (zero padding),
 and the reference calls that function through a reference taken when this module was
 imported, so that an implementation replacing ``F.conv2d`` in this process cannot change
-the answer it is judged against (`harness.process_state` puts such a change back too). The tolerance is derived, not guessed: one output
-element sums K = C_in/groups * kh * kw products plus a bias, so any summation order in
-the case dtype is within about (K + 2) * u * M of the exact value, where u is the dtype's
-unit roundoff and M = conv(|x|, |w|) + |b| (computed in float64). An index bug is off by
-O(M); rounding by O(K * u * M). With ``int`` data every partial sum is exact and the
-tolerance is zero. On CUDA, float32 matmuls and convolutions may run in TF32 (10-bit
+the answer it is judged against (`harness.process_state` puts such a change back too).
+
+The tolerance is derived, not guessed: one output element sums K = C_in/groups * kh * kw
+products plus a bias, so any summation order in the case dtype is within
+(K + 2) * (u * M + eta) of the exact value, where u is the dtype's unit roundoff,
+M = conv(|x|, |w|) + |b| (computed in float64), and eta the dtype's smallest subnormal (what
+a result near underflow may be off by, whatever M is). An index bug is off by O(M);
+rounding by O(K * u * M). With ``int`` data every partial sum is exact and the tolerance
+is zero. On CUDA, float32 matmuls and convolutions may run in TF32 (10-bit
 mantissa) when torch's switches allow it; the reference never does (it is float64 on the
 CPU), so the tolerance uses TF32's unit roundoff there instead of float32's.
 """
@@ -28,6 +31,7 @@ from harness.tensors import INT_RANGE, Inputs
 
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53, "float16": 2.0**-11, "bfloat16": 2.0**-8,
                  "tf32": 2.0**-11}
+SMALLEST_SUBNORMAL = {"float32": 2.0**-149, "float64": 2.0**-1074, "float16": 2.0**-24, "bfloat16": 2.0**-133}
 # A check where most outputs are exactly zero by construction could not have seen a bug.
 MISTRUST_ZERO_FRACTION = 0.5
 
@@ -84,6 +88,17 @@ def rounding_bound(case: Case, reduction_length: int | None = None) -> float:
     return 0.0 if is_exact(case, length) else (length + 2) * unit_roundoff(case)
 
 
+def allowed_error(case: Case, magnitude: torch.Tensor, reduction_length: int | None = None) -> torch.Tensor:
+    """How far each element may round: (K + 2) * (u * M + eta), where eta, the dtype's
+    smallest subnormal, is the absolute error underflow adds (a float16 result near 1e-5
+    is off by up to 3e-8, however small u * M is); 0 where every partial sum is exact."""
+    length = case.reduction_length if reduction_length is None else reduction_length
+    bound = rounding_bound(case, length)
+    if not bound:
+        return torch.zeros_like(magnitude)
+    return bound * magnitude + (length + 2) * SMALLEST_SUBNORMAL[case.dtype]
+
+
 def expect(case: Case, inputs: Inputs) -> Expected:
     """Run the reference once per case; every implementation is judged against it."""
     # Float64 copies with standard strides: torch 2.13's oneDNN path segfaults on some
@@ -100,7 +115,7 @@ def expect(case: Case, inputs: Inputs) -> Expected:
     # vouching for any value (even a finite one where the reference has an inf): NaN makes
     # every comparison with it false, so those elements are judged by where NaN and inf
     # are, and nothing else.
-    allowed = torch.where(magnitude.isfinite(), rounding_bound(case) * magnitude, torch.nan)
+    allowed = torch.where(magnitude.isfinite(), allowed_error(case, magnitude), torch.nan)
     # Mostly zeros by construction, or mostly NaN/inf: the check could see little.
     uninformative = (magnitude == 0) | ~values.isfinite()
     mistrusted = bool(magnitude.numel()) and float(uninformative.double().mean()) > MISTRUST_ZERO_FRACTION

@@ -17,10 +17,12 @@ from __future__ import annotations
 import inspect
 import math
 
+import torch
+
 from harness import tensors
 from harness.case import Case
 from harness.corpus import Entry
-from harness.oracle import rounding_bound
+from harness.oracle import allowed_error, rounding_bound
 
 _TEMPLATE = '''\
 """Reproduce one conv2d case with torch alone and judge an implementation on it.
@@ -38,6 +40,7 @@ import torch.nn.functional as F
 CASE = {case_id}
 RECORDED = {recorded}
 TOLERANCE = {tolerance}
+UNDERFLOW = {underflow}
 
 {helpers}
 
@@ -61,9 +64,10 @@ with torch.no_grad():
     if b64 is not None:
         reference.bias.copy_(b64)
     expected = reference(x64)
-    # Rounding may move each element by at most TOLERANCE * M, M = conv(|x|, |w|) + |b|:
-    # TOLERANCE is (K + 2) * u for K products summed and the dtype's unit roundoff u, 0 (exact) for int data.
-    bound = TOLERANCE * F.conv2d(x64.abs(), w64.abs(), None if b64 is None else b64.abs(), **arguments)
+    # Rounding may move each element by at most TOLERANCE * M + UNDERFLOW, M = conv(|x|, |w|) + |b|:
+    # TOLERANCE is (K + 2) * u for K products summed and the dtype's unit roundoff u, UNDERFLOW
+    # (K + 2) times its smallest subnormal; both 0 (exact) for int data.
+    bound = TOLERANCE * F.conv2d(x64.abs(), w64.abs(), None if b64 is None else b64.abs(), **arguments) + UNDERFLOW
 
 {implementation}
 got = conv2d(x, w, b, **arguments)
@@ -153,7 +157,7 @@ def script(case: Case, implementation: str | None = None, recorded: Entry | None
         "layout": case.layout, "stride": case.stride, "padding": case.padding,
         "dilation": case.dilation, "groups": case.groups, "in_channels": case.in_channels,
         "out_channels": case.out_channels, "kernel": case.kernel, "bias": case.bias,
-        "tolerance": rounding_bound(case),
+        "tolerance": rounding_bound(case), "underflow": float(allowed_error(case, torch.zeros(()))),
     }
     return _TEMPLATE.format(
         **{name: _literal(value) for name, value in values.items()},

@@ -23,11 +23,11 @@ ONE_BUG = {
     # bug -> (its kind, exactly the features it needs)
     "flips_kernel": ("values", {"kernel>1"}),  # geometry
     "same_padding_odd_pixel_first": ("values", {"kernel>1", "padding='same'"}),  # padding side
-    "reverses_groups": ("layout", {"groups>1"}),  # groups order
+    "reverses_groups": ("layout", {"groups>1", "in_channels>1", "out_channels>1"}),  # groups order
     "ignores_bias": ("values", {"bias"}),
     "float32_math": ("values", {"dtype=float64"}),  # dtype
     "swallows_nan": ("nonfinite", {"data=special"}),  # NaN handling
-    "reinterprets_channels_last": ("values", {"layout=channels_last"}),  # layout
+    "reinterprets_channels_last": ("values", {"in_channels>1", "layout=channels_last"}),  # layout
     "drops_last_row": ("shape", {"stride>1"}),  # shape
 }
 TWO_BUGS = {

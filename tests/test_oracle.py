@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from harness.case import Case
-from harness.oracle import expect, is_exact, unit_roundoff
+from harness.compare import judge
+from harness.oracle import SMALLEST_SUBNORMAL, expect, is_exact, unit_roundoff
+from harness.runner import Outcome
+from harness.verdict import PASSED
 from harness.tensors import make_inputs
 
 CASE = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=5, width=5, kernel=(3, 5), data="int")
@@ -30,11 +33,25 @@ def test_the_case_reduction_length_is_the_default() -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
-def test_the_allowed_error_scales_with_the_dtypes_unit_roundoff(dtype: str) -> None:
+def test_the_allowed_error_scales_with_the_dtypes_unit_roundoff_plus_its_smallest_subnormal(dtype: str) -> None:
     case = replace(CASE, data="uniform", dtype=dtype)
     expected = expect(case, make_inputs(case))
-    ratio = expected.allowed_error / expected.magnitude
-    assert torch.allclose(ratio, torch.full_like(ratio, (case.reduction_length + 2) * unit_roundoff(case)))
+    terms = case.reduction_length + 2
+    assert torch.allclose(expected.allowed_error,
+                          terms * (unit_roundoff(case) * expected.magnitude + SMALLEST_SUBNORMAL[dtype]),
+                          rtol=1e-12, atol=0)
+
+
+def test_a_correctly_rounded_result_near_underflow_passes() -> None:
+    # One product per output, some of them tiny: float16 keeps 1.5e-5 with a spacing of
+    # 6e-8, far more than u * M there (found as a false alarm against F.conv2d rounded to float16).
+    case = Case.from_id("mb1ic3oc3g3ih3iw5kh1kw1s1p0d1-nobias-float16-contiguous-uniform-cpu-seed137")
+    inputs = make_inputs(case)
+    expected = expect(case, inputs)
+    rounded = expected.values.to(torch.float16)  # the exact answer, correctly rounded
+    tiny = rounded.abs() < 6.1e-5  # float16's smallest normal
+    assert tiny.any() and ((rounded.double() - expected.values).abs() > 2 ** -11 * expected.magnitude)[tiny].any()
+    assert judge(case, expected, Outcome(result=rounded, device="cpu")).status == PASSED
 
 
 def test_cuda_float32_is_allowed_tf32_rounding_only_while_torch_allows_tf32() -> None:
