@@ -27,7 +27,7 @@ from harness.corpus import CorpusError, Entry, save_findings
 from harness.journal import FOLDER, orphans
 from harness.parallel import fuzz_in_workers, parse_shard, run_shard
 from harness.registry import ENTRY_POINT_GROUP, Registry, SpecError, check_file_spec, check_form, discover
-from harness.replay import Target, drop_uninstalled, replay, targets_from
+from harness.replay import Target, absent, replay, targets_from
 from harness.rescue import rescue, suspects
 from harness.standalone import script
 from harness.text import clipped, printable
@@ -296,12 +296,13 @@ def command_replay(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
     implementations = list(registry.implementations.values())
     errors = [f"{e.name}: not loaded: {e.reason}" for e in registry.errors]
+    notes = []
     if args.cases:
         targets = _targets(args.cases, _limits(args))
     else:
-        installed = set(discover().implementations) | set(registry.implementations)
-        corpus = drop_uninstalled(corpus_store.load(args.corpus, _limits(args)), installed)
+        corpus = corpus_store.load(args.corpus, _limits(args))
         errors += corpus.errors
+        notes = absent(corpus, implementations)
         targets = targets_from(corpus)
     rows = replay(targets, implementations)
     table = [[row.target.case.id, row.implementation, row.outcome, "" if row.expected else "UNEXPECTED"]
@@ -312,6 +313,8 @@ def command_replay(args: argparse.Namespace) -> int:
         if row.verdict.failed:
             _say(f"{row.outcome.upper()} {row.implementation} {row.target.case.id}\n"
                  f"    {clipped(row.verdict.message, reports.MESSAGE_LIMIT)}\n    from: {row.target.source}")
+    for note in notes:
+        _say(f"note: {note}")
     for error in errors:
         _say(f"ERROR {clipped(error, reports.MESSAGE_LIMIT)}")
     unexpected = [row for row in rows if not row.expected]

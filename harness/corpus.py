@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 
 from harness.case import Case, CaseError, Limits
+from harness.registry import identity
 from harness.tensors import GENERATOR
 from harness.text import clipped
 
@@ -55,7 +56,7 @@ class Entry:
     """A saved failure: the minimal case, who failed on it, how, and when it was found."""
 
     case: Case
-    implementation: str
+    implementation: str  # its `registry.identity`
     signature: str
     kind: str
     message: str
@@ -370,7 +371,7 @@ def save_findings(result: CampaignResult, directory: Path) -> list[str]:
     lines = []
     for finding in result.findings:
         entry = Entry(
-            finding.case, finding.implementation, finding.verdict.signature,
+            finding.case, identity(finding.implementation), finding.verdict.signature,
             str(finding.verdict.kind), finding.diagnosis,
             {**provenance(), "campaign_seed": result.seed, "shrunk": finding.shrunk,
              "reproducible": finding.reproducible,

@@ -1,19 +1,22 @@
 """Replay saved cases against implementations and say whether each result is as expected.
 
-Expectations: an implementation that claims correctness passes every case (or declares
-it unsupported); a known-buggy one may fail. A case recorded against an implementation
-is "still failing" if it fails the same way, "fixed" once it does not.
+Every case is run against every implementation replayed: a corpus case is a plain conv2d
+problem, whoever it was found with. Expectations: an implementation that claims
+correctness passes every case (or declares it unsupported); a known-buggy one may fail.
+A case recorded against the implementation (by `registry.identity`, however its path is
+spelled now) is "still failing" if it fails the same way, "fixed" once it does not.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
 from harness.case import Case
 from harness.check import check_case, one_thread
 from harness.corpus import Corpus, Entry
-from harness.registry import Implementation
+from harness.registry import Implementation, identity
 from harness.text import clipped
 from harness.verdict import Verdict
 
@@ -49,7 +52,7 @@ def targets_from(corpus: Corpus, batch: int = 1) -> list[Target]:
 
 def judge_row(target: Target, implementation: Implementation, verdict: Verdict) -> Row:
     entry = target.entry
-    recorded = entry is not None and entry.implementation == implementation.name
+    recorded = entry is not None and identity(entry.implementation) == identity(implementation.name)
     if recorded and not verdict.failed:
         return Row(target, implementation.name, verdict, FIXED, True)
     if recorded and entry is not None and verdict.signature == entry.signature:
@@ -76,9 +79,10 @@ def replay(targets: Iterable[Target], implementations: list[Implementation]) -> 
     return rows
 
 
-def drop_uninstalled(corpus: Corpus, installed: set[str]) -> Corpus:
-    """The corpus without entries whose implementation this environment lacks; each is an error."""
-    kept = [(path, entry) for path, entry in corpus.entries if entry.implementation in installed]
-    errors = [f"{path}: implementation {clipped(entry.implementation)!r} is not installed"
-              for path, entry in corpus.entries if entry.implementation not in installed]
-    return Corpus(kept, corpus.shape_sets, corpus.errors + errors)
+def absent(corpus: Corpus, implementations: list[Implementation]) -> list[str]:
+    """A note for each implementation the corpus has cases of that this replay does not
+    run: its cases are run against the others all the same."""
+    replayed = {identity(implementation.name) for implementation in implementations}
+    recorded = Counter(identity(entry.implementation) for _, entry in corpus.entries)
+    return [f"{count} case(s) recorded against {clipped(name)!r}, which this replay does not run; "
+            "they are run against the others" for name, count in sorted(recorded.items()) if name not in replayed]

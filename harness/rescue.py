@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from harness.campaign import SHRINK_SECONDS, Finding, attributed
 from harness.check import check_case
 from harness.journal import Orphan
-from harness.registry import Implementation
+from harness.registry import Implementation, identity
 from harness.supervisor import Supervisor
 
 
@@ -35,10 +35,11 @@ def suspects(orphans: list[Orphan], implementations: dict[str, Implementation]) 
     for orphan in orphans:
         if orphan.case is None:
             continue
-        if orphan.implementation in implementations:
-            names.add(orphan.implementation)
+        implementation = _named(orphan, implementations)
+        if implementation is not None:
+            names.add(implementation.name)
             notes.append(f"journal: an earlier run died while running {orphan.implementation} on {orphan.case.id}; "
-                         f"{orphan.implementation} runs isolated this time, and that case is re-checked at the end")
+                         f"{implementation.name} runs isolated this time, and that case is re-checked at the end")
         else:
             notes.append(f"journal: an earlier run died while running {orphan.implementation} on {orphan.case.id}; "
                          "it is not part of this run, so the journal is kept for a run that includes it")
@@ -52,14 +53,21 @@ def rescue(orphans: list[Orphan], implementations: dict[str, Implementation]) ->
     supervisor = Supervisor(isolate=True)
     try:
         for orphan in orphans:
-            if orphan.case is not None and orphan.implementation not in implementations:
+            implementation = _named(orphan, implementations)
+            if orphan.case is not None and implementation is None:
                 continue
-            if orphan.case is not None:
-                _recheck(orphan, implementations[orphan.implementation], supervisor, found)
+            if implementation is not None:
+                _recheck(orphan, implementation, supervisor, found)
             orphan.path.unlink(missing_ok=True)  # died outside any call: nothing to check
     finally:
         supervisor.close()
     return found
+
+
+def _named(orphan: Orphan, implementations: dict[str, Implementation]) -> Implementation | None:
+    """The implementation of this run the journal names, however its path was spelled."""
+    wanted = identity(orphan.implementation)
+    return next((i for i in implementations.values() if orphan.case and identity(i.name) == wanted), None)
 
 
 def _recheck(orphan: Orphan, implementation: Implementation, supervisor: Supervisor, found: Rescue) -> None:

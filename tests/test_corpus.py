@@ -28,8 +28,8 @@ from harness.check import check_case
 from harness.journal import Journal
 from harness.campaign import CampaignResult, Finding
 from harness.corpus import SCHEMA, CorpusError, Entry, ShapeSet, load, load_file, merge, save, save_findings, size
-from harness.registry import implementation_from
-from harness.replay import FIXED, STILL_FAILING, Target, drop_uninstalled, judge_row, replay, targets_from
+from harness.registry import identity, implementation_from
+from harness.replay import FIXED, STILL_FAILING, Target, absent, judge_row, replay, targets_from
 from harness.tensors import GENERATOR
 from harness.verdict import failure
 
@@ -825,22 +825,36 @@ def test_other_implementations_on_a_recorded_case_are_judged_by_their_own_verdic
     assert (failing.outcome, failing.expected) == ("failed (values)", False)
 
 
-def test_drop_uninstalled_turns_entries_of_missing_implementations_into_errors(tmp_path: Path) -> None:
+def test_cases_of_an_implementation_not_replayed_are_a_note_and_still_run(tmp_path: Path) -> None:
     save(tmp_path, entry(small_case(3), "canary", "values:a"))
-    save(tmp_path, entry(small_case(4), "gone", "values:b"))
-    write(tmp_path / corpus.FAILURES / "broken.json", "{")
-    write(tmp_path / "shapes" / "net.json", shapes(small_case(3).id))
+    save(tmp_path, entry(small_case(4), "gone.py:conv2d", "values:b"))
+    save(tmp_path, entry(small_case(5), "gone.py:conv2d", "values:c"))
     loaded = load(tmp_path)
-    [gone_path] = [path for path, e in loaded.entries if e.implementation == "gone"]
 
-    kept = drop_uninstalled(loaded, {"canary", "correct"})
+    assert absent(loaded, [CORRECT, CANARY]) == [
+        "2 case(s) recorded against 'gone.py:conv2d', which this replay does not run; they are run against the others"]
+    rows = replay(targets_from(loaded), [CORRECT])
+    assert sorted(row.target.case.id for row in rows) == sorted(e.case.id for _, e in loaded.entries)
+    assert all(row.expected and row.outcome == "passed" for row in rows)
 
-    assert [e.implementation for _, e in kept.entries] == ["canary"]
-    assert kept.shape_sets == loaded.shape_sets
-    assert kept.errors[:1] == loaded.errors  # the parse error is still there
-    assert len(kept.errors) == 2
-    assert kept.errors[1].startswith(str(gone_path)) and "'gone'" in kept.errors[1]
-    assert "not installed" in kept.errors[1]
+
+@pytest.mark.parametrize("spelling", ["/home/someone/work/my_conv.py:conv2d", "./my_conv.py:conv2d",
+                                      "my_conv.py:conv2d", "../elsewhere/my_conv.py:conv2d"])
+def test_a_file_implementation_is_the_same_implementation_however_its_path_is_spelled(
+        spelling: str, verdicts: dict[str, Any]) -> None:
+    recorded = entry(REPLAY_CASE, "/tmp/x/my_conv.py:conv2d", verdicts["broken"].signature, "values")
+    target = Target("corpus", REPLAY_CASE, recorded)
+    row = judge_row(target, dataclasses.replace(BROKEN, name=spelling), verdicts["broken"])
+    assert row.outcome == STILL_FAILING
+    assert identity(spelling) == "my_conv.py:conv2d"
+
+
+def test_a_saved_file_implementation_is_recorded_without_its_folder(tmp_path: Path) -> None:
+    result = CampaignResult(seed=1, findings=[Finding("/home/me/proj/my_conv.py:conv2d", small_case(3),
+                                                      failure("values", "wrong"))])
+    save_findings(result, tmp_path)
+    ((_, saved),) = load(tmp_path).entries
+    assert saved.implementation == "my_conv.py:conv2d"
 
 
 def test_replaying_a_saved_corpus_says_still_failing_and_fixed(tmp_path: Path, verdicts: dict[str, Any]) -> None:

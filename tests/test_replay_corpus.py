@@ -13,11 +13,11 @@ import pytest
 
 from harness.corpus import load
 from harness.registry import discover
-from harness.replay import FIXED, Target, check_target, drop_uninstalled, judge_row, targets_from
+from harness.replay import FIXED, Target, check_target, judge_row, targets_from
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 REGISTRY = discover()
-LOADED = drop_uninstalled(load(CORPUS), set(REGISTRY.implementations))
+LOADED = load(CORPUS)
 TARGETS = targets_from(LOADED)
 
 
