@@ -85,7 +85,9 @@ def test_a_few_wrong_elements_are_wrong_values_even_where_sorting_would_pair_the
     assert verdict.kind == "values", verdict.message
 
 
-SPECIAL = Case.from_id("mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-special-cpu-seed4")
+# Chosen for its data (hash32-v2): seed 0 puts an inf in the input and no NaN, so the
+# reference has an inf and no NaN (the test asserts it).
+SPECIAL = Case.from_id("mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-special-cpu-seed0")
 
 
 def _judged(result: torch.Tensor) -> str | None:
