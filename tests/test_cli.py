@@ -528,3 +528,25 @@ def test_a_spec_naming_a_function_the_file_lacks_is_a_usage_error_saying_what_it
     assert status == 2 and out == ""
     assert err == ("python -m harness: error: --impl 'my_conv.py:conv2': my_conv.py has no function 'conv2' "
                    "(it has: conv2d, helper)\n")
+
+
+def test_a_file_implementation_fuzzed_by_absolute_path_is_replayed_by_a_relative_one_and_against_others(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "my_conv.py").write_text(BROKEN)
+    corpus = tmp_path / "corpus"
+    status, _, _ = _run(capsys, "fuzz", "--impl", f"{folder / 'my_conv.py'}:conv2d", "--max-examples", "300",
+                        "--seed", "1", "--corpus", str(corpus))
+    assert status == 1
+    (recorded,) = [entry for _, entry in load(corpus).entries]
+    assert recorded.implementation == "my_conv.py:conv2d"  # no folder: portable between machines
+
+    monkeypatch.chdir(folder)
+    status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", "./my_conv.py:conv2d")
+    assert status == 1 and "still failing" in out and "note:" not in out and "ERROR" not in out
+
+    status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", "loop")
+    assert status == 0, out
+    assert recorded.case.id in out and "ERROR" not in out
+    assert "note: 1 case(s) recorded against 'my_conv.py:conv2d', which this replay does not run" in out
