@@ -96,17 +96,14 @@ class _TimeLimit(BaseException):
 
 
 _user_interrupt = threading.Event()
-_calling = [False]  # whether an implementation is running: a Ctrl-C is raised into it
 
 
 def _on_sigint(signum: int, frame: object) -> None:
-    """Ctrl-C: noted, and raised at once only into a running implementation, where `call`
-    tells it from one the implementation raises itself. Elsewhere the campaign stops at its
-    next call (`stop_if_interrupted`): raised in the harness's own code, a KeyboardInterrupt
-    can land in a garbage-collector callback and be swallowed there."""
+    """Ctrl-C: noted, and acted on at the campaign's next call (`stop_if_interrupted`), at
+    most a time limit away. Not raised here: a KeyboardInterrupt raised from a signal
+    handler lands wherever Python happens to be, a garbage-collector callback included,
+    where it is printed and swallowed."""
     _user_interrupt.set()
-    if _calling[0]:
-        raise KeyboardInterrupt
 
 
 def stop_if_interrupted() -> None:
@@ -220,7 +217,6 @@ def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: I
     result: object = None
     grads = None
     raised: BaseException | None = None
-    _calling[0] = True
     try:
         with _timer(seconds):
             if upstream is None:
@@ -232,8 +228,6 @@ def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: I
                 result = result.detach()  # type: ignore[attr-defined]
     except BaseException as error:  # the implementation is under test: anything may happen
         raised = error
-    finally:
-        _calling[0] = False
     changed = guard.after(state)
     if raised is None:
         outcome = _returned(result, inputs, pristine, grads)

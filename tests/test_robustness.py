@@ -32,7 +32,7 @@ from harness.campaign import CampaignResult, fuzz
 from harness.case import Case
 from harness.corpus import load
 from harness.journal import FOLDER
-from harness.registry import Implementation, discover
+from harness.registry import Implementation, discover, identity
 from harness.supervisor import QUARANTINE_AFTER, Supervisor
 from harness.verdict import FAILED, SKIPPED
 
@@ -80,15 +80,16 @@ def findings_of(result: CampaignResult, name: str) -> dict[str, list]:
 
 # -- in this process ------------------------------------------------------------------------
 
+GROUPED = {"groups>1", "in_channels>1", "out_channels>1"}  # more than one group means more than one channel
 IN_PROCESS_CASES = [
     # (implementation, kind, text in the message, what it needs, other kinds it may also show)
     ("returns_list_with_bias", "not-a-tensor", "returned list", {"bias"}, set()),
     ("returns_meta_with_bias", "device", "on meta", {"bias"}, set()),
     ("returns_input_with_bias", "aliased-input", "shares memory", {"bias"}, set()),
     # With batch 0 the view is empty (nothing shared) and merely the wrong shape.
-    ("returns_view_of_input_with_groups", "aliased-input", "shares memory", {"groups>1"}, {"shape"}),
+    ("returns_view_of_input_with_groups", "aliased-input", "shares memory", GROUPED, {"shape"}),
     ("raises_keyboard_interrupt_with_bias", "exception", "KeyboardInterrupt", {"bias"}, set()),
-    ("raises_system_exit_with_groups", "exception", "SystemExit: 2", {"groups>1"}, set()),
+    ("raises_system_exit_with_groups", "exception", "SystemExit: 2", GROUPED, set()),
     ("raises_memory_error_with_bias", "memory", "MemoryError", {"bias"}, set()),
 ]
 
@@ -324,7 +325,7 @@ def test_a_crashing_implementation_is_quarantined_while_the_other_keeps_being_ch
         supervisor.close()
     (finding,) = findings_of(result, name)["crash"]
     assert "exited with status 3" in finding.verdict.message
-    assert finding.needs == {"groups>1"} and finding.case.groups == 2
+    assert finding.needs == GROUPED and finding.case.groups == 2
     assert supervisor.quarantined(spec(name)) and supervisor.abnormal[spec(name)] >= QUARANTINE_AFTER
     tally = result.tallies[spec(name)]
     assert tally.statuses[SKIPPED] > 0 and tally.examples >= EXAMPLES
@@ -364,7 +365,7 @@ def test_a_crash_that_kills_the_campaign_is_journalled_then_rechecked_saved_and_
     assert journals(corpus) == []
     saved = load(corpus)
     assert saved.errors == []
-    crashes = [entry for _, entry in saved.entries if entry.implementation == crasher and entry.kind == "crash"]
+    crashes = [entry for _, entry in saved.entries if entry.implementation == identity(crasher) and entry.kind == "crash"]
     # One bug, one file: the journalled case is the same crash the campaign found and shrank.
     assert len(crashes) == 1 and "SIGSEGV" in crashes[0].message and crashes[0].needs == ("bias",)
 
