@@ -335,19 +335,21 @@ class _Group:
         self.result.findings.append(finding)
 
     def _record(self, finding: Finding) -> None:
-        """Add a bug just found and attributed, unless it and a known bug are one: when
-        one needs no feature the other does not, and the other's failure goes away once
-        those features are set back, the one needing less is the cause (a minimal case
-        may need more than its cause does), reported with the other as a symptom."""
-        for bug in [b for b in self.bugs if b.implementation == finding.implementation]:
-            if not (bug.reproducible and finding.reproducible):
-                continue
-            if finding.needs <= bug.needs and self._gone_without(bug, finding.needs):
-                self._replace(bug, self._with_symptom(finding, bug))
-                return
-            if bug.needs <= finding.needs and self._gone_without(finding, bug.needs):
-                self._replace(bug, self._with_symptom(bug, finding))
-                return
+        """Add a bug just found and attributed, unless it and known bugs are one: when one
+        needs no feature the other does not, and the other's failure goes away once those
+        features are set back, the one needing less is the cause (a minimal case may need
+        more than its cause does), reported with the others as its symptoms."""
+        mine = [bug for bug in self.bugs if bug.implementation == finding.implementation and bug.reproducible]
+        if finding.reproducible:
+            for bug in mine:
+                if bug.needs <= finding.needs and self._gone_without(finding, bug.needs):
+                    self._replace(bug, self._with_symptom(bug, finding))
+                    return
+            for bug in mine:
+                if finding.needs < bug.needs and self._gone_without(bug, finding.needs):
+                    finding = self._with_symptom(finding, bug)
+                    for findings in (self.bugs, self.result.findings):
+                        findings.remove(bug)
         self._add(finding)
 
     @staticmethod

@@ -88,7 +88,7 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
     # a few wrong elements are wrong values, however sorting might pair them up within a
     # loose (bfloat16) rounding bound.
     anywhere = wrong | nonfinite
-    layout = rearrangement(result, expected) if float(anywhere.double().mean()) > 0.5 else None
+    layout = rearrangement(result, expected) if float(anywhere.double().mean()) >= 0.5 else None
     if layout:
         return failure("layout", layout)
     where = where_wrong(case, expected, got, anywhere)
