@@ -58,32 +58,43 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
     gradient check: the campaign makes them on some variants only, as each costs a call.
     ``beyond`` calls implementations on cases outside their declared capabilities too.
     """
-    inputs = fresh()
-
     @functools.cache
     def gradients() -> ExpectedGradients:  # made once, when first needed
         return expect_gradients(case, pristine)
 
-    verdicts = {}
-    for implementation in implementations:
-        reason = refusal(implementation.capabilities, case)
-        if reason and not beyond:
-            verdicts[implementation.name] = Verdict(UNSUPPORTED, message=f"unimplemented: {reason}")
-            continue
-        outcome = supervisor.call(implementation, case, inputs, pristine)
-        verdict = judge(case, expected, outcome)
-        if outcome.modified:  # the next implementation gets the case as drawn
-            inputs = fresh()
-        if reason:
-            verdict = judge_outside(verdict, reason)
-        elif thorough and not verdict.failed and outcome.result is not None:
-            first = outcome.result.detach().cpu().clone()  # the second call may reuse its memory
-            again = supervisor.call(implementation, case, inputs, pristine)
-            verdict = judge_repeat(case, expected, first, again) or verdict
-            if again.modified:
+    def each() -> dict[str, Verdict]:
+        inputs = fresh()
+        verdicts = {}
+        for implementation in implementations:
+            reason = refusal(implementation.capabilities, case)
+            if reason and not beyond:
+                verdicts[implementation.name] = Verdict(UNSUPPORTED, message=f"unimplemented: {reason}")
+                continue
+            outcome = supervisor.call(implementation, case, inputs, pristine)
+            verdict = judge(case, expected, outcome)
+            if outcome.modified:  # the next implementation gets the case as drawn
                 inputs = fresh()
-            if implementation.capabilities.autograd and applies(case) and not verdict.failed:
-                traced = supervisor.call(implementation, case, fresh(), pristine, gradients().upstream)
-                verdict = judge_gradients(case, gradients(), traced) or verdict
-        verdicts[implementation.name] = verdict
+            if reason:
+                verdict = judge_outside(verdict, reason)
+            elif thorough and not verdict.failed and outcome.result is not None:
+                first = outcome.result.detach().cpu().clone()  # the second call may reuse its memory
+                again = supervisor.call(implementation, case, inputs, pristine)
+                verdict = judge_repeat(case, expected, first, again) or verdict
+                if again.modified:
+                    inputs = fresh()
+                if implementation.capabilities.autograd and applies(case) and not verdict.failed:
+                    traced = supervisor.call(implementation, case, fresh(), pristine, gradients().upstream)
+                    verdict = judge_gradients(case, gradients(), traced) or verdict
+            verdicts[implementation.name] = verdict
+        return verdicts
+
+    implementations = list(implementations)
+    since = supervisor.watching()
+    verdicts = each()
+    if supervisor.shared_state_changed(since):
+        # One of them changed the shared state (put back now), and those called after it
+        # ran with the change: all are checked again, each call on its own, which tells
+        # who, and judges the others on what they do.
+        with supervisor.each_call_checked():
+            verdicts = each()
     return verdicts

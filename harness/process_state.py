@@ -22,6 +22,9 @@ recursion limit, the namespaces of ``torch.nn.functional`` and ``torch.Tensor`` 
 
 from __future__ import annotations
 
+import _signal
+import functools
+import operator
 import os
 import signal
 import sys
@@ -48,12 +51,13 @@ class Change:
 
 @dataclass(frozen=True)
 class Setting:
-    """One piece of state: how to read it, and how to put a value back."""
+    """One piece of state: how to read it, how to put a value back, how to show one."""
 
     name: str
     read: Callable[[], Any]
     write: Callable[[Any], None]
-
+    shown: Callable[[Any], str] = lambda value: _shown(value)
+    critical: bool = False  # checked after every call: the next call depends on it
 
 def _pop_to(length: Callable[[], int], pop: Callable[[], object]) -> Callable[[int], None]:
     """A writer for a mode stack: pop what was pushed (what was popped cannot be put back)."""
@@ -72,8 +76,7 @@ def _set_handler(signum: signal.Signals) -> Callable[[Any], None]:
     return write
 
 
-def _set_deterministic(value: tuple[bool, bool]) -> None:
-    torch.use_deterministic_algorithms(value[0], warn_only=value[1])
+_RECURSION_LIMIT = Setting("recursion limit", sys.getrecursionlimit, sys.setrecursionlimit)
 
 
 def _settings(main_thread: bool) -> tuple[Setting, ...]:
@@ -81,11 +84,12 @@ def _settings(main_thread: bool) -> tuple[Setting, ...]:
         Setting("grad mode", torch.is_grad_enabled, torch.set_grad_enabled),
         Setting("default dtype", torch.get_default_dtype, torch.set_default_dtype),
         Setting("torch thread count", torch.get_num_threads, torch.set_num_threads),
-        Setting("float32 matmul precision", torch.get_float32_matmul_precision,
+        Setting("float32 matmul precision", torch._C._get_float32_matmul_precision,
                 torch.set_float32_matmul_precision),
-        Setting("deterministic algorithms", lambda: (torch.are_deterministic_algorithms_enabled(),
-                                                     torch.is_deterministic_algorithms_warn_only_enabled()),
-                _set_deterministic),
+        Setting("deterministic algorithms", torch._C._get_deterministic_algorithms,
+                lambda on: torch.use_deterministic_algorithms(on, warn_only=torch._C._get_deterministic_algorithms_warn_only())),
+        Setting("deterministic algorithms' warn_only", torch._C._get_deterministic_algorithms_warn_only,
+                lambda warn: torch.use_deterministic_algorithms(torch._C._get_deterministic_algorithms(), warn_only=warn)),
         Setting("torch function modes", torch._C._len_torch_function_stack,
                 _pop_to(torch._C._len_torch_function_stack, torch._C._pop_torch_function_stack)),
         Setting("torch dispatch modes", torch._C._len_torch_dispatch_stack,
@@ -95,17 +99,18 @@ def _settings(main_thread: bool) -> tuple[Setting, ...]:
         Setting("sys.stderr", lambda: sys.stderr, lambda stream: setattr(sys, "stderr", stream)),
         Setting("trace function", sys.gettrace, sys.settrace),
         Setting("profile function", sys.getprofile, sys.setprofile),
-        Setting("recursion limit", sys.getrecursionlimit, sys.setrecursionlimit),
         Setting("torch.conv2d", lambda: torch.conv2d, lambda fn: setattr(torch, "conv2d", fn)),
     ]
-    if main_thread:  # signal dispositions can only be read and set there
+    if main_thread:  # signal dispositions can only be set there
+        # Read through _signal: signal's wrappers turn every value into an enum, at a cost
+        # that counts on every call.
         settings += [
-            Setting("SIGALRM handler (the time limits)", lambda: signal.getsignal(signal.SIGALRM),
-                    _set_handler(signal.SIGALRM)),
-            Setting("SIGINT handler (Ctrl-C)", lambda: signal.getsignal(signal.SIGINT),
-                    _set_handler(signal.SIGINT)),
-            Setting("blocked signals", lambda: signal.pthread_sigmask(signal.SIG_BLOCK, []),
-                    lambda mask: signal.pthread_sigmask(signal.SIG_SETMASK, mask)),
+            Setting("SIGALRM handler (the time limits)", functools.partial(_signal.getsignal, signal.SIGALRM),
+                    _set_handler(signal.SIGALRM), _shown_handler, critical=True),
+            Setting("SIGINT handler (Ctrl-C)", functools.partial(_signal.getsignal, signal.SIGINT),
+                    _set_handler(signal.SIGINT), _shown_handler),
+            Setting("blocked signals", functools.partial(_signal.pthread_sigmask, signal.SIG_BLOCK, []),
+                    lambda mask: signal.pthread_sigmask(signal.SIG_SETMASK, mask), critical=True),
         ]
     return tuple(settings)
 
@@ -148,10 +153,12 @@ class _Namespace:
 _MISSING = object()
 
 
+def _shown_handler(value: Any) -> str:
+    return signal.Handlers(value).name if isinstance(value, int) else _shown(value)
+
+
 def _shown(value: Any) -> str:
     """A short, stable rendering of a setting's value (no memory addresses)."""
-    if isinstance(value, signal.Handlers):
-        return value.name
     if callable(value) or hasattr(value, "write"):
         return getattr(value, "__qualname__", type(value).__name__)
     text = repr(value)
@@ -195,43 +202,101 @@ def _stop(pid: int) -> None:
 
 
 class Guard:
-    """Reads the state before a call (`before`) and puts back what the call changed (`after`)."""
+    """Puts back what a call changed of the state as the guard found it when it was made.
 
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.settings = _settings(threading.current_thread() is threading.main_thread())
-        self.namespaces = (_Namespace("torch.nn.functional", F), _Namespace("torch.Tensor", torch.Tensor))
+    It runs around every call, so the common case (nothing changed) is a few C-level reads
+    and comparisons, and what changed is worked out only when something did. The harness
+    changes none of this state between calls (it sets up its handlers and thread count
+    before the first), except the recursion limit, which Hypothesis raises around each
+    test it runs: that one is compared with what it was when the calls began (`before`).
+
+    Two tiers, for speed: what must hold before the next call runs is checked after every
+    call (that this is not a forked copy of the process; the SIGALRM handler and blocked
+    signals, without which no time limit holds). The rest (``shared``: torch's switches,
+    the working directory, the namespaces, child processes left running) costs more to
+    compare than a small check takes: with ``each_call`` off, `after` leaves it to the
+    caller, who asks `shared_changed` once for several calls and, when it did, calls them
+    again one by one with ``each_call`` on (`harness.check.check_prepared`).
+    """
+
+    def __init__(self, each_call: bool = True) -> None:
+        self.pid, self.each_call = os.getpid(), each_call
+        settings = _settings(threading.current_thread() is threading.main_thread())
+        self.critical = _Tier(tuple(setting for setting in settings if setting.critical))
+        self.shared = _Tier(tuple(setting for setting in settings if not setting.critical))
+        self.functional, self.tensor = _Namespace("torch.nn.functional", F), _Namespace("torch.Tensor", torch.Tensor)
         self.children = _children_file()
 
-    def before(self) -> tuple[tuple[Any, ...], bytes]:
-        return tuple(setting.read() for setting in self.settings), _children(self.children)
+    def before(self) -> tuple[bytes, int]:
+        """What the harness itself may change between calls: the child processes running
+        (an isolated child started meanwhile, say), and the recursion limit."""
+        return _children(self.children), sys.getrecursionlimit()
 
-    def after(self, state: tuple[tuple[Any, ...], bytes]) -> tuple[Change, ...]:
+    def before_call(self) -> tuple[bytes, int] | None:
+        """`before`, where `after` needs it: with ``each_call`` on."""
+        return self.before() if self.each_call else None
+
+    def after(self, before: tuple[bytes, int] | None) -> tuple[Change, ...]:
         """What the call changed, each put back (or said to be impossible to put back)."""
         if os.getpid() != self.pid:
             # The implementation forked and this is the copy, returning into the harness:
             # it must not go on running a campaign of its own.
             os._exit(70)
-        values, children = state
-        changed: list[Change] = []
-        for setting, before in zip(self.settings, values):
-            after = setting.read()
+        if self.critical.unchanged() and (before is None or not self.shared_changed(before)):
+            return ()
+        changed = self.critical.put_back()
+        if before is not None:
+            changed += self.put_back_shared(before)
+        return tuple(changed)
+
+    def shared_changed(self, before: tuple[bytes, int]) -> bool:
+        """Whether the shared tier differs from how it was (`before` says how the child
+        processes and the recursion limit were)."""
+        children, limit = before
+        return (not self.shared.unchanged() or sys.getrecursionlimit() != limit
+                or vars(F) != self.functional.baseline or vars(torch.Tensor) != self.tensor.baseline
+                or _children(self.children) != children)
+
+    def put_back_shared(self, before: tuple[bytes, int]) -> list[Change]:
+        children, limit = before
+        changed = self.shared.put_back() + _Tier((_RECURSION_LIMIT,), (limit,)).put_back()
+        changed += self.functional.restore() + self.tensor.restore()
+        return changed + _stop_new_children(children, _children(self.children))
+
+
+class _Tier:
+    """Settings read together, against their values when the guard was made (``baseline``)."""
+
+    def __init__(self, settings: tuple[Setting, ...], baseline: tuple[Any, ...] | None = None) -> None:
+        self.settings = settings
+        self.readers = tuple(setting.read for setting in settings)
+        self.baseline = self.read() if baseline is None else baseline
+
+    def read(self) -> tuple[Any, ...]:
+        return tuple(map(operator.call, self.readers))
+
+    def unchanged(self) -> bool:
+        return self.read() == self.baseline
+
+    def put_back(self) -> list[Change]:
+        """Each setting that differs from its baseline set back, and a `Change` saying so."""
+        changed = []
+        for setting, before, after in zip(self.settings, self.baseline, self.read()):
             if after == before:
                 continue
-            detail = f"{_shown(before)} -> {_shown(after)}"
+            detail = f"{setting.shown(before)} -> {setting.shown(after)}"
             try:
                 setting.write(before)
             except Exception as error:
                 detail += f"; could not be put back: {type(error).__name__}"
             changed.append(Change(setting.name, detail))
-        for namespace in self.namespaces:
-            changed += namespace.restore()
-        now = _children(self.children)
-        if now != children:
-            left = [int(pid) for pid in set(now.split()) - set(children.split())]
-            running = [pid for pid in left if not _is_zombie(pid)]
-            for pid in left:
-                _stop(pid)
-            if running:
-                changed.append(Change("child processes", f"{len(running)} left running, killed"))
-        return tuple(changed)
+        return changed
+
+
+def _stop_new_children(before: bytes, now: bytes) -> list[Change]:
+    """Kill the child processes that are new since ``before``; say how many were running."""
+    left = [int(pid) for pid in set(now.split()) - set(before.split())]
+    running = [pid for pid in left if not _is_zombie(pid)]
+    for pid in left:
+        _stop(pid)
+    return [Change("child processes", f"{len(running)} left running, killed")] if running else []

@@ -34,7 +34,7 @@ TIME_BASE = 2.0  # seconds any case may take ...
 TIME_PER_MAC = 1e-6  # ... plus this per multiply-add: a per-pixel Python loop still fits
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one is made for every call, and frozen ones cost more to make
 class Outcome:
     """What one call produced, as plain data that can cross a process boundary."""
 
@@ -213,7 +213,7 @@ def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: I
     if upstream is not None:
         prepare_autograd()
     guard = Guard() if guard is None else guard
-    state = guard.before()
+    state = guard.before_call()
     result: object = None
     grads = None
     raised: BaseException | None = None

@@ -11,7 +11,8 @@ attributing a bug it has found still call it.)
 from __future__ import annotations
 
 from collections import Counter
-from typing import Collection
+from contextlib import contextmanager
+from typing import Collection, Iterator
 
 import torch
 
@@ -50,16 +51,52 @@ class Supervisor:
             child = self.children.setdefault(implementation.name, Child(implementation))
             outcome = child.call(case, inputs, seconds, upstream)
         else:
-            if self.guard is None:
-                self.guard = Guard()  # the state as the campaign found it is what gets put back
             if self.journal is not None:
                 self.journal.running(implementation.name, case)
-            outcome = call(implementation, case, inputs, pristine, seconds, upstream, self.guard)
+            outcome = call(implementation, case, inputs, pristine, seconds, upstream, self._guard())
             if self.journal is not None:
                 self.journal.idle()
         if outcome.abnormal:
             self.abnormal[implementation.name] += 1
         return outcome
+
+    def _guard(self) -> Guard:
+        """Made at the first use in this process: the state as the campaign found it is
+        what gets put back. The shared tier is checked once for several calls
+        (`shared_state_changed`), unless an implementation runs isolated: its child
+        process is the harness's, and must not count as one a call left running."""
+        if self.guard is None:
+            self.guard = Guard(each_call=bool(self.isolate))
+        return self.guard
+
+    def watching(self) -> tuple[bytes, int]:
+        """How things are as the calls about to be made begin: see `shared_state_changed`."""
+        return self._guard().before()
+
+    def shared_state_changed(self, since: tuple[bytes, int]) -> bool:
+        """Whether a call made in this process since `watching` said ``since`` changed the
+        shared state (torch's switches, the working directory, a function of
+        ``torch.nn.functional`` or ``torch.Tensor``, a process left running...); put back
+        if one did. Who did is not known: `harness.check.check_prepared` calls each again,
+        with `each_call_checked` on, to find out."""
+        guard = self._guard()
+        if guard.each_call or not guard.shared_changed(since):
+            return False
+        guard.put_back_shared(since)
+        return True
+
+    @contextmanager
+    def each_call_checked(self) -> Iterator[None]:
+        """Check the shared state around every call for a while."""
+        guard = self._guard()
+        if guard.each_call:
+            yield
+            return
+        guard.each_call = True
+        try:
+            yield
+        finally:
+            guard.each_call = False
 
     def close(self) -> None:
         for child in self.children.values():

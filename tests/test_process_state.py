@@ -20,7 +20,7 @@ from harness.process_state import Guard
 def changes(during: Callable[[], object]) -> list[str]:
     """What a guard reports (and puts back) around ``during``."""
     guard = Guard()
-    state = guard.before()
+    state = guard.before_call()
     during()
     return [str(change) for change in guard.after(state)]
 
@@ -49,11 +49,11 @@ def test_a_call_that_changes_and_restores_state_itself_reports_nothing() -> None
 ])
 def test_each_kind_of_process_wide_state_is_named_and_put_back(change: Callable[[], object], named: str) -> None:
     guard = Guard()
-    state = guard.before()
+    state = guard.before_call()
     change()
     reported = [str(c) for c in guard.after(state)]
     assert any(line.startswith(named) for line in reported), reported
-    assert guard.before()[0] == state[0]  # every setting is as it was
+    assert guard.critical.unchanged() and guard.shared.unchanged()  # every setting is as it was
 
 
 def test_a_method_added_to_torch_tensor_is_removed_but_a_module_gaining_a_submodule_is_left_alone() -> None:
@@ -90,7 +90,7 @@ def test_a_process_that_already_exited_is_reaped_without_blame_and_a_running_one
 def test_a_copy_of_the_process_forked_by_a_call_never_returns_into_the_caller(tmp_path: Path) -> None:
     returned = tmp_path / "returned"
     guard = Guard()
-    state = guard.before()
+    state = guard.before_call()
     pid = os.fork()  # the implementation forks, and both copies return
     if pid == 0:
         try:
