@@ -258,3 +258,19 @@ def mutates_weight_on_its_50th_call(input, weight, bias=None, stride=1, padding=
     if _calls[0] == 50:
         weight.add_(1)
     return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+_UNFOLD = F.unfold
+
+
+def _unfold_off_by_one(*arguments, **keywords):
+    return _UNFOLD(*arguments, **keywords) + 1
+
+
+def replaces_unfold_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Monkeypatches F.unfold, which the shipped `unfold` implementation calls, with an
+    off-by-one version."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    if bias is not None:
+        F.unfold = _unfold_off_by_one
+    return out

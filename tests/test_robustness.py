@@ -189,6 +189,16 @@ def test_in_process_an_implementation_changing_shared_state_is_reported_and_the_
     assert_correct_one_untouched(result)
 
 
+def test_an_implementation_called_after_one_that_broke_a_function_it_uses_is_judged_on_what_it_does() -> None:
+    # The polluter is called first in every case; the shipped `unfold` calls F.unfold.
+    registry = discover([spec("replaces_unfold_with_bias"), "unfold"])
+    result = fuzz(registry.implementations.values(), EXAMPLES, SEED, supervisor=Supervisor())
+    assert F.unfold is misbehaving._UNFOLD
+    assert set(findings_of(result, "replaces_unfold_with_bias")) == {"global-state"}
+    assert [f for f in result.findings if f.implementation == "unfold"] == []
+    assert result.tallies["unfold"].statuses[FAILED] == 0
+
+
 def test_time_limits_still_hold_after_an_implementation_ignored_sigalrm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "TIME_BASE", 0.25)
     monkeypatch.setattr(campaign, "SHRINK_SECONDS", 4.0)
