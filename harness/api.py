@@ -9,6 +9,7 @@ from harness.corpus import save_findings
 from harness.campaign import CampaignResult, fuzz
 from harness.registry import Registry, implementation_from
 from harness.report import campaign_report, format_failures
+from harness.text import printable
 
 
 def assert_conv2d_matches(fn: Callable[..., Any], *, max_examples: int = 200,
@@ -27,5 +28,6 @@ def assert_conv2d_matches(fn: Callable[..., Any], *, max_examples: int = 200,
     if result.findings:
         report = campaign_report(result, Registry({name: implementation}), max_examples)
         lines = format_failures(report) + [f"(seed {result.seed}: pass seed={result.seed} to reproduce)"]
-        raise AssertionError(f"{name} disagrees with torch.nn.Conv2d:\n" + "\n".join(lines))
+        # pytest prints the message as it is: escaped here, as the command line escapes it.
+        raise AssertionError(printable(f"{name} disagrees with torch.nn.Conv2d:\n" + "\n".join(lines)))
     return result

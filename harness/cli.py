@@ -30,7 +30,7 @@ from harness.registry import ENTRY_POINT_GROUP, Registry, SpecError, check_file_
 from harness.replay import Target, absent, replay, targets_from
 from harness.rescue import rescue, suspects
 from harness.standalone import script
-from harness.text import clipped, printable
+from harness.text import clipped, one_line, printable
 
 USAGE_ERROR = 2
 # Enough for every planted bug in tests/planted_bugs.py in 20 of 20 runs: at 1,500 the one
@@ -294,6 +294,7 @@ def _targets(items: Sequence[str], limits: Limits) -> list[Target]:
 
 def command_replay(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
+    _outputs_writable(None, args.report)
     implementations = list(registry.implementations.values())
     errors = [f"{e.name}: not loaded: {e.reason}" for e in registry.errors]
     notes = []
@@ -311,12 +312,12 @@ def command_replay(args: argparse.Namespace) -> int:
         _say(reports.format_table(["case", "implementation", "result", ""], table))
     for row in rows:
         if row.verdict.failed:
-            _say(f"{row.outcome.upper()} {row.implementation} {row.target.case.id}\n"
-                 f"    {clipped(row.verdict.message, reports.MESSAGE_LIMIT)}\n    from: {row.target.source}")
+            _say(f"{row.outcome.upper()} {one_line(row.implementation)} {row.target.case.id}\n"
+                 f"    {clipped(row.verdict.message, reports.MESSAGE_LIMIT)}\n    from: {one_line(row.target.source)}")
     for note in notes:
-        _say(f"note: {note}")
+        _say(f"note: {one_line(note)}")
     for error in errors:
-        _say(f"ERROR {clipped(error, reports.MESSAGE_LIMIT)}")
+        _say(f"ERROR {one_line(clipped(error, reports.MESSAGE_LIMIT))}")
     unexpected = [row for row in rows if not row.expected]
     _say(f"{len(targets)} case(s) x {len(implementations)} implementation(s): "
          f"{len(rows) - len(unexpected)} as expected, {len(unexpected)} unexpected, {len(errors)} error(s)")
@@ -377,7 +378,7 @@ def command_corpus(args: argparse.Namespace) -> int:
     _writable(args.into)
     counts, errors = corpus_store.merge(args.into, args.sources)
     for error in errors:
-        _say(f"ERROR {clipped(error, reports.MESSAGE_LIMIT)}")
+        _say(f"ERROR {one_line(clipped(error, reports.MESSAGE_LIMIT))}")
     _say(f"merged into {args.into}: {counts['added']} added, {counts['replaced']} replaced by a "
           f"smaller case, {counts['kept']} already there")
     return 0 if not errors else 1

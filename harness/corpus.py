@@ -7,8 +7,8 @@ on two machines lands in the same file and merging corpora is copying files. Whe
 smaller case for the same signature turns up it replaces the larger one.
 
 Writes are safe under concurrency (xdist workers, parallel campaigns): each entry is
-updated under an exclusive lock on its own lock file, written to a temporary file and
-renamed into place, so readers never see a torn file and no smaller case is lost.
+updated under an exclusive lock on its folder, written to a temporary file and renamed
+into place, so readers never see a torn file and no smaller case is lost.
 
 Loading only parses JSON: nothing is executed or unpickled. A corpus may come from anyone
 (`corpus merge`), so loading is total: it reads only regular ``*.json`` files directly in

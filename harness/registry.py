@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from harness.capabilities import Capabilities, declaration_of
-from harness.text import clipped
+from harness.text import clipped, message
 
 ENTRY_POINT_GROUP = "im2col_harness.implementations"
 
@@ -91,7 +91,7 @@ class Registry:
         except Exception as error:  # a broken plugin must not stop the others
             if typed and isinstance(error, MissingFunction):
                 raise SpecError(f"--impl {name!r}: {error}") from None
-            self.errors.append(LoadError(name, f"{type(error).__name__}: {error}"))
+            self.errors.append(LoadError(name, f"{type(error).__name__}: {message(error, 1000)}"))
         else:
             self.implementations[name] = implementation
 

@@ -15,7 +15,7 @@ from typing import Any
 from harness.campaign import CampaignResult, Finding
 from harness.corpus import provenance
 from harness.registry import Registry
-from harness.text import clipped
+from harness.text import clipped, one_line
 from harness.verdict import FAILED, MISTRUSTED, PASSED, SKIPPED, UNSUPPORTED
 
 # The most of one untrusted message (an exception's, a plugin's load error) a text line
@@ -140,7 +140,7 @@ def format_summary(report: dict[str, Any]) -> str:
 
 
 def format_load_error(name: str, reason: str) -> str:
-    return f"NOT LOADED {name}: {clipped(reason, MESSAGE_LIMIT)}"
+    return one_line(f"NOT LOADED {name}: {clipped(reason, MESSAGE_LIMIT)}")
 
 
 def format_coverage(report: dict[str, Any]) -> list[str]:

@@ -26,6 +26,7 @@ import torch
 from harness.capabilities import call_arguments
 from harness.case import Case
 from harness.process_state import Change, Guard
+from harness.text import message
 from harness.registry import Implementation
 from harness.tensors import Inputs
 
@@ -76,18 +77,6 @@ def _site(error: BaseException) -> str:
         return ""
     frame = frames[-1]
     return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
-
-
-def _text(error: BaseException) -> str:
-    """``str(error)``, which is the implementation's code and may itself raise."""
-    try:
-        return str(error)
-    except Exception as unprintable:
-        return f"<unprintable {type(error).__name__}: str() raised {type(unprintable).__name__}>"
-
-
-def _first_line(error: BaseException) -> str:
-    return (_text(error).strip().splitlines() or [""])[0][:200]
 
 
 class _TimeLimit(BaseException):
@@ -176,7 +165,7 @@ def _shares_memory(result: object, tensor: torch.Tensor, inputs: Inputs) -> bool
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, MemoryError) or "can't allocate memory" in _text(error)
+    return isinstance(error, MemoryError) or "can't allocate memory" in message(error, 10**6)
 
 
 def _requiring_grad(inputs: Inputs) -> Inputs:
@@ -237,9 +226,9 @@ def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: I
         outcome = Outcome(abnormal="timeout", error_message=f"no result after {seconds:.1f}s")
     elif _is_out_of_memory(raised):
         outcome = Outcome(abnormal="memory", error_type=type(raised).__name__,
-                          error_message=_first_line(raised), error_site=_site(raised))
+                          error_message=message(raised), error_site=_site(raised))
     else:
-        outcome = Outcome(error_type=type(raised).__name__, error_message=_first_line(raised),
+        outcome = Outcome(error_type=type(raised).__name__, error_message=message(raised),
                           error_site=_site(raised), modified=_modified(inputs, pristine))
     return replace(outcome, changed=changed) if changed else outcome
 
@@ -266,7 +255,7 @@ def _returned(result: object, inputs: Inputs, pristine: Inputs,
     except Exception as error:
         return Outcome(returned=returned, modified=modified,
                        error_message=f"a torch.Tensor subclass that cannot be used as one "
-                                     f"({type(error).__name__}: {_first_line(error)})")
+                                     f"({type(error).__name__}: {message(error)})")
     if tensor.layout != torch.strided:
         return Outcome(returned=returned, modified=modified,
                        error_message=f"a {str(tensor.layout)[6:]} tensor, not a strided (dense) one")

@@ -30,6 +30,22 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_escaped, text)
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks written as escapes: for a string that must stay on its
+    line, a file name or an error, so that it cannot make up lines of a report of its own."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def message(error: BaseException, limit: int = 200) -> str:
+    """The first line of ``str(error)``, at most ``limit`` characters: an exception raised by
+    code under test, whose ``__str__`` is that code too, and may itself raise."""
+    try:
+        text = str(error)
+    except Exception as unprintable:
+        return f"<unprintable {type(error).__name__}: str() raised {type(unprintable).__name__}>"
+    return (text.strip().splitlines() or [""])[0][:limit]
+
+
 def clipped(text: str, limit: int = 200) -> str:
     """At most ``limit`` characters of ``text``, saying how many more there were."""
     if len(text) <= limit:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.text import clipped, printable
+from harness.text import clipped, message, one_line, printable
 
 
 @pytest.mark.parametrize(("raw", "shown"), [
@@ -28,3 +28,17 @@ def test_newlines_tabs_and_ordinary_unicode_pass_through() -> None:
 def test_a_long_string_is_cut_and_says_how_much_was_cut() -> None:
     assert clipped("x" * 100_000, 50) == "x" * 50 + "... (99950 more characters)"
     assert clipped("short", 50) == "short"
+
+
+def test_a_string_kept_on_one_line_shows_its_line_breaks_as_escapes() -> None:
+    assert one_line("bad\nFAILED loop [values] forged\r") == "bad\\nFAILED loop [values] forged\\r"
+
+
+def test_an_exceptions_message_is_its_first_line_even_when_str_raises() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError
+
+    assert message(ValueError("first\nsecond")) == "first"
+    assert message(ValueError("x" * 500), 10) == "x" * 10
+    assert message(Unprintable()) == "<unprintable Unprintable: str() raised RuntimeError>"
