@@ -13,6 +13,7 @@ Stride, padding and dilation keep the form they were given in: ``s2`` is the int
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
@@ -200,7 +201,7 @@ class Case:
 
     # -- the id -------------------------------------------------------------------------
 
-    @property
+    @functools.cached_property  # asked for on every call (journal, choice of thorough variant)
     def id(self) -> str:
         mb = "none" if self.batch is None else str(self.batch)
         shape = (f"mb{mb}ic{self.in_channels}oc{self.out_channels}g{self.groups}"

@@ -5,7 +5,7 @@ A campaign of N cases per implementation split into n shards is n campaigns of N
 shard i drawing from a seed derived from (seed, i, n) the same way everywhere; results
 merge by keeping, for each bug, the smallest case any shard found (what ``corpus merge``
 does for corpora). ``fuzz --shard i/n`` runs one shard; ``fuzz --workers N`` runs
-`SHARDS_PER_WORKER` * N shards, N at a time, each in a process of its own.
+`SHARDS_PER_WORKER` * N shards over N worker processes.
 
 A worker process can die: an implementation run in it segfaults, aborts or exits, or
 something outside kills it. Its shard then has told nothing (a shard reports and saves
@@ -33,6 +33,7 @@ from harness.campaign import CampaignResult, Finding, Progress, Tally, derive_se
 from harness.corpus import save_findings, size
 from harness.journal import Journal, read
 from harness.registry import discover
+from harness.runner import prepare_autograd
 from harness.supervisor import Supervisor
 
 # More shards than workers: shards differ in cost (cases differ in size), and a worker that
@@ -96,24 +97,31 @@ def run_shard(specs: list[str], max_examples: int, seed: int, shard: tuple[int, 
     return replace(result, seed=seed), saved
 
 
-def _run_in_worker(results: Connection, specs: list[str], max_examples: int, seed: int, shard: tuple[int, int],
-                   isolate: bool | set[str], deadline: float | None, corpus: Path | None, journals: Path) -> None:
-    """A worker process: one shard, its result sent back through ``results``."""
+def _serve_shards(connection: Connection, specs: list[str], max_examples: int, seed: int,
+                  deadline: float | None, corpus: Path | None, journals: Path) -> None:
+    """A worker process: runs the shards it is sent, one after another (its caches stay
+    warm: Hypothesis's strategies, torch's first calls), sending each one's result back,
+    until it is sent None."""
     os.setpgid(0, 0)  # Ctrl-C at the terminal goes to the parent, which passes it on once
-    max_seconds = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-    try:
-        outcome: Any = run_shard(specs, max_examples, seed, shard, isolate, max_seconds, corpus, journals)
-    except KeyboardInterrupt:  # before the campaign began: it found nothing
-        outcome = None
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what was found goes back, whatever happens now
-    results.send(outcome)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a campaign listens for it; between them, no one
+    while True:
+        try:
+            job = connection.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        shard, isolate = job
+        max_seconds = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        outcome = run_shard(specs, max_examples, seed, shard, isolate, max_seconds, corpus, journals)
+        connection.send(outcome)
 
 
 @dataclass
 class _Worker:
     process: Any
-    results: Connection
-    shard: tuple[int, int]
+    connection: Connection
+    shard: tuple[int, int] | None = None  # the one it is running
 
 
 def _how(exitcode: int | None) -> str:
@@ -123,16 +131,17 @@ def _how(exitcode: int | None) -> str:
 
 
 class _Workers:
-    """Shards run N at a time, each in a forked process (torch is imported once, here)."""
+    """Shards over N worker processes forked from this one (torch is imported once, here),
+    each taking the next shard when it finishes one; a worker that dies is replaced."""
 
     def __init__(self, specs: list[str], max_examples: int, seed: int, workers: int, isolate: bool | set[str],
                  max_seconds: float | None, corpus: Path | None, journals: Path) -> None:
-        self.specs, self.max_examples, self.seed, self.workers = specs, max_examples, seed, workers
+        self.specs, self.max_examples, self.seed, self.count = specs, max_examples, seed, workers
         self.isolate, self.corpus, self.journals = isolate, corpus, journals
         self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         shards = SHARDS_PER_WORKER * workers
         self.pending = deque((index, shards) for index in range(1, shards + 1))
-        self.running: list[_Worker] = []
+        self.workers: list[_Worker] = []
         self.attempts: Counter[tuple[int, int]] = Counter()
         self.results: list[CampaignResult] = []
         self.saved: list[str] = []
@@ -143,61 +152,74 @@ class _Workers:
     def run(self) -> bool:
         """Run every shard; False when Ctrl-C stopped it."""
         try:
-            while self.pending or self.running:
-                self._start_what_fits()
-                if self.running:
-                    self._collect(wait([worker.process.sentinel for worker in self.running]
-                                       + [worker.results for worker in self.running]))
+            while True:
+                self._assign()
+                busy = [worker for worker in self.workers if worker.shard is not None]
+                if not busy:
+                    break
+                self._collect(wait([w.process.sentinel for w in busy] + [w.connection for w in busy]))
         except KeyboardInterrupt:
             self._stop_on_interrupt()
             return False
+        finally:
+            self._stop()
         return True
 
-    def _start_what_fits(self) -> None:
-        while self.pending and len(self.running) < self.workers:
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                self.pending.clear()  # out of time: these shards are not owed
+    def _assign(self) -> None:
+        """Give each idle worker the next shard, starting workers as needed, while time lasts."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.pending.clear()  # out of time: these shards are not owed
+        while self.pending:
+            idle = next((w for w in self.workers if w.shard is None), None)
+            if idle is None and len(self.workers) < self.count:
+                idle = self._start()
+            if idle is None:
                 return
-            shard = self.pending.popleft()
-            receive, send = self.context.Pipe(duplex=False)
+            idle.shard = self.pending.popleft()
             isolate = self.isolate if self.isolate is True else set(self.isolate)
-            process = self.context.Process(
-                target=_run_in_worker, name=f"im2col-harness shard {shard[0]}/{shard[1]}",
-                args=(send, self.specs, self.max_examples, self.seed, shard, isolate, self.deadline,
-                      self.corpus, self.journals))
-            process.start()
-            send.close()
-            self.running.append(_Worker(process, receive, shard))
+            idle.connection.send((idle.shard, isolate))
+
+    def _start(self) -> _Worker:
+        ours, theirs = self.context.Pipe()
+        process = self.context.Process(
+            target=_serve_shards, name="im2col-harness worker",
+            args=(theirs, self.specs, self.max_examples, self.seed, self.deadline, self.corpus, self.journals))
+        process.start()
+        theirs.close()
+        worker = _Worker(process, ours)
+        self.workers.append(worker)
+        return worker
 
     def _collect(self, ready: list[Any]) -> None:
-        for worker in list(self.running):
-            if worker.results not in ready and worker.process.sentinel not in ready:
+        for worker in [w for w in self.workers if w.shard is not None]:
+            if worker.connection not in ready and worker.process.sentinel not in ready:
                 continue
             outcome = None
             try:
-                if worker.results.poll():
-                    outcome = worker.results.recv()
+                if worker.connection.poll():
+                    outcome = worker.connection.recv()
             except (EOFError, OSError):
                 pass
-            if outcome is None and worker.process.is_alive():
-                continue  # the sentinel fired first: the result is on its way
-            worker.process.join()
-            self.running.remove(worker)
-            worker.results.close()
-            if outcome is None:
-                self._died(worker)
-            else:
+            if outcome is not None:
                 result, saved = outcome
                 self.results.append(result)
                 self.saved += saved
+                worker.shard = None
+            elif not worker.process.is_alive():
+                self._died(worker)
+            # else: the sentinel fired first, the result is on its way
 
     def _died(self, worker: _Worker) -> None:
-        """A shard's worker died: re-run the shard, isolating whatever it was running."""
+        """A worker died: run its shard again, isolating whatever it was running."""
+        assert worker.shard is not None
+        worker.process.join()
+        worker.connection.close()
+        self.workers.remove(worker)
         index, count = worker.shard
         how = _how(worker.process.exitcode)
         journal = self.journals / f"{worker.process.pid}.json"
         parsed = read(journal)
-        journal.unlink(missing_ok=True)  # the shard is re-run: that call is checked again there
+        journal.unlink(missing_ok=True)  # the shard is run again: that call is checked again there
         orphan = None if parsed is None else parsed[1]
         if orphan is not None and orphan.case is not None:
             doing = f"while running {orphan.implementation} on {orphan.case.id}"
@@ -216,31 +238,41 @@ class _Workers:
                                    f"times (last {how} {doing})")
 
     def _stop_on_interrupt(self) -> None:
-        """Pass Ctrl-C on to every worker once, keep what they report within the grace
-        period, then stop the rest (their journals go: an outside kill blames no one)."""
+        """Pass Ctrl-C on to every busy worker once and keep what they report within the
+        grace period (the rest are stopped by `_stop`)."""
         self.pending.clear()
-        for worker in self.running:
+        busy = [worker for worker in self.workers if worker.shard is not None]
+        for worker in busy:
             os.kill(worker.process.pid, signal.SIGINT)
         end = time.monotonic() + INTERRUPT_GRACE
-        try:
-            while self.running and time.monotonic() < end:
-                ready = wait([w.process.sentinel for w in self.running] + [w.results for w in self.running],
-                             timeout=end - time.monotonic())
-                before = len(self.running)
-                self._collect(ready)
-                self.incomplete.clear()  # an interrupted campaign is reported as such
-                if len(self.running) == before and not ready:
-                    break
-        finally:
-            for worker in self.running:
+        while busy and time.monotonic() < end:
+            ready = wait([w.process.sentinel for w in busy] + [w.connection for w in busy],
+                         timeout=end - time.monotonic())
+            if not ready:
+                break
+            self._collect(ready)
+            busy = [worker for worker in self.workers if worker.shard is not None]
+        self.incomplete.clear()  # an interrupted campaign is reported as such
+
+    def _stop(self) -> None:
+        """Tell idle workers to finish; kill those still busy (their journals go: an outside
+        kill blames no one)."""
+        for worker in self.workers:
+            if worker.shard is None:
+                try:
+                    worker.connection.send(None)
+                except OSError:
+                    pass
+                worker.process.join(timeout=INTERRUPT_GRACE)
+            if worker.process.is_alive():
                 try:
                     os.killpg(worker.process.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
                 worker.process.join()
-                (self.journals / f"{worker.process.pid}.json").unlink(missing_ok=True)
-            self.running.clear()
-            self.pending.clear()
+            (self.journals / f"{worker.process.pid}.json").unlink(missing_ok=True)
+            worker.connection.close()
+        self.workers.clear()
 
 
 def fuzz_in_workers(specs: list[str], max_examples: int, seed: int, workers: int, isolate: bool | set[str],
@@ -248,6 +280,9 @@ def fuzz_in_workers(specs: list[str], max_examples: int, seed: int, workers: int
                     ) -> tuple[CampaignResult, list[str], list[str]]:
     """The campaign as ``SHARDS_PER_WORKER * workers`` shards over ``workers`` processes,
     merged; also the lines saying what was saved, and what happened to workers that died."""
+    # What every worker would otherwise do for itself, done once here and inherited: torch's
+    # autograd set-up imports sympy (most of a second), once per process that needs it.
+    prepare_autograd()
     pool = _Workers(specs, max_examples, seed, workers, isolate, max_seconds, corpus, journals)
     finished = pool.run()
     merged = merge(pool.results, seed)

@@ -32,6 +32,7 @@ from harness.campaign import CampaignResult, fuzz
 from harness.case import Case
 from harness.corpus import load
 from harness.journal import FOLDER
+from harness.journal import read as read_journal
 from harness.registry import Implementation, discover, identity
 from harness.supervisor import QUARANTINE_AFTER, Supervisor
 from harness.verdict import FAILED, SKIPPED
@@ -362,7 +363,7 @@ def test_a_crash_that_kills_the_campaign_is_journalled_then_rechecked_saved_and_
     died = harness_fuzz(*arguments, cwd=tmp_path)
     assert died.returncode == -signal.SIGSEGV, died.stderr[-2000:]
     (journal,) = journals(corpus)
-    running = json.loads(journal.read_text())
+    running, _ = read_journal(journal)
     assert running["implementation"] == crasher and Case.from_id(running["case"]).bias
     assert {"pid", "boot", "started"} <= running.keys()  # which process wrote it
 
@@ -408,7 +409,7 @@ def test_after_a_rescue_the_implementations_still_in_process_are_journalled(tmp_
                         "--corpus", str(corpus), cwd=tmp_path)
     assert f"{crasher} runs isolated this time" in died.stdout
     assert died.returncode == 3  # exits_with_groups ran in this process and took it down
-    journalled = [json.loads(path.read_text()) for path in journals(corpus)]
+    journalled = [read_journal(path)[0] for path in journals(corpus)]
     assert sorted(j.get("implementation", "") for j in journalled) == sorted([crasher, exiter])
 
 
