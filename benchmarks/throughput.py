@@ -28,13 +28,13 @@ side in one process, on the same machine, in the same run:
     strategy, restricted to the group's first layout, and checks each draw in every layout
     of the group, so (c) sees the same distribution of shapes, arguments and dtypes as (a)
     and (b), with layouts enumerated rather than drawn. It generates its own data
-    (``harness.tensors.make_inputs``), runs a float64 ``torch.nn.Conv2d`` reference plus a
-    magnitude conv for the derived tolerance, and judges every output; on one layout of
-    each draw it also calls each implementation a second time (determinism) and checks
-    gradients where autograd is declared; an implementation that declares less than
-    everything also gets a quarter more cases just outside its declaration. None of that
-    extra work is in (a) or (b). The oracle's ``Conv2d`` module cache is cleared before
-    each timed (c) run, as in a fresh process.
+    (``harness.tensors.make_inputs``), runs a float64 reference (``torch.nn.Conv2d``'s
+    forward, ``F.conv2d``) plus a magnitude conv for the derived tolerance, and judges every
+    output; on one layout of each draw it also calls each implementation a second time
+    (determinism) and checks gradients where autograd is declared; around every call it
+    checks the process-wide state the call could have changed (``harness.process_state``);
+    an implementation that declares less than everything also gets a quarter more cases
+    just outside its declaration. None of that extra work is in (a) or (b).
 
 Fairness: everything runs single-threaded (``harness.check.one_thread()``: one process is
 one core), each mode checks every case against the same implementations (checks are
