@@ -116,7 +116,7 @@ class Child:
         self.process.join(timeout=START_SECONDS)
         code = self.process.exitcode
         self.stop()
-        how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exited with status {code}"
+        how = f"was killed by {signal.Signals(-code).name}" if code and code < 0 else f"exited with status {code}"
         return Outcome(abnormal="crash", error_message=f"the child process running it {how}")
 
     def stop(self) -> None:
