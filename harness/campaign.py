@@ -156,24 +156,37 @@ def check_variants(case: Case, domain: Capabilities, implementations: Iterable[I
         quarantined = {i.name for i in implementations if exploring and supervisor.quarantined(i.name)}
         active = [i for i in implementations if i.name not in quarantined]
         verdicts = check_prepared(variant, active, lambda: own.in_layout(variant.layout), own, reference,
-                                  supervisor, thorough=deep, beyond=beyond)
+                                  supervisor, thorough=deep, beyond=beyond, watched=not exploring)
         return variant, {**verdicts, **{name: SKIPPED_VERDICT for name in quarantined}}, deep
 
-    for data in DATA_KINDS:
-        base = replace(case, data=data, layout="contiguous")
-        pristine = make_inputs(base)
-        expected = expect(base, pristine)
-        for layout in domain.layouts:
-            variant = replace(base, layout=layout)
-            laid = pristine.in_layout(layout)
-            own, reference = (pristine, expected) if keeps_values(layout) else (laid, expect(variant, laid))
-            yield check(variant, own, reference, not exploring or (data, layout) == thorough)
-    if case.batch:
-        # The same problem with an empty batch costs next to nothing, and drawing batch 0
-        # often would spend draws on cases with nothing else to see: it is a variant.
-        empty = replace(case, batch=0, data="uniform", layout=domain.layouts[0])
-        pristine = make_inputs(empty)
-        yield check(empty, pristine, expect(empty, pristine), False)
+    def variants() -> Iterator[tuple[Case, dict[str, Verdict], bool]]:
+        for data in DATA_KINDS:
+            base = replace(case, data=data, layout="contiguous")
+            pristine = make_inputs(base)
+            expected = expect(base, pristine)
+            for layout in domain.layouts:
+                variant = replace(base, layout=layout)
+                laid = pristine.in_layout(layout)
+                own, reference = (pristine, expected) if keeps_values(layout) else (laid, expect(variant, laid))
+                yield check(variant, own, reference, not exploring or (data, layout) == thorough)
+        if case.batch:
+            # The same problem with an empty batch costs next to nothing, and drawing batch 0
+            # often would spend draws on cases with nothing else to see: it is a variant.
+            empty = replace(case, batch=0, data="uniform", layout=domain.layouts[0])
+            pristine = make_inputs(empty)
+            yield check(empty, pristine, expect(empty, pristine), False)
+
+    if not exploring:  # shrinking stops at the first variant that fails its way
+        yield from variants()
+        return
+    # Exploring takes every variant: the shared state is checked once for all of them, and
+    # if a call changed it, every variant is checked again, call by call (`check_prepared`).
+    since = supervisor.watching()
+    checked = list(variants())
+    if supervisor.shared_state_changed(since):
+        with supervisor.each_call_checked():
+            checked = list(variants())
+    yield from checked
 
 
 def attributed(finding: Finding, implementation: Implementation, supervisor: Supervisor,

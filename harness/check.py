@@ -49,7 +49,7 @@ def check_case(case: Case, implementations: Iterable[Implementation], inputs: In
 
 def check_prepared(case: Case, implementations: Iterable[Implementation], fresh: Callable[[], Inputs],
                    pristine: Inputs, expected: Expected, supervisor: Supervisor,
-                   thorough: bool = True, beyond: bool = False) -> dict[str, Verdict]:
+                   thorough: bool = True, beyond: bool = False, watched: bool = True) -> dict[str, Verdict]:
     """The loop itself, for callers that share the data and reference between cases.
 
     Each implementation gets ``fresh()`` inputs only after one has modified them: they are
@@ -57,6 +57,9 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
     a call that passed, a second call (determinism) and, where autograd is declared, a
     gradient check: the campaign makes them on some variants only, as each costs a call.
     ``beyond`` calls implementations on cases outside their declared capabilities too.
+    ``watched``: the shared process state (`Supervisor.shared_state_changed`) is checked
+    once for these calls, and all are made again, each checked, if one changed it; a
+    caller that checks it once for several cases says ``False``.
     """
     @functools.cache
     def gradients() -> ExpectedGradients:  # made once, when first needed
@@ -89,6 +92,8 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
         return verdicts
 
     implementations = list(implementations)
+    if not watched:
+        return each()
     since = supervisor.watching()
     verdicts = each()
     if supervisor.shared_state_changed(since):
