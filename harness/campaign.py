@@ -38,7 +38,8 @@ from harness.tensors import Inputs, keeps_values, make_inputs
 from harness.runner import time_limits, user_interrupts
 from harness.supervisor import Supervisor
 from harness.support import full_domain, runnable
-from harness.features import describe, features, needed, without
+from harness.features import features, needed, without
+from harness.finding import Finding
 from harness.registry import Implementation
 from harness.strategies import cases
 from harness.verdict import SKIPPED, Verdict, core_signature
@@ -62,44 +63,6 @@ DATA_SEEDS = 4
 # A bug seen on a draw where another was shrunk gets a run of its own, of at most this many
 # draws, to be found again and shrunk.
 TARGETED_DRAWS = 200
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A failure: which implementation, the (minimal) case, the verdict, what it needs."""
-
-    implementation: str
-    case: Case
-    verdict: Verdict
-    shrunk: bool = True
-    needs: frozenset[str] = frozenset()
-    reproducible: bool = True  # failed again when its case was re-run on its own
-    # Other failures with the same cause: each on a case that passes once this bug's
-    # features are set back (a values bug's NaN pattern, its shape failure elsewhere...).
-    symptoms: tuple[Finding, ...] = ()
-
-    @property
-    def signature(self) -> str:
-        """What makes this bug this bug: how it fails, and the features it needs to."""
-        return f"{self.verdict.signature}[{','.join(sorted(self.needs))}]"
-
-    @property
-    def diagnosis(self) -> str:
-        if not self.reproducible:
-            # Nothing can be attributed to a failure that does not happen again.
-            return (f"{self.verdict.message}; failed once, then passed when its case was re-run: "
-                    "flaky, or it depends on earlier calls")
-        return f"{self.verdict.message}; {describe(self.needs)}"
-
-    @property
-    def ways(self) -> frozenset[str]:
-        """How this bug fails: its own signature and its symptoms', wherever they happened."""
-        return frozenset(core_signature(f.verdict.signature) for f in (self, *self.symptoms))
-
-    def explains(self, verdict: Verdict, case: Case) -> bool:
-        """Could ``verdict`` on ``case`` be this bug, failing the way it (or one of its known
-        symptoms) does? Not if the case lacks what it needs."""
-        return core_signature(verdict.signature) in self.ways and self.needs <= features(case)
 
 
 @dataclass

@@ -196,9 +196,6 @@ class Case:
             found.append(f"device must be one of {DEVICES}")
         return found
 
-    def simplified(self, **changes: Any) -> Case:
-        return replace(self, **changes)
-
     # -- the id -------------------------------------------------------------------------
 
     @functools.cached_property  # asked for on every call (journal, choice of thorough variant)

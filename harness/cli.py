@@ -23,11 +23,12 @@ from harness import corpus as corpus_store
 from harness import report as reports
 from harness.campaign import CampaignResult, explained
 from harness.case import Case, CaseError, Limits
-from harness.corpus import CorpusError, Entry, save_findings
+from harness.corpus import CorpusError, save_findings
+from harness.finding import Finding
 from harness.journal import FOLDER, orphans
 from harness.parallel import fuzz_in_workers, parse_shard, run_shard
 from harness.registry import ENTRY_POINT_GROUP, Registry, SpecError, check_file_spec, check_form, discover
-from harness.replay import Target, absent, replay, targets_from
+from harness.replay import Target, absent, replay, shape_targets, targets_from
 from harness.rescue import rescue, suspects
 from harness.standalone import script
 from harness.text import clipped, one_line, printable
@@ -251,18 +252,17 @@ def command_fuzz(args: argparse.Namespace) -> int:
         notes += rescued.notes
     elapsed = time.monotonic() - started
     report = reports.campaign_report(result, registry, args.max_examples)
-    report.update(seconds=round(elapsed, 2), workers=workers, shard=list(args.shard) if args.shard else None)
+    report.seconds, report.workers, report.shard = elapsed, workers, args.shard
     for line in notes + reports.format_failures(report) + list(dict.fromkeys(saved)):  # shards save alike
         _say(line)
     _say(reports.format_summary(report))
-    checks = sum(entry["examples"] for entry in report["implementations"].values())
-    _say(f"seed {seed}: {checks} checks in {elapsed:.1f}s ({checks / max(elapsed, 1e-9):.0f}/s) "
+    _say(f"seed {seed}: {report.checks} checks in {elapsed:.1f}s ({report.checks / max(elapsed, 1e-9):.0f}/s) "
          f"with {workers} worker(s); re-run with --seed {seed}")
     if result.interrupted:
         _say("interrupted: everything found so far is saved and reported above")
     if report_path is not None:
-        reports.write(report_path, report)
-    return 1 if result.interrupted else reports.exit_status(report)
+        reports.write(report_path, report.to_json())
+    return report.exit_status()
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -277,11 +277,10 @@ def _targets(items: Sequence[str], limits: Limits) -> list[Target]:
                 loaded = corpus_store.load_file(Path(item), limits)
             except CorpusError as error:
                 raise UsageError(str(error)) from None
-            if isinstance(loaded, Entry):
+            if isinstance(loaded, Finding):
                 targets.append(Target(item, loaded.case, loaded))
             else:
-                targets += [Target(f"{item} ({loaded.name})", case.simplified(batch=1))
-                            for case in loaded.cases]
+                targets += shape_targets(item, loaded)
         else:
             try:
                 case = Case.from_id(item)

@@ -1,10 +1,11 @@
 """Saved failures and named shape sets: small JSON files that replay without the fuzzer.
 
 Not Hypothesis's example database, which is a cache keyed by test source that forgets
-examples once they pass. A corpus entry is keyed by what it found: one file per
-(implementation, failure signature), named by a hash of that pair, so the same bug found
-on two machines lands in the same file and merging corpora is copying files. When a
-smaller case for the same signature turns up it replaces the larger one.
+examples once they pass. A corpus entry is a `harness.finding.Finding`, kept as JSON, one
+file per bug (`Finding.key`: the implementation, how it fails, what it needs), named by a
+hash of that, so the same bug found on two machines lands in the same file and merging
+corpora is copying files. When a smaller case for the same bug turns up it replaces the
+larger one.
 
 Writes are safe under concurrency (xdist workers, parallel campaigns): each entry is
 updated under an exclusive lock on its folder, written to a temporary file and renamed
@@ -29,21 +30,22 @@ import platform
 import secrets
 import stat
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
 from harness.case import Case, CaseError, Limits
-from harness.registry import identity
+from harness.finding import Finding, identity, size
 from harness.tensors import GENERATOR
 from harness.text import clipped
+from harness.verdict import FAILED, KINDS, Verdict
 
 if TYPE_CHECKING:
     from harness.campaign import CampaignResult
 
-SCHEMA = 1
+SCHEMA = 2  # 2: the message as the check said it, symptoms, shrunk and reproducible at the top
 FAILURES, SHAPES = "failures", "shapes"
 
 
@@ -51,37 +53,29 @@ class CorpusError(ValueError):
     """A corpus file that cannot be used; the message names the file and the problem."""
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A saved failure: the minimal case, who failed on it, how, and when it was found."""
+def filename(finding: Finding) -> str:
+    """One file per bug (`Finding.key`): the same bug found twice, anywhere, is one file."""
+    return f"{hashlib.sha256(json.dumps(finding.key).encode()).hexdigest()[:16]}.json"
 
-    case: Case
-    implementation: str  # its `registry.identity`
-    signature: str
-    kind: str
-    message: str
-    found: dict[str, Any] = field(default_factory=dict)
-    needs: tuple[str, ...] = ()  # the features the failure needs (see harness.features)
 
-    @property
-    def filename(self) -> str:
-        """One file per bug: how it fails and what it needs, whatever case shows it."""
-        key = json.dumps([self.implementation, self.signature, sorted(self.needs)]).encode()
-        return f"{hashlib.sha256(key).hexdigest()[:16]}.json"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "kind": "failure",
-            "implementation": self.implementation,
-            "signature": self.signature,
-            "needs": sorted(self.needs),
-            "failure": {"kind": self.kind, "message": self.message},
-            "id": self.case.id,
-            "case": self.case.to_dict(),
-            "data": {"generator": GENERATOR, "seed": self.case.seed, "kind": self.case.data},
-            "found": self.found,
-        }
+def to_json(finding: Finding) -> dict[str, Any]:
+    """A finding as a corpus file holds it."""
+    return {
+        "schema": SCHEMA,
+        "kind": "failure",
+        "implementation": identity(finding.implementation),
+        "signature": finding.verdict.signature,
+        "needs": sorted(finding.needs),
+        "failure": {"kind": finding.verdict.kind, "message": finding.verdict.message},
+        "shrunk": finding.shrunk,
+        "reproducible": finding.reproducible,
+        "also_seen_as": [{"kind": s.verdict.kind, "signature": s.verdict.signature, "message": s.verdict.message,
+                          "case": s.case.id} for s in finding.symptoms],
+        "id": finding.case.id,
+        "case": finding.case.to_dict(),
+        "data": {"generator": GENERATOR, "seed": finding.case.seed, "kind": finding.case.data},
+        "found": finding.found,
+    }
 
 
 @dataclass(frozen=True)
@@ -89,13 +83,12 @@ class ShapeSet:
     """Convolution layers of a real network, replayed like failures (benchdnn's batch files)."""
 
     name: str
-    description: str
     cases: tuple[Case, ...]
 
 
 @dataclass
 class Corpus:
-    entries: list[tuple[Path, Entry]] = field(default_factory=list)
+    entries: list[tuple[Path, Finding]] = field(default_factory=list)
     shape_sets: list[tuple[Path, ShapeSet]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -111,25 +104,15 @@ def provenance() -> dict[str, Any]:
     }
 
 
-def size(case: Case) -> tuple[int, ...]:
-    """Order cases by how much there is to read: elements first, then the id's length."""
-    numel = 1
-    for dim in case.input_shape:
-        numel *= dim
-    weight = 1
-    for dim in case.weight_shape:
-        weight *= dim
-    return (numel + weight, len(case.id), case.seed)
-
-
 # -- reading -----------------------------------------------------------------------------
 
-_WHOLE, _TEXT, _OBJECT, _LIST = (int,), (str,), (dict,), (list,)
+_WHOLE, _TEXT, _OBJECT, _LIST, _YES_OR_NO = (int,), (str,), (dict,), (list,), (bool,)
 # What a corpus file may hold, by kind: each field's JSON types, and whether it must be there.
 FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "failure": {"schema": (_WHOLE, True), "kind": (_TEXT, True), "implementation": (_TEXT, True),
                 "signature": (_TEXT, True), "failure": (_OBJECT, True), "case": ((dict, str), True),
-                "needs": (_LIST, False), "id": (_TEXT, False), "data": (_OBJECT, False),
+                "needs": (_LIST, False), "shrunk": (_YES_OR_NO, False), "reproducible": (_YES_OR_NO, False),
+                "also_seen_as": (_LIST, False), "id": (_TEXT, False), "data": (_OBJECT, False),
                 "found": (_OBJECT, False)},
     "shapes": {"schema": (_WHOLE, True), "kind": (_TEXT, True), "name": (_TEXT, True),
                "description": (_TEXT, False), "cases": (_LIST, True)},
@@ -226,11 +209,12 @@ def _case(path: Path, where: str, data: Any, limits: Limits) -> Case:
     return case
 
 
-def _entry(path: Path, data: dict[str, Any], limits: Limits) -> Entry:
+def _finding(path: Path, data: dict[str, Any], limits: Limits) -> Finding:
     failure, needs = data["failure"], data.get("needs", [])
-    if (set(failure) - {"kind", "message"} or not isinstance(failure.get("kind"), str)
+    if (set(failure) - {"kind", "message"} or failure.get("kind") not in KINDS
             or not isinstance(failure.get("message", ""), str)):
-        raise CorpusError(f"{path}: 'failure' must be an object with a 'kind' and a 'message', both strings")
+        raise CorpusError(f"{path}: 'failure' must be an object with a 'kind' (one of harness.verdict.KINDS) "
+                          "and a 'message', a string")
     if not all(isinstance(need, str) for need in needs):
         raise CorpusError(f"{path}: 'needs' must be a list of feature names")
     case = _case(path, "case", data["case"], limits)
@@ -240,24 +224,37 @@ def _entry(path: Path, data: dict[str, Any], limits: Limits) -> Entry:
     if data.get("data", made) != made:
         raise CorpusError(f"{path}: 'data' {_shown(data['data'])} does not match the case and this "
                           f"harness ({made}): its tensors would not be the ones it was found with")
-    return Entry(case, data["implementation"], data["signature"], failure["kind"],
-                 failure.get("message", ""), data.get("found", {}), tuple(needs))
+    implementation = data["implementation"]
+    return Finding(implementation, case, Verdict(FAILED, failure["kind"], failure.get("message", ""), data["signature"]),
+                   data.get("shrunk", True), frozenset(needs), data.get("reproducible", True),
+                   tuple(_symptom(path, implementation, item, limits) for item in data.get("also_seen_as", [])),
+                   data.get("found", {}))
+
+
+def _symptom(path: Path, implementation: str, data: Any, limits: Limits) -> Finding:
+    fields = {"kind": str, "signature": str, "message": str, "case": str}
+    if not isinstance(data, dict) or set(data) != set(fields) or not all(
+            isinstance(data[key], wanted) for key, wanted in fields.items()) or data["kind"] not in KINDS:
+        raise CorpusError(f"{path}: each of 'also_seen_as' must be an object with a 'kind', 'signature', "
+                          "'message' and 'case', all strings")
+    case = _case(path, "also_seen_as", data["case"], limits)
+    return Finding(implementation, case, Verdict(FAILED, data["kind"], data["message"], data["signature"]), shrunk=False)
 
 
 def _shape_set(path: Path, data: dict[str, Any], limits: Limits) -> ShapeSet:
     if not data["cases"]:
         raise CorpusError(f"{path}: 'cases' must be a non-empty list of case ids")
     cases = tuple(_case(path, f"cases[{index}]", item, limits) for index, item in enumerate(data["cases"]))
-    return ShapeSet(data["name"], data.get("description", ""), cases)
+    return ShapeSet(data["name"], cases)
 
 
-def load_file(path: Path, limits: Limits = Limits()) -> Entry | ShapeSet:
+def load_file(path: Path, limits: Limits = Limits()) -> Finding | ShapeSet:
     """Parse one corpus file; raise `CorpusError`, one line naming the file and what is wrong
     (the field, for a field), for anything but a valid entry or shape set within ``limits``."""
     data = _parse(path, _read(path))
     if _check_fields(path, data) == "shapes":
         return _shape_set(path, data, limits)
-    return _entry(path, data, limits)
+    return _finding(path, data, limits)
 
 
 def _listed(directory: Path, errors: list[str]) -> list[Path]:
@@ -295,7 +292,7 @@ def load(directory: Path, limits: Limits = Limits()) -> Corpus:
         except CorpusError as error:
             corpus.errors.append(str(error))
             continue
-        if isinstance(item, Entry):
+        if isinstance(item, Finding):
             corpus.entries.append((path, item))
         else:
             corpus.shape_sets.append((path, item))
@@ -339,15 +336,15 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def save(directory: Path, entry: Entry) -> str:
-    """Store ``entry`` unless a case at least as small is stored for its signature.
+def save(directory: Path, finding: Finding) -> str:
+    """Store ``finding`` unless a case at least as small is stored for its bug.
 
     Returns what happened: "added", "replaced" (a smaller case) or "kept" (not smaller);
     raises `CorpusError`, one line naming the file, when it cannot be written (a directory
     in its place, a full disk), so that the caller can carry on with the next entry.
     """
     folder = directory / FAILURES
-    path = folder / entry.filename
+    path = folder / filename(finding)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
@@ -357,28 +354,24 @@ def save(directory: Path, entry: Entry) -> str:
                     existing = load_file(path)
                 except CorpusError:
                     existing = None  # a broken file is replaced by a good one, never merged
-                if isinstance(existing, Entry) and size(existing.case) <= size(entry.case):
+                if isinstance(existing, Finding) and size(existing.case) <= size(finding.case):
                     return "kept"
                 outcome = "replaced"
-            _write_atomically(path, json.dumps(entry.to_json(), indent=2) + "\n")
+            _write_atomically(path, json.dumps(to_json(finding), indent=2) + "\n")
             return outcome
     except OSError as error:
         raise CorpusError(f"{path}: cannot save: {error.strerror}") from None
 
 
 def save_findings(result: CampaignResult, directory: Path) -> list[str]:
-    """Save every finding of ``result``; one line per file saying what happened to it."""
+    """Save every finding of ``result`` with where and when it was found; one line per file
+    saying what happened to it."""
     lines = []
+    found = {**provenance(), "campaign_seed": result.seed}
     for finding in result.findings:
-        entry = Entry(
-            finding.case, identity(finding.implementation), finding.verdict.signature,
-            str(finding.verdict.kind), finding.diagnosis,
-            {**provenance(), "campaign_seed": result.seed, "shrunk": finding.shrunk,
-             "reproducible": finding.reproducible,
-             "also_seen_as": [[str(symptom.verdict.kind), symptom.case.id] for symptom in finding.symptoms]},
-            tuple(sorted(finding.needs)))
+        path = directory / FAILURES / filename(finding)
         try:
-            lines.append(f"corpus: {save(directory, entry)} {directory / FAILURES / entry.filename}")
+            lines.append(f"corpus: {save(directory, replace(finding, found=found))} {path}")
         except CorpusError as error:
             lines.append(f"corpus: NOT saved: {error}")
     return lines
@@ -392,9 +385,9 @@ def merge(target: Path, sources: list[Path]) -> tuple[dict[str, int], list[str]]
     for source in sources:
         corpus = load(source)
         errors += corpus.errors
-        for _, entry in corpus.entries:
+        for _, finding in corpus.entries:
             try:
-                counts[save(target, entry)] += 1
+                counts[save(target, finding)] += 1
             except CorpusError as error:
                 errors.append(str(error))
     return counts, errors

@@ -29,8 +29,9 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from harness.campaign import CampaignResult, Finding, Progress, Tally, derive_seed, fuzz
-from harness.corpus import save_findings, size
+from harness.campaign import CampaignResult, Progress, Tally, derive_seed, fuzz
+from harness.corpus import save_findings
+from harness.finding import Finding, size
 from harness.journal import Journal, read
 from harness.registry import discover
 from harness.runner import prepare_autograd
@@ -63,7 +64,7 @@ def merge(results: list[CampaignResult], seed: int) -> CampaignResult:
     """One result from the shards': tallies added up, the smallest case kept for each bug."""
     merged = CampaignResult(seed=seed, interrupted=any(r.interrupted for r in results),
                             incomplete=[reason for r in results for reason in r.incomplete])
-    smallest: dict[tuple[str, str], Finding] = {}
+    smallest: dict[tuple[str, str, tuple[str, ...]], Finding] = {}
     for result in results:
         for name, tally in result.tallies.items():
             total = merged.tallies.setdefault(name, Tally())
@@ -71,9 +72,8 @@ def merge(results: list[CampaignResult], seed: int) -> CampaignResult:
             total.statuses.update(tally.statuses)
             total.coverage.update(tally.coverage)
         for finding in result.findings:
-            key = (finding.implementation, finding.signature)
-            if key not in smallest or size(finding.case) < size(smallest[key].case):
-                smallest[key] = finding
+            if finding.key not in smallest or size(finding.case) < size(smallest[finding.key].case):
+                smallest[finding.key] = finding
     merged.findings = list(smallest.values())
     return merged
 

@@ -54,17 +54,6 @@ class Implementation:
         return (_reloaded, (self.name, self.source, self.capabilities, self.known_buggy, self.origin))
 
 
-def identity(name: str) -> str:
-    """The name an implementation goes by across runs and machines (in a corpus, say):
-    a FILE.py:FUNCTION is its file's name and the function, however the path was spelled
-    (absolute, ./x.py, from another folder) and wherever the file lives; any other name is
-    itself. (Two different files both called conv.py defining conv2d are one name.)"""
-    target, colon, attribute = name.rpartition(":")
-    if colon and target.endswith(".py"):
-        return f"{Path(target).name}:{attribute}"
-    return name
-
-
 def _reloaded(name: str, source: str, capabilities: Capabilities, known_buggy: bool, origin: str) -> Implementation:
     return Implementation(name, load_callable(source), capabilities, known_buggy, origin, source)
 

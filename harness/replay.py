@@ -10,13 +10,14 @@ spelled now) is "still failing" if it fails the same way, "fixed" once it does n
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 from harness.case import Case
 from harness.check import check_case, one_thread
-from harness.corpus import Corpus, Entry
-from harness.registry import Implementation, identity
+from harness.corpus import Corpus, ShapeSet
+from harness.finding import Finding, identity
+from harness.registry import Implementation
 from harness.text import clipped
 from harness.verdict import Verdict
 
@@ -29,7 +30,7 @@ class Target:
 
     source: str
     case: Case
-    entry: Entry | None = None
+    entry: Finding | None = None
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,13 @@ def targets_from(corpus: Corpus, batch: int = 1) -> list[Target]:
     """Failures as recorded; shape sets at batch ``batch``, as benchdnn replays its batch files."""
     targets = [Target(str(path), entry.case, entry) for path, entry in corpus.entries]
     for path, shape_set in corpus.shape_sets:
-        targets += [Target(f"{path} ({shape_set.name})", case.simplified(batch=batch))
-                    for case in shape_set.cases]
+        targets += shape_targets(str(path), shape_set, batch)
     return targets
+
+
+def shape_targets(source: str, shape_set: ShapeSet, batch: int = 1) -> list[Target]:
+    """A shape set's layers as cases to replay, at batch ``batch``."""
+    return [Target(f"{source} ({shape_set.name})", replace(case, batch=batch)) for case in shape_set.cases]
 
 
 def judge_row(target: Target, implementation: Implementation, verdict: Verdict) -> Row:
@@ -55,7 +60,7 @@ def judge_row(target: Target, implementation: Implementation, verdict: Verdict) 
     recorded = entry is not None and identity(entry.implementation) == identity(implementation.name)
     if recorded and not verdict.failed:
         return Row(target, implementation.name, verdict, FIXED, True)
-    if recorded and entry is not None and verdict.signature == entry.signature:
+    if recorded and entry is not None and verdict.signature == entry.verdict.signature:
         outcome = STILL_FAILING
     elif verdict.failed:
         outcome = f"failed ({verdict.kind})"

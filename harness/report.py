@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.campaign import CampaignResult, Finding
+from harness.campaign import CampaignResult, Tally
 from harness.corpus import provenance
-from harness.registry import Registry
+from harness.finding import Finding
+from harness.registry import Implementation, LoadError, Registry
 from harness.text import clipped, one_line
 from harness.verdict import FAILED, MISTRUSTED, PASSED, SKIPPED, UNSUPPORTED
 
@@ -29,30 +31,103 @@ def repro(implementation: str, case_id: str) -> str:
     return f"python -m harness replay {case_id} --impl {shlex.quote(implementation)}"
 
 
-def behaved(known_buggy: bool, failures: int, checked: bool) -> bool:
-    """A canary must be caught; a correct implementation must not fail, and must have been
-    checked: "ok" is never said of work that was not done."""
-    return failures > 0 if known_buggy else failures == 0 and checked
+@dataclass(frozen=True)
+class Row:
+    """One implementation's part of a campaign: what it was checked on, and what it failed."""
+
+    implementation: Implementation
+    tally: Tally
+    findings: tuple[Finding, ...]
+    checked: bool  # the campaign it was promised ran to its end, and it passed some case
+
+    @property
+    def as_registered(self) -> bool:
+        """A canary must be caught; a correct implementation must not fail, and must have
+        been checked: "ok" is never said of work that was not done."""
+        return bool(self.findings) if self.implementation.known_buggy else not self.findings and self.checked
+
+    def verdict(self, stopped: str = "") -> str:
+        """The summary's last column; ``stopped``: why the campaign did not run to its end,
+        if it did not ("interrupted", "INCOMPLETE")."""
+        if self.findings:
+            return "canary caught" if self.implementation.known_buggy else "FAILED"
+        if stopped:
+            return stopped
+        if not self.checked:
+            return "NOT CHECKED"
+        return "CANARY MISSED" if self.implementation.known_buggy else "ok"
 
 
-def verdict_word(known_buggy: bool, failures: int, checked: bool, stopped: str = "") -> str:
-    """``checked``: the campaign it promised ran, and passed at least one of its cases;
-    ``stopped``: why it did not run to its end, if it did not ("interrupted", "INCOMPLETE")."""
-    if failures:
-        return "canary caught" if known_buggy else "FAILED"
-    if stopped:
-        return stopped
-    if not checked:
-        return "NOT CHECKED"
-    return "CANARY MISSED" if known_buggy else "ok"
+@dataclass
+class CampaignReport:
+    """A campaign's result with what each implementation was registered as."""
+
+    result: CampaignResult
+    rows: dict[str, Row]
+    load_errors: list[LoadError]
+    max_examples: int
+    seconds: float = 0.0
+    workers: int = 1
+    shard: tuple[int, int] | None = None
+
+    @property
+    def stopped(self) -> str:
+        return "interrupted" if self.result.interrupted else "INCOMPLETE" if self.result.incomplete else ""
+
+    @property
+    def checks(self) -> int:
+        return sum(row.tally.examples for row in self.rows.values())
+
+    def exit_status(self) -> int:
+        ok = not self.load_errors and not self.stopped and all(row.as_registered for row in self.rows.values())
+        return 0 if ok else 1
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as `write` keeps it: every message whole, nothing escaped (JSON does)."""
+        return {
+            "seed": self.result.seed,
+            "max_examples": self.max_examples,
+            "interrupted": self.result.interrupted,
+            "incomplete": self.result.incomplete,
+            "seconds": round(self.seconds, 2),
+            "workers": self.workers,
+            "shard": list(self.shard) if self.shard else None,
+            "environment": provenance(),
+            "load_errors": [{"name": e.name, "reason": e.reason} for e in self.load_errors],
+            "implementations": {name: _row_json(row) for name, row in self.rows.items()},
+        }
 
 
-def _failure(finding: Finding) -> dict[str, Any]:
+def campaign_report(result: CampaignResult, registry: Registry, max_examples: int) -> CampaignReport:
+    complete = not result.interrupted and not result.incomplete
+    rows = {}
+    for name, implementation in registry.implementations.items():
+        tally = result.tallies.get(name, Tally())
+        rows[name] = Row(implementation, tally, tuple(f for f in result.findings if f.implementation == name),
+                         complete and tally.statuses[PASSED] > 0)
+    return CampaignReport(result, rows, list(registry.errors), max_examples)
+
+
+def _row_json(row: Row) -> dict[str, Any]:
+    return {
+        "examples": row.tally.examples,
+        "statuses": dict(row.tally.statuses),
+        "coverage": dict(sorted(row.tally.coverage.items())),
+        "failures": [_finding_json(finding) for finding in row.findings],
+        "known_buggy": row.implementation.known_buggy,
+        "checked": row.checked,
+        "as_registered": row.as_registered,
+        "origin": row.implementation.origin,
+        "capabilities": row.implementation.capabilities.differences(),
+    }
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
     return {
         "kind": finding.verdict.kind,
         "case": finding.case.id,
         "message": finding.diagnosis,
-        "signature": finding.signature,
+        "signature": finding.verdict.signature,
         "needs": sorted(finding.needs),
         "shrunk": finding.shrunk,
         "reproducible": finding.reproducible,
@@ -62,54 +137,19 @@ def _failure(finding: Finding) -> dict[str, Any]:
     }
 
 
-def campaign_report(result: CampaignResult, registry: Registry, max_examples: int) -> dict[str, Any]:
-    implementations = {}
-    complete = not result.interrupted and not result.incomplete
-    for name, implementation in registry.implementations.items():
-        tally = result.tallies.get(name)
-        failures = [_failure(f) for f in result.findings if f.implementation == name]
-        checked = complete and tally is not None and tally.statuses[PASSED] > 0
-        implementations[name] = {
-            "examples": tally.examples if tally else 0,
-            "statuses": dict(tally.statuses) if tally else {},
-            "coverage": dict(sorted(tally.coverage.items())) if tally else {},
-            "failures": failures,
-            "known_buggy": implementation.known_buggy,
-            "checked": checked,
-            "as_registered": behaved(implementation.known_buggy, len(failures), checked),
-            "origin": implementation.origin,
-            "capabilities": implementation.capabilities.differences(),
-        }
-    return {
-        "seed": result.seed,
-        "max_examples": max_examples,
-        "interrupted": result.interrupted,
-        "incomplete": result.incomplete,
-        "environment": provenance(),
-        "load_errors": [{"name": e.name, "reason": e.reason} for e in registry.errors],
-        "implementations": implementations,
-    }
-
-
-def exit_status(report: dict[str, Any]) -> int:
-    ok = not report["load_errors"] and not report["incomplete"] and all(
-        entry["as_registered"] for entry in report["implementations"].values())
-    return 0 if ok else 1
-
-
-def format_failures(report: dict[str, Any]) -> list[str]:
+def format_failures(report: CampaignReport) -> list[str]:
     lines = []
-    for name, entry in report["implementations"].items():
-        for failure in entry["failures"]:
-            tag = (" (did not reproduce)" if not failure["reproducible"]
-                   else "" if failure["shrunk"] else " (not shrunk)")
+    for name, row in report.rows.items():
+        for finding in row.findings:
+            tag = (" (did not reproduce)" if not finding.reproducible
+                   else "" if finding.shrunk else " (not shrunk)")
             lines += [
-                f"FAILED {name} [{failure['kind']}] {failure['case']}{tag}",
-                f"    {clipped(failure['message'], MESSAGE_LIMIT)}",
-                f"    repro: {failure['repro']}",
+                f"FAILED {name} [{finding.verdict.kind}] {finding.case.id}{tag}",
+                f"    {clipped(finding.diagnosis, MESSAGE_LIMIT)}",
+                f"    repro: {repro(finding.implementation, finding.case.id)}",
             ]
-            symptoms = failure["also_seen_as"]
-            lines += [f"    also seen as [{symptom['kind']}] {symptom['case']}" for symptom in symptoms[:SYMPTOMS_SHOWN]]
+            symptoms = finding.symptoms
+            lines += [f"    also seen as [{s.verdict.kind}] {s.case.id}" for s in symptoms[:SYMPTOMS_SHOWN]]
             if len(symptoms) > SYMPTOMS_SHOWN:
                 lines.append(f"    ... and {len(symptoms) - SYMPTOMS_SHOWN} more (all in the JSON report)")
     return lines
@@ -123,19 +163,15 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def format_summary(report: dict[str, Any]) -> str:
+def format_summary(report: CampaignReport) -> str:
     header = ["implementation", "examples", PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED, "bugs", "verdict"]
-    stopped = "interrupted" if report["interrupted"] else "INCOMPLETE" if report["incomplete"] else ""
-    rows = []
-    for name, entry in report["implementations"].items():
-        statuses = entry["statuses"]
-        rows.append([name, str(entry["examples"]), *(str(statuses.get(s, 0)) for s in
-                     (PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED)), str(len(entry["failures"])),
-                     verdict_word(entry["known_buggy"], len(entry["failures"]), entry["checked"], stopped)])
+    rows = [[name, str(row.tally.examples), *(str(row.tally.statuses.get(s, 0)) for s in
+             (PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED)), str(len(row.findings)), row.verdict(report.stopped)]
+            for name, row in report.rows.items()]
     lines = [format_table(header, rows)]
     lines += format_coverage(report)
-    lines += [f"INCOMPLETE: {reason}" for reason in report["incomplete"]]
-    lines += [format_load_error(error["name"], error["reason"]) for error in report["load_errors"]]
+    lines += [f"INCOMPLETE: {reason}" for reason in report.result.incomplete]
+    lines += [format_load_error(error.name, error.reason) for error in report.load_errors]
     return "\n".join(lines)
 
 
@@ -143,19 +179,16 @@ def format_load_error(name: str, reason: str) -> str:
     return one_line(f"NOT LOADED {name}: {clipped(reason, MESSAGE_LIMIT)}")
 
 
-def format_coverage(report: dict[str, Any]) -> list[str]:
+def format_coverage(report: CampaignReport) -> list[str]:
     """How often each dimension was reached, once per group of implementations that shared cases."""
-    groups: dict[str, list[str]] = {}
-    for name, entry in report["implementations"].items():
-        if entry["examples"]:
-            groups.setdefault(json.dumps(entry["coverage"], sort_keys=True), []).append(name)
-    lines = []
-    for key, names in groups.items():
-        counts = json.loads(key)
-        reached = ", ".join(f"{feature} {count}" for feature, count in counts.items())
-        lines.append(f"reached ({', '.join(names)}): {reached}")
-    return lines
+    groups: dict[tuple[tuple[str, int], ...], list[str]] = {}
+    for name, row in report.rows.items():
+        if row.tally.examples:
+            groups.setdefault(tuple(sorted(row.tally.coverage.items())), []).append(name)
+    return [f"reached ({', '.join(names)}): {', '.join(f'{feature} {count}' for feature, count in counts)}"
+            for counts, names in groups.items()]
 
 
 def write(path: Path, report: dict[str, Any]) -> None:
+    """The JSON edge: a report (`CampaignReport.to_json`, or replay's) as a file."""
     path.write_text(json.dumps(report, indent=2) + "\n")

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from harness.campaign import SHRINK_SECONDS, Finding, attributed
 from harness.check import check_case
 from harness.journal import Orphan
-from harness.registry import Implementation, identity
+from harness.finding import identity
+from harness.registry import Implementation
 from harness.supervisor import Supervisor
 
 

@@ -21,7 +21,7 @@ import torch
 
 from harness import tensors
 from harness.case import Case
-from harness.corpus import Entry
+from harness.finding import Finding
 from harness.oracle import allowed_error, rounding_bound
 
 _TEMPLATE = '''\
@@ -129,18 +129,18 @@ def _import(source: str) -> str:
     return f"{_IMPORTED}import importlib\n\nconv2d = {expression}"
 
 
-def _recorded(entry: Entry | None) -> str:
-    if entry is None:
+def _recorded(finding: Finding | None) -> str:
+    if finding is None:
         return "None"
-    fields = {"implementation": entry.implementation, "kind": entry.kind, "message": entry.message}
+    fields = {"implementation": finding.implementation, "kind": finding.verdict.kind, "message": finding.diagnosis}
     return "{\n" + "".join(f"    {_literal(k)}: {_literal(v)},\n" for k, v in fields.items()) + "}"
 
 
-def script(case: Case, implementation: str | None = None, recorded: Entry | None = None) -> str:
+def script(case: Case, implementation: str | None = None, recorded: Finding | None = None) -> str:
     """Python source that rebuilds ``case`` and judges an implementation on it.
 
     ``implementation`` (module:FUNCTION or FILE.py:FUNCTION) is what the script imports;
-    None: torch's F.conv2d, to be replaced by hand. ``recorded``, a corpus entry, is quoted
+    None: torch's F.conv2d, to be replaced by hand. ``recorded``, a saved failure, is quoted
     in the script and never imported from.
     """
     specials = ", ".join(_literal(value) for value in tensors.SPECIAL_VALUES)

@@ -25,4 +25,4 @@ def test_a_broken_callable_raises_with_the_minimal_case_and_the_repro(tmp_path: 
     assert "[values]" in message and "fails only with bias" in message
     assert "repro: python -m harness replay" in message and "seed=1" in message
     (entry,) = [e for _, e in load(tmp_path).entries]
-    assert entry.case.bias and entry.needs == ("bias",)
+    assert entry.case.bias and entry.needs == {"bias"}

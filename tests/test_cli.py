@@ -16,7 +16,9 @@ import pytest
 
 from harness.case import Case, Limits
 from harness.cli import UsageError, _outputs_writable, _writable, main
-from harness.corpus import Entry, load, save
+from harness.corpus import filename, load, save, to_json
+from harness.finding import Finding, identity
+from harness.verdict import FAILED, Verdict
 from harness.journal import Journal
 
 PLUGIN = """
@@ -229,11 +231,11 @@ ZEN = "Beautiful is better than ugly"
 
 
 def _saved_failure(directory: Path, implementation: str) -> Path:
-    entry = Entry(Case.from_id(SHOWN_CASE), implementation, "exception:RuntimeError@x", "exception",
-                  "RuntimeError: called")
+    entry = Finding(implementation, Case.from_id(SHOWN_CASE),
+                    Verdict(FAILED, "exception", "RuntimeError: called", "exception:RuntimeError@x"))
     path = directory / "failures" / "saved.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(entry.to_json()))
+    path.write_text(json.dumps(to_json(entry)))
     return path
 
 
@@ -258,7 +260,7 @@ def test_nothing_a_corpus_file_names_is_imported_by_show_by_any_command_or_by_th
     assert not marker.exists() and ZEN not in "".join([script, *printed])
 
     # The script quotes the name, and runs torch's conv2d, not what the name names.
-    assert status == 0 and f"'implementation': {named!r}" in script
+    assert status == 0 and f"'implementation': {identity(named)!r}" in script
     repro = work / "repro.py"
     repro.write_text(script)
     ran = subprocess.run([sys.executable, str(repro)], capture_output=True, text=True)
@@ -403,7 +405,7 @@ def test_replay_and_merge_refuse_an_oversized_corpus_entry_and_carry_on_with_the
     corpus = tmp_path / "corpus"
     big = Case.from_id(HUGE)
     for case, signature in ((Case.from_id(SMALL), "values:small"), (big, "values:huge")):
-        save(corpus, Entry(case, "loop", signature, "values", "wrong values"))
+        save(corpus, Finding("loop", case, Verdict(FAILED, "values", "wrong values", signature)))
     [big_path] = [path for path, e in load(corpus, Limits(big.elements, big.macs)).entries if e.case == big]
 
     status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", "loop")
@@ -421,7 +423,7 @@ def test_replay_and_merge_refuse_an_oversized_corpus_entry_and_carry_on_with_the
 def test_replay_during_or_after_a_fuzz_run_ignores_its_crash_journal(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corpus = tmp_path / "corpus"
-    save(corpus, Entry(Case.from_id(SMALL), "loop", "values:old", "values", "wrong values"))
+    save(corpus, Finding("loop", Case.from_id(SMALL), Verdict(FAILED, "values", "wrong values", "values:old")))
     journal = Journal(corpus)  # what a campaign running on this corpus keeps there
     journal.running("loop", Case.from_id(SMALL))
     try:
@@ -436,7 +438,7 @@ def test_replay_during_or_after_a_fuzz_run_ignores_its_crash_journal(
 def test_replay_of_a_corpus_holding_a_fifo_says_so_in_one_line_and_replays_the_rest(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corpus = tmp_path / "corpus"
-    save(corpus, Entry(Case.from_id(SMALL), "loop", "values:old", "values", "wrong values"))
+    save(corpus, Finding("loop", Case.from_id(SMALL), Verdict(FAILED, "values", "wrong values", "values:old")))
     fifo = corpus / "failures" / "0-fifo.json"
     os.mkfifo(fifo)
     ran = subprocess.run([sys.executable, "-m", "harness", "replay", "--corpus", str(corpus), "--impl", "loop"],
@@ -449,10 +451,10 @@ def test_replay_of_a_corpus_holding_a_fifo_says_so_in_one_line_and_replays_the_r
 def test_merge_past_a_directory_where_a_file_goes_says_so_in_one_line_and_merges_the_rest(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source, target = tmp_path / "source", tmp_path / "target"
-    entries = [Entry(Case.from_id(SMALL), "loop", f"values:{i}", "values", "wrong") for i in range(3)]
+    entries = [Finding("loop", Case.from_id(SMALL), Verdict(FAILED, "values", "wrong", f"values:{i}")) for i in range(3)]
     for entry in entries:
         save(source, entry)
-    blocked = target / "failures" / entries[1].filename
+    blocked = target / "failures" / filename(entries[1])
     blocked.mkdir(parents=True)
 
     status, out, err = _run(capsys, "corpus", "merge", str(source), "--into", str(target))

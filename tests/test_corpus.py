@@ -27,8 +27,10 @@ from harness.case import Case, Limits
 from harness.check import check_case
 from harness.journal import Journal
 from harness.campaign import CampaignResult, Finding
-from harness.corpus import SCHEMA, CorpusError, Entry, ShapeSet, load, load_file, merge, save, save_findings, size
-from harness.registry import identity, implementation_from
+from harness.corpus import SCHEMA, CorpusError, ShapeSet, filename, load, load_file, merge, save, save_findings, to_json
+from harness.finding import Finding, identity, size
+from harness.verdict import FAILED, Verdict
+from harness.registry import implementation_from
 from harness.replay import FIXED, STILL_FAILING, Target, absent, judge_row, replay, targets_from
 from harness.tensors import GENERATOR
 from harness.verdict import failure
@@ -44,8 +46,9 @@ def small_case(height: int = 3, width: int = 3, channels: int = 1, seed: int = 0
 
 
 def entry(case: Case, implementation: str = "loop", signature: str = "values:rows 0-1",
-          kind: str = "values", message: str = "wrong values at row 0", found: dict[str, Any] | None = None) -> Entry:
-    return Entry(case, implementation, signature, kind, message, dict(FOUND if found is None else found))
+          kind: str = "values", message: str = "wrong values at row 0", found: dict[str, Any] | None = None) -> Finding:
+    return Finding(implementation, case, Verdict(FAILED, kind, message, signature),
+                   found=dict(FOUND if found is None else found))
 
 
 def files_under(directory: Path) -> list[Path]:
@@ -79,7 +82,7 @@ def test_a_saved_entry_loads_back_equal_including_argument_forms(tmp_path: Path,
     loaded = load_file(path)
 
     assert loaded == original
-    assert isinstance(loaded, Entry)
+    assert isinstance(loaded, Finding)
     assert loaded.case.id == case.id  # int stays int, pair stays pair, 'same' stays 'same'
     assert type(loaded.case.stride) is type(case.stride)
     assert type(loaded.case.dilation) is type(case.dilation)
@@ -124,18 +127,18 @@ def test_the_file_name_depends_on_implementation_and_signature_but_not_on_the_ca
     first = entry(small_case(3, seed=1), "loop", "values:rows 0-1")
     second = entry(RICH_CASES[0], "loop", "values:rows 0-1", "values", "another message", {"date": "other"})
 
-    assert first.filename == second.filename
-    assert re.fullmatch(r"[0-9a-f]{16}\.json", first.filename)
-    assert entry(small_case(), "loop", "values:rows 0-2").filename != first.filename
-    assert entry(small_case(), "unfold", "values:rows 0-1").filename != first.filename
+    assert filename(first) == filename(second)
+    assert re.fullmatch(r"[0-9a-f]{16}\.json", filename(first))
+    assert filename(entry(small_case(), "loop", "values:rows 0-2")) != filename(first)
+    assert filename(entry(small_case(), "unfold", "values:rows 0-1")) != filename(first)
     # The pair is hashed unambiguously: moving a character across the boundary changes the name.
-    assert entry(small_case(), "a:b", "c").filename != entry(small_case(), "a", "b:c").filename
+    assert filename(entry(small_case(), "a:b", "c")) != filename(entry(small_case(), "a", "b:c"))
 
 
 def test_the_file_name_is_the_same_on_every_machine_and_python_process() -> None:
     # A pinned value: sha256 of the JSON [implementation, signature, needs], never Python's per-process hash(). If this
     # changes, corpora saved by older versions stop deduplicating against new ones.
-    assert entry(small_case(), "loop", "values:rows 0-1").filename == "fb9fef8889637af5.json"
+    assert filename(entry(small_case(), "loop", "values:rows 0-1")) == "fb9fef8889637af5.json"
 
 
 def test_the_same_failure_found_twice_lands_in_one_file_and_different_signatures_in_two(tmp_path: Path) -> None:
@@ -179,7 +182,7 @@ def test_saving_a_smaller_case_for_a_stored_signature_replaces_the_larger(tmp_pa
     [path] = files_under(tmp_path)
     loaded = load_file(path)
     assert loaded.case == smaller
-    assert loaded.message == "smaller message"
+    assert loaded.verdict.message == "smaller message"
 
 
 # -- merge -----------------------------------------------------------------------------
@@ -201,7 +204,7 @@ def test_merging_two_corpora_into_a_third_keeps_the_smallest_case_per_signature(
     assert counts == {"added": 4, "replaced": 1, "kept": 1}
     merged = load(target)
     assert merged.errors == []
-    heights = {e.signature: e.case.height for _, e in merged.entries}
+    heights = {e.verdict.signature: e.case.height for _, e in merged.entries}
     assert heights == {"a": 3, "shared-1": 5, "shared-2": 4, "b": 6}
     assert len(files_under(target)) == 4
     assert {p: v for p, v in snapshot(tmp_path).items() if target not in p.parents} == sources_before
@@ -248,9 +251,9 @@ def test_a_saved_file_gets_the_mode_an_ordinary_file_gets_under_the_umask(
     assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
-def _in_the_way(directory: Path, saved: Entry) -> Path:
+def _in_the_way(directory: Path, saved: Finding) -> Path:
     """A directory where ``saved``'s file would go."""
-    path = directory / corpus.FAILURES / saved.filename
+    path = directory / corpus.FAILURES / filename(saved)
     path.mkdir(parents=True)
     return path
 
@@ -278,13 +281,13 @@ def test_merging_carries_on_past_an_entry_that_cannot_be_saved(tmp_path: Path) -
     assert counts == {"added": 2, "replaced": 0, "kept": 0}
     [error] = errors
     assert_names_file_and_problem(error, path, ["cannot save"])
-    assert sorted(e.signature for _, e in load(target).entries) == ["values:0", "values:2"]
+    assert sorted(e.verdict.signature for _, e in load(target).entries) == ["values:0", "values:2"]
 
 
 def test_saving_findings_says_which_could_not_be_saved_and_saves_the_others(tmp_path: Path) -> None:
     found = [Finding("loop", small_case(3 + i), failure("values", "wrong values", f"rows {i}")) for i in range(2)]
     result = CampaignResult(seed=1, findings=found)
-    blocked = Entry(found[0].case, "loop", found[0].verdict.signature, "values", "", needs=())
+    blocked = Finding("loop", found[0].case, Verdict(FAILED, "values", "", found[0].verdict.signature))
     path = _in_the_way(tmp_path, blocked)
 
     lines = save_findings(result, tmp_path)
@@ -296,7 +299,7 @@ def test_saving_findings_says_which_could_not_be_saved_and_saves_the_others(tmp_
 
 # -- concurrency -----------------------------------------------------------------------
 
-def _save_all(directory: str, entries: list[Entry], barrier: Any, results: Any) -> None:
+def _save_all(directory: str, entries: list[Finding], barrier: Any, results: Any) -> None:
     barrier.wait()  # every process starts saving at the same moment
     results.put(("saver", [save(Path(directory), e) for e in entries]))
 
@@ -317,7 +320,7 @@ def _read_until(directory: str, barrier: Any, stop: Any, results: Any) -> None:
     results.put(("reader", errors, reads))
 
 
-def _random_entries(rng: random.Random, signatures: list[str], count: int) -> list[Entry]:
+def _random_entries(rng: random.Random, signatures: list[str], count: int) -> list[Finding]:
     entries = []
     for _ in range(count):
         case = small_case(rng.randint(1, 12), rng.randint(1, 12), channels=rng.randint(1, 4),
@@ -351,20 +354,20 @@ def test_concurrent_saves_from_several_processes_keep_one_smallest_file_per_sign
     assert reads > 0 and read_errors == []  # readers never see a torn file
 
     saved = [e for batch in batches for e in batch]
-    used = {e.signature for e in saved}
+    used = {e.verdict.signature for e in saved}
     flat = [outcome for batch in outcomes for outcome in batch]
     assert len(flat) == processes * saves
     assert flat.count("added") == len(used)  # the lock: no two processes both "added" one file
 
     paths = files_under(tmp_path)
     assert all(p.parent == tmp_path / corpus.FAILURES for p in paths)
-    assert sorted(p.name for p in paths) == sorted({e.filename for e in saved})  # no temp files
+    assert sorted(p.name for p in paths) == sorted({filename(e) for e in saved})  # no temp files
     assert not [p for p in (tmp_path / corpus.FAILURES).iterdir() if p.name.startswith(".")]
     for path in paths:
         stored = load_file(path)
-        candidates = [e.case for e in saved if e.signature == stored.signature]
+        candidates = [e.case for e in saved if e.verdict.signature == stored.verdict.signature]
         smallest = min(size(case) for case in candidates)
-        assert size(stored.case) == smallest, stored.signature
+        assert size(stored.case) == smallest, stored.verdict.signature
         assert stored.case in candidates
 
 
@@ -381,7 +384,7 @@ def test_load_while_a_save_is_in_flight_does_not_read_its_temporary_file(tmp_pat
 
 # -- bad files -------------------------------------------------------------------------
 
-GOOD = entry(small_case(3)).to_json()
+GOOD = to_json(entry(small_case(3)))
 
 
 def with_changes(change: Callable[[dict[str, Any]], None]) -> str:
@@ -414,7 +417,7 @@ BAD_FILES: list[Any] = [
     ("binary", b"\x89PNG\r\n\x1a\n\x00\xff\xfe\x80garbage", ["not a text file"]),
     ("array", json.dumps([GOOD]), ["JSON object"]),
     ("string", json.dumps("failure"), ["JSON object"]),
-    ("schema-2", with_changes(lambda d: d.update(schema=2)), ["schema", "2"]),
+    ("schema-3", with_changes(lambda d: d.update(schema=3)), ["schema", "3"]),
     ("schema-string", with_changes(lambda d: d.update(schema="1")), ["schema"]),
     ("unknown-kind", with_changes(lambda d: d.update(kind="crash")), ["kind", "crash"]),
     *[(f"missing-{key}", with_changes(without(key)), [key])
@@ -608,10 +611,10 @@ def test_the_size_limits_are_the_callers_to_raise_or_lower(tmp_path: Path) -> No
     raised = load(tmp_path, Limits(elements=large.elements))
     lowered = load(tmp_path, Limits(elements=large.elements, macs=large.macs - 1))
 
-    assert [e.signature for _, e in by_default.entries] == ["small"]
+    assert [e.verdict.signature for _, e in by_default.entries] == ["small"]
     assert len(by_default.errors) == 1 and "--max-elements" in by_default.errors[0]
-    assert sorted(e.signature for _, e in raised.entries) == ["large", "small"] and raised.errors == []
-    assert [e.signature for _, e in lowered.entries] == ["small"]
+    assert sorted(e.verdict.signature for _, e in raised.entries) == ["large", "small"] and raised.errors == []
+    assert [e.verdict.signature for _, e in lowered.entries] == ["small"]
     assert len(lowered.errors) == 1 and "--max-macs" in lowered.errors[0]
 
 
@@ -659,9 +662,9 @@ def test_load_reports_every_bad_file_loads_every_good_one_and_changes_nothing(tm
     loaded = load(tmp_path)
 
     assert snapshot(tmp_path) == before
-    assert {e.signature: e for _, e in loaded.entries} == {e.signature: e for e in good}
+    assert {e.verdict.signature: e for _, e in loaded.entries} == {e.verdict.signature: e for e in good}
     [(_, shape_set)] = loaded.shape_sets
-    assert shape_set == ShapeSet("resnet", "", (small_case(3), RICH_CASES[0]))
+    assert shape_set == ShapeSet("resnet", (small_case(3), RICH_CASES[0]))
     assert len(loaded.errors) == len(bad)
     for path, (_, _, words) in zip(bad, plain):
         [error] = [error for error in loaded.errors if error.startswith(f"{path}:")]

@@ -20,7 +20,7 @@ from harness.case import Case
 from harness.corpus import load
 from harness.journal import FOLDER
 from harness.parallel import MAX_ATTEMPTS, SHARDS_PER_WORKER, merge
-from harness.registry import identity
+from harness.finding import identity
 from harness.verdict import failure
 
 MISBEHAVING = str(Path(misbehaving.__file__).resolve())
@@ -53,7 +53,7 @@ def test_a_worker_killed_by_an_implementation_costs_only_that_implementation_and
     assert crashing["failures"][0]["needs"] == ["bias"] and crashing["failures"][0]["shrunk"]
     assert report["incomplete"] == [] and not report["interrupted"]
     saved = load(tmp_path / "corpus")
-    assert [(entry.implementation, entry.kind) for _, entry in saved.entries] == [(identity(crasher), "crash")]
+    assert [(entry.implementation, entry.verdict.kind) for _, entry in saved.entries] == [(identity(crasher), "crash")]
     assert list((tmp_path / "corpus" / FOLDER).glob("*.json")) == []
 
 

@@ -33,7 +33,8 @@ from harness.case import Case
 from harness.corpus import load
 from harness.journal import FOLDER
 from harness.journal import read as read_journal
-from harness.registry import Implementation, discover, identity
+from harness.registry import Implementation, discover
+from harness.finding import identity
 from harness.supervisor import QUARANTINE_AFTER, Supervisor
 from harness.verdict import FAILED, SKIPPED
 
@@ -376,9 +377,9 @@ def test_a_crash_that_kills_the_campaign_is_journalled_then_rechecked_saved_and_
     assert journals(corpus) == []
     saved = load(corpus)
     assert saved.errors == []
-    crashes = [entry for _, entry in saved.entries if entry.implementation == identity(crasher) and entry.kind == "crash"]
+    crashes = [entry for _, entry in saved.entries if entry.implementation == identity(crasher) and entry.verdict.kind == "crash"]
     # One bug, one file: the journalled case is the same crash the campaign found and shrank.
-    assert len(crashes) == 1 and "SIGSEGV" in crashes[0].message and crashes[0].needs == ("bias",)
+    assert len(crashes) == 1 and "SIGSEGV" in crashes[0].verdict.message and crashes[0].needs == {"bias"}
 
 
 def _dead_pid() -> int:
@@ -453,7 +454,7 @@ def test_relative_output_paths_stay_where_the_run_started_whatever_directory_an_
     report = json.loads((tmp_path / "report.json").read_text())
     failures = report["implementations"][spec("changes_directory_with_bias")]["failures"]
     assert [f["kind"] for f in failures] == ["global-state"]
-    assert [entry.kind for _, entry in load(tmp_path / "corpus").entries] == ["global-state"]
+    assert [entry.verdict.kind for _, entry in load(tmp_path / "corpus").entries] == ["global-state"]
     assert journals(tmp_path / "corpus") == []
 
 

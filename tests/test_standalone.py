@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from harness.case import Case
 from harness.check import check_case
-from harness.corpus import Entry
+from harness.finding import Finding
+from harness.verdict import FAILED, Verdict
 from harness.oracle import expect
 from harness.registry import implementation_from
 from harness.standalone import script
@@ -53,29 +54,33 @@ def _strings(source: str) -> set[str]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(name=hostile_text, kind=hostile_text, message=hostile_text, where=hostile_text,
-       function=function_name, in_a_file=st.booleans())
+@given(name=hostile_text, message=hostile_text, where=hostile_text, function=function_name,
+       in_a_file=st.booleans())
 def test_every_string_from_outside_is_only_a_literal_in_the_script(
-        name: str, kind: str, message: str, where: str, function: str, in_a_file: bool) -> None:
-    def generated(name: str, kind: str, message: str, where: str, function: str) -> str:
-        suffix = ".py" if in_a_file else ""
-        return script(CASE, f"{where}{suffix}:{function}", Entry(CASE, name, "signature", kind, message))
+        name: str, message: str, where: str, function: str, in_a_file: bool) -> None:
+    def recorded(name: str, message: str) -> Finding:
+        return Finding(name, CASE, Verdict(FAILED, "exception", message, "signature"))
 
-    source = generated(name, kind, message, where, function)
+    def generated(name: str, message: str, where: str, function: str) -> str:
+        suffix = ".py" if in_a_file else ""
+        return script(CASE, f"{where}{suffix}:{function}", recorded(name, message))
+
+    source = generated(name, message, where, function)
     compile(source, "repro.py", "exec")
     # The same code, token for token, as for harmless strings: only literals differ.
-    harmless = generated("a", "a", "a", "a", "a")
+    harmless = generated("a", "a", "a", "a")
     assert _skeleton(source) == _skeleton(harmless)
     assert ast.get_docstring(ast.parse(source)) == ast.get_docstring(ast.parse(harmless))
     path = f"{where}.py" if in_a_file else where
-    assert {name, kind, message, path, function} <= _strings(source)
+    assert {name, recorded(name, message).diagnosis, path, function} <= _strings(source)
     # Safe to print as it is: nothing a terminal acts on, nothing an encoding may refuse.
     assert source.isascii() and printable(source) == source
 
 
 def test_a_recorded_message_that_closes_the_docstring_runs_nothing_when_the_script_runs(
         tmp_path: Path) -> None:
-    entry = Entry(CASE, f'{INJECTION}:conv2d', "signature", "exception", f"ValueError: {INJECTION} C:\\Users\\new")
+    entry = Finding(f'{INJECTION}:conv2d', CASE,
+                    Verdict(FAILED, "exception", f"ValueError: {INJECTION} C:\\Users\\new", "signature"))
     path = tmp_path / "repro.py"
     path.write_text(script(CASE, None, entry))
     ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True)
