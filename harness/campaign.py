@@ -255,6 +255,14 @@ def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int
     return result
 
 
+@dataclass
+class _Target:
+    """The bug a run is shrinking: as it was first seen, and its smallest case so far."""
+
+    bug: Finding
+    smallest: Finding
+
+
 class _OutOfTime(Exception):
     """Raised inside the Hypothesis test when the group's time is up; never escapes."""
 
@@ -275,7 +283,7 @@ class _Group:
         # Shrunk and attributed: those found in an earlier pass over the same members too.
         self.bugs = [f for f in result.findings if f.implementation in self.members]
         self.incidental: dict[tuple[str, str], Finding] = {}  # seen while shrinking another
-        self.target: list[Finding] = []  # the bug being shrunk, then its smallest case so far
+        self.target: _Target | None = None  # the bug being shrunk
         self.shrink_deadline = 0.0
         self.coverage = result.tallies[members[0].name].coverage
 
@@ -292,7 +300,7 @@ class _Group:
                 attempt += 1
         except KeyboardInterrupt:
             # Keep everything as it stands: the bug being shrunk, and those seen meanwhile.
-            for finding in [*self.target[-1:], *self.incidental.values()]:
+            for finding in [*([self.target.smallest] if self.target else []), *self.incidental.values()]:
                 self._add(replace(finding, shrunk=False))
             raise
         # Bugs seen beside another, and not found again since: each gets a run of its own
@@ -419,63 +427,13 @@ class _Group:
         With ``wanted`` (implementation, signature), only that bug counts, within
         `TARGETED_DRAWS` draws that are not counted as the campaign's cases (a bug seen
         beside another, looked for again so that it too is shrunk)."""
-        target = self.target
-        target.clear()
-
-        def shrink_step(case: Case, domain: Capabilities) -> bool:
-            if time.monotonic() > self.shrink_deadline:
-                return False  # out of time: the smallest case so far stands
-            name, signature = target[0].implementation, target[0].verdict.signature
-            checked: dict[tuple[object, str], bool] = {}
-            for variant, verdicts, _ in check_variants(case, domain, [self.members[name]], self.supervisor,
-                                                       beyond=self.beyond):
-                verdict = verdicts[name]
-                if not self._is_new(name, verdict, variant, checked):
-                    continue
-                if verdict.signature == signature:
-                    target[1:] = [Finding(name, variant, verdict)]
-                    return True
-                self.incidental.setdefault((name, verdict.signature), Finding(name, variant, verdict, shrunk=False))
-            return False
-
-        def explore_step(case: Case, domain: Capabilities) -> bool:
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise _OutOfTime
-            new: dict[tuple[str, str], Finding] = {}
-            # Most variants differ in data kind and layout only: the rest is worked out once.
-            shared = coverage(case) - {f"data={case.data}", f"layout={case.layout}"}
-            members = self.members.values() if wanted is None else [self.members[wanted[0]]]
-            checked: dict[str, dict[tuple[object, str], bool]] = {name: {} for name in self.members}
-            for variant, verdicts, thorough in check_variants(case, domain, members, self.supervisor,
-                                                              exploring=True, beyond=self.beyond):
-                if wanted is None:
-                    self.examples += 1
-                    reached = (shared | {f"data={variant.data}", f"layout={variant.layout}"}
-                               if variant.batch == case.batch else coverage(variant))
-                    self.coverage.update(reached | ({"thorough"} if thorough else set()))
-                    self._tally(verdicts)
-                for name, verdict in verdicts.items():
-                    if wanted not in (None, (name, verdict.signature)):
-                        continue
-                    if self._is_new(name, verdict, variant, checked[name]):
-                        new.setdefault((name, verdict.signature), Finding(name, variant, verdict))
-            if self.progress and wanted is None:
-                self.progress(self.label, self.examples, self.budget, len(self.bugs))
-            first, *others = list(new.values()) or [None]
-            for extra in others:
-                self.incidental.setdefault((extra.implementation, extra.verdict.signature),
-                                           replace(extra, shrunk=False))
-            if first is None:
-                return False
-            target[:] = [first, first]
-            self.shrink_deadline = time.monotonic() + SHRINK_SECONDS
-            return True
+        self.target = None
 
         def test(drawn: tuple[int, Case]) -> None:
             # One raise site for exploring and shrinking: Hypothesis tells failures apart
             # by where they were raised, and shrinks only towards the same one.
-            domain = self.domains[drawn[0]]
-            if shrink_step(drawn[1], domain) if target else explore_step(drawn[1], domain):
+            domain, case = self.domains[drawn[0]], drawn[1]
+            if self._shrink_step(case, domain) if self.target else self._explore_step(case, domain, wanted):
                 raise _Reproduced
 
         # At least this many variants per draw (a batched one has an empty-batch variant too).
@@ -495,7 +453,60 @@ class _Group:
         except _OutOfTime:
             self.budget = self.examples  # no new run either
         except (_Reproduced, HypothesisException, ExceptionGroup):
-            pass  # a flaky bug still leaves the smallest case it failed on in ``target``
-        found = target[-1] if target else None
-        target.clear()
+            pass  # a flaky bug still leaves the smallest case it failed on in the target
+        found = None if self.target is None else self.target.smallest
+        self.target = None
         return found
+
+    def _explore_step(self, case: Case, domain: Capabilities, wanted: tuple[str, str] | None) -> bool:
+        """Check a drawn case's variants; True when a new bug showed (it becomes the target,
+        and any other new one is kept for later)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _OutOfTime
+        new: dict[tuple[str, str], Finding] = {}
+        # Most variants differ in data kind and layout only: the rest is worked out once.
+        shared = coverage(case) - {f"data={case.data}", f"layout={case.layout}"}
+        members = self.members.values() if wanted is None else [self.members[wanted[0]]]
+        checked: dict[str, dict[tuple[object, str], bool]] = {name: {} for name in self.members}
+        for variant, verdicts, thorough in check_variants(case, domain, members, self.supervisor,
+                                                          exploring=True, beyond=self.beyond):
+            if wanted is None:
+                self.examples += 1
+                reached = (shared | {f"data={variant.data}", f"layout={variant.layout}"}
+                           if variant.batch == case.batch else coverage(variant))
+                self.coverage.update(reached | ({"thorough"} if thorough else set()))
+                self._tally(verdicts)
+            for name, verdict in verdicts.items():
+                if wanted not in (None, (name, verdict.signature)):
+                    continue
+                if self._is_new(name, verdict, variant, checked[name]):
+                    new.setdefault((name, verdict.signature), Finding(name, variant, verdict))
+        if self.progress and wanted is None:
+            self.progress(self.label, self.examples, self.budget, len(self.bugs))
+        if not new:
+            return False
+        first, *others = new.values()
+        for other in others:
+            self.incidental.setdefault((other.implementation, other.verdict.signature), replace(other, shrunk=False))
+        self.target = _Target(first, first)
+        self.shrink_deadline = time.monotonic() + SHRINK_SECONDS
+        return True
+
+    def _shrink_step(self, case: Case, domain: Capabilities) -> bool:
+        """Whether a smaller case Hypothesis tries still shows the target bug (then it is the
+        smallest so far); new bugs seen meanwhile are kept for later."""
+        assert self.target is not None
+        if time.monotonic() > self.shrink_deadline:
+            return False  # out of time: the smallest case so far stands
+        name, signature = self.target.bug.implementation, self.target.bug.verdict.signature
+        checked: dict[tuple[object, str], bool] = {}
+        for variant, verdicts, _ in check_variants(case, domain, [self.members[name]], self.supervisor,
+                                                   beyond=self.beyond):
+            verdict = verdicts[name]
+            if not self._is_new(name, verdict, variant, checked):
+                continue
+            if verdict.signature == signature:
+                self.target.smallest = Finding(name, variant, verdict)
+                return True
+            self.incidental.setdefault((name, verdict.signature), Finding(name, variant, verdict, shrunk=False))
+        return False
