@@ -19,7 +19,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -78,6 +80,16 @@ def findings_of(result: CampaignResult, name: str) -> dict[str, list]:
         if finding.implementation == spec(name):
             by_kind.setdefault(str(finding.verdict.kind), []).append(finding)
     return by_kind
+
+
+@contextmanager
+def isolated() -> Iterator[Supervisor]:
+    """A supervisor running every implementation in a child process, stopped afterwards."""
+    supervisor = Supervisor(isolate=True)
+    try:
+        yield supervisor
+    finally:
+        supervisor.close()
 
 
 # -- in this process ------------------------------------------------------------------------
@@ -232,11 +244,8 @@ def test_an_exception_whose_str_raises_is_reported_as_an_exception() -> None:
 
 def test_isolated_a_result_that_cannot_be_pickled_is_judged_as_the_tensor_it_holds() -> None:
     name = "returns_unpicklable_off_by_one_with_bias"
-    supervisor = Supervisor(isolate=True)
-    try:
+    with isolated() as supervisor:
         result = campaign_of(name, supervisor)
-    finally:
-        supervisor.close()
     found = findings_of(result, name)
     assert set(found) == {"values"}, found  # off by one, read through the subclass
     assert found["values"][0].needs == {"bias"}
@@ -245,11 +254,8 @@ def test_isolated_a_result_that_cannot_be_pickled_is_judged_as_the_tensor_it_hol
 
 def test_isolated_an_implementation_changing_shared_state_gets_the_same_verdict_as_in_process() -> None:
     name = "turns_off_grad_with_bias"
-    supervisor = Supervisor(isolate=True)
-    try:
+    with isolated() as supervisor:
         result = campaign_of(name, supervisor)
-    finally:
-        supervisor.close()
     (finding,) = findings_of(result, name)["global-state"]
     assert "grad mode (True -> False)" in finding.verdict.message and finding.needs == {"bias"}
     assert_correct_one_untouched(result)
@@ -257,11 +263,8 @@ def test_isolated_an_implementation_changing_shared_state_gets_the_same_verdict_
 
 def test_isolated_a_process_left_running_is_killed_and_reported() -> None:
     name = "leaves_a_process_with_bias"
-    supervisor = Supervisor(isolate=True)
-    try:
+    with isolated() as supervisor:
         result = campaign_of(name, supervisor)
-    finally:
-        supervisor.close()
     assert leftover_processes() == []
     (finding,) = findings_of(result, name)["global-state"]
     assert "child processes (1 left running, killed)" in finding.verdict.message
@@ -296,11 +299,8 @@ ISOLATED_CASES = [
 @pytest.mark.parametrize(("name", "kind", "text", "needs"), ISOLATED_CASES, ids=[c[0] for c in ISOLATED_CASES])
 def test_isolated_a_crash_or_memory_blow_up_is_reported_by_kind_and_cause_and_the_campaign_goes_on(
         name: str, kind: str, text: str, needs: set[str]) -> None:
-    supervisor = Supervisor(isolate=True)
-    try:
+    with isolated() as supervisor:
         result = campaign_of(name, supervisor)
-    finally:
-        supervisor.close()
     found = findings_of(result, name)
     assert set(found) == {kind}, found
     (finding,) = found[kind]
@@ -330,11 +330,8 @@ def test_isolated_a_hang_inside_c_is_a_timeout_the_child_is_killed_and_the_campa
 
 def test_a_crashing_implementation_is_quarantined_while_the_other_keeps_being_checked() -> None:
     name = "exits_with_groups"
-    supervisor = Supervisor(isolate=True)
-    try:
+    with isolated() as supervisor:
         result = campaign_of(name, supervisor)
-    finally:
-        supervisor.close()
     (finding,) = findings_of(result, name)["crash"]
     assert "exited with status 3" in finding.verdict.message
     assert finding.needs == GROUPED and finding.case.groups == 2
