@@ -86,7 +86,8 @@ class CampaignResult:
     incomplete: list[str] = field(default_factory=list)  # why some promised cases were never checked
 
 
-Progress = Callable[[str, int, int, int], None]  # (group label, done, budget, findings)
+# (cases checked so far, cases planned, the bugs found so far by their `Finding.key`)
+Progress = Callable[[int, int, frozenset[tuple[str, str, tuple[str, ...]]]], None]
 
 
 SKIPPED_VERDICT = Verdict(SKIPPED, message="quarantined: it crashed, hung or ran out of memory repeatedly")
@@ -233,26 +234,50 @@ def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int
     supervisor = Supervisor() if supervisor is None else supervisor  # quarantines are per campaign
     result = CampaignResult(seed=random.getrandbits(32) if seed is None else seed)
     end = None if max_seconds is None else time.monotonic() + max_seconds
+    passes = _passes(implementations, max_examples)
+    planned, before = sum(budget for *_, budget in passes), 0
+    for group, *_ in passes:
+        shared: Counter[str] = Counter()  # every member of a group sees every case
+        for member in group:
+            result.tallies.setdefault(member.name, Tally(coverage=shared))
+
+    def progressed(examples: int) -> None:
+        if progress is not None:
+            progress(min(before + examples, planned), planned, frozenset(f.key for f in result.findings))
+
+    try:
+        with user_interrupts(), time_limits():
+            for index, (group, domains, beyond, budget) in enumerate(passes):
+                share = None if end is None else time.monotonic() + (end - time.monotonic()) / (len(passes) - index)
+                _Group(group, domains, result, budget, progressed, supervisor, share, beyond).run()
+                before += budget
+                progressed(0)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    return result
+
+
+def planned_cases(implementations: Iterable[Implementation], max_examples: int) -> int:
+    """How many cases `fuzz` plans to draw for these implementations: one figure for all the
+    implementations of a group, which are checked on the same cases."""
+    return sum(budget for *_, budget in _passes(implementations, max_examples))
+
+
+def _passes(implementations: Iterable[Implementation], max_examples: int
+            ) -> list[tuple[list[Implementation], list[Capabilities], bool, int]]:
+    """The campaign's passes: for each group of implementations that claim the same cases,
+    its domain with ``max_examples`` cases, then, where it declares less than everything,
+    just outside it with fewer."""
     everything = full_domain()
     passes: list[tuple[list[Implementation], list[Capabilities], bool, int]] = []
     for domain, group in group_by_domain(implementations).items():
-        shared: Counter[str] = Counter()  # every member of a group sees every case
-        for member in group:
-            result.tallies[member.name] = Tally(coverage=shared)
         here = runnable(domain)
         if here is not None:
             passes.append((group, [here], False, max_examples))
         outside = widenings(here or domain, everything)
         if outside:
             passes.append((group, outside, True, max(1, max_examples // BEYOND_SHARE)))
-    try:
-        with user_interrupts(), time_limits():
-            for index, (group, domains, beyond, budget) in enumerate(passes):
-                share = None if end is None else time.monotonic() + (end - time.monotonic()) / (len(passes) - index)
-                _Group(group, domains, result, budget, progress, supervisor, share, beyond).run()
-    except KeyboardInterrupt:
-        result.interrupted = True
-    return result
+    return passes
 
 
 @dataclass
@@ -272,12 +297,11 @@ class _Group:
     declared domain, or (``beyond``) just outside it, where they must raise or be right."""
 
     def __init__(self, members: list[Implementation], domains: list[Capabilities], result: CampaignResult,
-                 budget: int, progress: Progress | None, supervisor: Supervisor,
+                 budget: int, progress: Callable[[int], None], supervisor: Supervisor,
                  deadline: float | None = None, beyond: bool = False) -> None:
         self.supervisor, self.deadline, self.beyond = supervisor, deadline, beyond
         self.members = {m.name: m for m in members}
         self.domains = domains  # each draw picks one, then a case in it
-        self.label = ",".join(self.members) + (" beyond their declarations" if beyond else "")
         self.result, self.budget, self.progress = result, budget, progress
         self.examples = 0
         # Shrunk and attributed: those found in an earlier pass over the same members too.
@@ -481,8 +505,8 @@ class _Group:
                     continue
                 if self._is_new(name, verdict, variant, checked[name]):
                     new.setdefault((name, verdict.signature), Finding(name, variant, verdict))
-        if self.progress and wanted is None:
-            self.progress(self.label, self.examples, self.budget, len(self.bugs))
+        if wanted is None:
+            self.progress(self.examples)
         if not new:
             return False
         first, *others = new.values()

@@ -26,7 +26,7 @@ from harness.case import Case, CaseError, Limits
 from harness.corpus import CorpusError, save_findings
 from harness.finding import Finding
 from harness.journal import FOLDER, orphans
-from harness.parallel import fuzz_in_workers, parse_shard, run_shard
+from harness.parallel import CASES_PER_SHARD, MAX_SHARDS, parse_shard, run_campaign, shard_count
 from harness.registry import ENTRY_POINT_GROUP, Registry, SpecError, check_file_spec, check_form, discover
 from harness.replay import Target, absent, replay, shape_targets, targets_from
 from harness.rescue import rescue, suspects
@@ -110,9 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
                              help="save minimal failures here (default %(default)s)")
     fuzz_parser.add_argument("--no-save", action="store_true", help="do not save failures")
     fuzz_parser.add_argument("--workers", type=_positive, default=1, metavar="N",
-                             help="run the campaign as N shards in N processes (one per core)")
+                             help="share the campaign's shards among N processes (at most one per core)")
+    fuzz_parser.add_argument("--shards", type=_positive, metavar="N",
+                             help="split the campaign into N shards (default: one per "
+                                  f"{CASES_PER_SHARD} cases, at most {MAX_SHARDS}); the same seed and "
+                                  "shards draw the same cases whatever runs them")
     fuzz_parser.add_argument("--shard", type=_shard, metavar="I/N",
-                             help="run shard I of N (1-based): N machines, N commands, one campaign")
+                             help="run only shard I of N (1-based): N commands, one campaign")
     fuzz_parser.add_argument("--isolate", action="store_true",
                              help="run each implementation in a child process: survives crashes, "
                                   "hangs and memory blow-ups")
@@ -190,44 +194,60 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """A progress line on stderr, at most a few times a second."""
+    """One progress line for the whole campaign on stderr: rewritten in place on a terminal,
+    an occasional plain line otherwise (a CI log), and a last line when it is done."""
 
     def __init__(self) -> None:
-        self.last = 0.0
+        self.started = self.last = time.monotonic()
         self.interactive = sys.stderr.isatty()
-        self.finished: set[str] = set()  # labels whose last line is out: said once
+        self.said: tuple[int, int] | None = None
 
-    def __call__(self, label: str, done: int, budget: int, bugs: int) -> None:
+    def __call__(self, done: int, total: int, bugs: int) -> None:
         now = time.monotonic()
-        if label in self.finished or (now - self.last < (0.2 if self.interactive else 5.0) and done < budget):
+        finished = done >= total
+        if (done, bugs) == self.said or (not finished and now - self.last < (0.2 if self.interactive else 5.0)):
             return
-        if done >= budget:
-            self.finished.add(label)
-        self.last = now
+        self.last, self.said = now, (done, bugs)
+        rate = done / max(now - self.started, 1e-9)
+        left = f", about {(total - done) / rate:.0f}s left" if rate > 0 and not finished else ""
         # On a terminal, each line returns the cursor for the next to overwrite, the last one ends.
-        _say(f"fuzzing {label}: {min(done, budget)}/{budget} cases, {bugs} bug(s)", file=sys.stderr,
-             end="\r" if self.interactive and done < budget else "\n")
+        _say(f"fuzzing: {done}/{total} cases, {bugs} bug(s), {rate:.0f} cases/s{left}", file=sys.stderr,
+             end="\r" if self.interactive and not finished else "\n")
 
 
-def _workers(asked: int) -> int:
-    """``--workers``, at most one per core here: more only queue for the same cores."""
+def _shards(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """The shards this command runs: all of the campaign's, or the one ``--shard`` names."""
+    count = args.shards or shard_count(args.max_examples)
+    if args.shard is None:
+        return [(index, count) for index in range(1, count + 1)]
+    if args.shards is not None and args.shards != args.shard[1]:
+        raise UsageError(f"--shard {args.shard[0]}/{args.shard[1]} is one of {args.shard[1]} shards, "
+                         f"but --shards says {args.shards}")
+    if args.workers > 1:
+        raise UsageError("--workers and --shard do not combine: run the N shards as N commands, "
+                         "or every shard in one command with --workers")
+    return [args.shard]
+
+
+def _workers(asked: int, shards: int) -> int:
+    """``--workers``, at most one per core here (more only queue for the same cores) and one
+    per shard (more have nothing to do)."""
     cores = len(os.sched_getaffinity(0))
-    if asked > cores:
-        _say(f"workers: --workers {asked} is more than the {cores} core(s) here; using {cores}")
-    return min(asked, cores)
+    if asked > min(cores, shards):
+        why = f"the {cores} core(s) here" if cores <= shards else f"the campaign's {shards} shard(s)"
+        _say(f"workers: --workers {asked} is more than {why}; using {min(cores, shards)}")
+    return min(asked, cores, shards)
 
 
 def command_fuzz(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
-    if args.workers > 1 and args.shard:
-        raise UsageError("--workers and --shard do not combine: run N shards as N commands, "
-                         "or one command with --workers N")
+    shards = _shards(args)
     # Absolute from here on: an implementation run in this process may change directory.
     corpus = None if args.no_save else args.corpus.resolve()
     report_path = None if args.report is None else args.report.resolve()
     _outputs_writable(corpus, report_path)
     seed = random.getrandbits(32) if args.seed is None else args.seed
-    workers = _workers(args.workers)
+    workers = _workers(args.workers, len(shards))
     started = time.monotonic()
     journals = None if corpus is None else corpus / FOLDER
     orphaned = [] if journals is None else orphans(journals)
@@ -235,15 +255,9 @@ def command_fuzz(args: argparse.Namespace) -> int:
     for note in notes:
         _say(note)
     isolate: bool | set[str] = True if args.isolate else suspected
-    if workers > 1:
-        specs = args.impl or sorted(registry.implementations)
-        with tempfile.TemporaryDirectory(prefix="im2col-harness-journals-") as scratch:
-            result, saved, notes = fuzz_in_workers(specs, args.max_examples, seed, workers, isolate,
-                                                   args.max_seconds, corpus, journals or Path(scratch))
-    else:
-        result, saved = run_shard(args.impl, args.max_examples, seed, args.shard or (1, 1), isolate,
-                                  args.max_seconds, corpus, journals, _Progress())
-        notes = []
+    specs = args.impl or sorted(registry.implementations)
+    result, saved, notes = run_campaign(specs, list(registry.implementations.values()), args.max_examples, seed,
+                                        shards, workers, isolate, args.max_seconds, corpus, journals, _Progress())
     if orphaned and not result.interrupted:
         rescued = rescue(orphaned, registry.implementations)
         new = [finding for finding in rescued.findings if not explained(finding, result.findings)]
@@ -253,11 +267,15 @@ def command_fuzz(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     report = reports.campaign_report(result, registry, args.max_examples)
     report.seconds, report.workers, report.shard = elapsed, workers, args.shard
+    report.shards = args.shard[1] if args.shard else len(shards)
     for line in notes + reports.format_failures(report) + list(dict.fromkeys(saved)):  # shards save alike
         _say(line)
     _say(reports.format_summary(report))
-    _say(f"seed {seed}: {report.checks} checks in {elapsed:.1f}s ({report.checks / max(elapsed, 1e-9):.0f}/s) "
-         f"with {workers} worker(s); re-run with --seed {seed}")
+    plan = f"shard {args.shard[0]}/{args.shard[1]}" if args.shard else f"{len(shards)} shard(s)"
+    again = f"--seed {seed}" + (f" --shard {args.shard[0]}/{args.shard[1]}" if args.shard
+                                else f" --shards {args.shards}" if args.shards else "")
+    _say(f"seed {seed}: {report.checks} checks in {elapsed:.1f}s ({report.checks / max(elapsed, 1e-9):.0f}/s), "
+         f"{plan} with {workers} worker(s); re-run with {again}")
     if result.interrupted:
         _say("interrupted: everything found so far is saved and reported above")
     if report_path is not None:

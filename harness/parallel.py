@@ -1,11 +1,12 @@
-"""Spread a campaign over processes: shards with their own seed streams, and workers whose
-death costs at most the case they were running.
+"""A campaign as a fixed set of shards, run by whatever runs them, and workers whose death
+costs at most the case they were running.
 
-A campaign of N cases per implementation split into n shards is n campaigns of N/n cases,
-shard i drawing from a seed derived from (seed, i, n) the same way everywhere; results
-merge by keeping, for each bug, the smallest case any shard found (what ``corpus merge``
-does for corpora). ``fuzz --shard i/n`` runs one shard; ``fuzz --workers N`` runs
-`SHARDS_PER_WORKER` * N shards over N worker processes.
+A campaign of N cases per implementation is n shards of N/n cases, n fixed by N
+(`shard_count`, or ``--shards``), shard i drawing from a seed derived from (seed, i, n) the
+same way everywhere. So the same ``--seed`` draws the same cases whether this process runs
+every shard (``--workers 1``), N worker processes share them (``--workers N``), or n
+commands each run one (``--shard i/n``); results merge by keeping, for each bug, the
+smallest case any shard found (what ``corpus merge`` does for corpora).
 
 A worker process can die: an implementation run in it segfaults, aborts or exits, or
 something outside kills it. Its shard then has told nothing (a shard reports and saves
@@ -22,26 +23,30 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import tempfile
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from harness.campaign import CampaignResult, Progress, Tally, derive_seed, fuzz
+from harness.campaign import CampaignResult, Progress, Tally, derive_seed, fuzz, planned_cases
 from harness.corpus import save_findings
 from harness.finding import Finding, size
 from harness.journal import Journal, read
-from harness.registry import discover
+from harness.registry import Implementation, discover
 from harness.runner import prepare_autograd
 from harness.supervisor import Supervisor
 
-# More shards than workers: shards differ in cost (cases differ in size), and a worker that
-# finishes early takes the next shard instead of waiting for the slowest.
-SHARDS_PER_WORKER = 4
+# Shards enough to share among workers (shards differ in cost, and a worker that finishes
+# early takes the next one instead of waiting for the slowest), each worth starting: a
+# shard re-finds and re-shrinks the bugs the others find too.
+CASES_PER_SHARD = 250
+MAX_SHARDS = 64
 MAX_ATTEMPTS = 3  # runs of one shard before it is given up
 INTERRUPT_GRACE = 10.0  # seconds workers get after Ctrl-C to save and report what they found
+PROGRESS_SECONDS = 0.5  # a worker says how far it got at most this often
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -50,6 +55,11 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not slash or not index.isdigit() or not count.isdigit() or not 1 <= int(index) <= int(count):
         raise ValueError(f"expected I/N with 1 <= I <= N, got {text!r}")
     return int(index), int(count)
+
+
+def shard_count(max_examples: int) -> int:
+    """How many shards a campaign of ``max_examples`` cases per implementation is."""
+    return max(1, min(MAX_SHARDS, max_examples // CASES_PER_SHARD))
 
 
 def shard_plan(max_examples: int, seed: int, shard: tuple[int, int]) -> tuple[int, int]:
@@ -113,8 +123,12 @@ def _serve_shards(connection: Connection, specs: list[str], max_examples: int, s
             return
         shard, isolate = job
         max_seconds = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        outcome = run_shard(specs, max_examples, seed, shard, isolate, max_seconds, corpus, journals)
-        connection.send(outcome)
+
+        def progress(done: int, planned: int, bugs: frozenset[Any], shard: tuple[int, int] = shard) -> None:
+            connection.send(("progress", shard, done, bugs))
+
+        connection.send(("done", run_shard(specs, max_examples, seed, shard, isolate, max_seconds, corpus,
+                                           journals, _every(PROGRESS_SECONDS, progress))))
 
 
 @dataclass
@@ -130,17 +144,48 @@ def _how(exitcode: int | None) -> str:
     return f"exited with status {exitcode}"
 
 
+class Tracker:
+    """How far a campaign of several shards has got: what each shard said, added up, and
+    shown through ``show(cases done, cases planned, distinct bugs found)``."""
+
+    def __init__(self, planned: int, shards: int, show: Callable[[int, int, int], None] | None) -> None:
+        self.planned, self.total, self.show = planned, planned * shards, show
+        self.done: dict[tuple[int, int], int] = {}
+        self.bugs: set[Any] = set()
+
+    def update(self, shard: tuple[int, int], done: int, bugs: frozenset[Any]) -> None:
+        self.done[shard] = min(done, self.planned)
+        self.bugs |= bugs
+        if self.show is not None:
+            self.show(sum(self.done.values()), self.total, len(self.bugs))
+
+    def finished(self, shard: tuple[int, int], result: CampaignResult) -> None:
+        self.update(shard, self.planned, frozenset(finding.key for finding in result.findings))
+
+
+def _every(seconds: float, progress: Progress) -> Progress:
+    """``progress``, said at most once every ``seconds``."""
+    last = [0.0]
+
+    def throttled(done: int, planned: int, bugs: frozenset[Any]) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            progress(done, planned, bugs)
+    return throttled
+
+
 class _Workers:
     """Shards over N worker processes forked from this one (torch is imported once, here),
     each taking the next shard when it finishes one; a worker that dies is replaced."""
 
-    def __init__(self, specs: list[str], max_examples: int, seed: int, workers: int, isolate: bool | set[str],
-                 max_seconds: float | None, corpus: Path | None, journals: Path) -> None:
+    def __init__(self, specs: list[str], max_examples: int, seed: int, shards: list[tuple[int, int]], workers: int,
+                 isolate: bool | set[str], deadline: float | None, corpus: Path | None, journals: Path,
+                 tracker: Tracker) -> None:
         self.specs, self.max_examples, self.seed, self.count = specs, max_examples, seed, workers
-        self.isolate, self.corpus, self.journals = isolate, corpus, journals
-        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        shards = SHARDS_PER_WORKER * workers
-        self.pending = deque((index, shards) for index in range(1, shards + 1))
+        self.isolate, self.deadline, self.corpus, self.journals = isolate, deadline, corpus, journals
+        self.tracker = tracker
+        self.pending = deque(shards)
         self.workers: list[_Worker] = []
         self.attempts: Counter[tuple[int, int]] = Counter()
         self.results: list[CampaignResult] = []
@@ -194,20 +239,26 @@ class _Workers:
         for worker in [w for w in self.workers if w.shard is not None]:
             if worker.connection not in ready and worker.process.sentinel not in ready:
                 continue
-            outcome = None
             try:
-                if worker.connection.poll():
-                    outcome = worker.connection.recv()
+                while worker.shard is not None and worker.connection.poll():
+                    self._received(worker, worker.connection.recv())
             except (EOFError, OSError):
                 pass
-            if outcome is not None:
-                result, saved = outcome
-                self.results.append(result)
-                self.saved += saved
-                worker.shard = None
-            elif not worker.process.is_alive():
+            if worker.shard is not None and not worker.process.is_alive():
                 self._died(worker)
-            # else: the sentinel fired first, the result is on its way
+            # else: still at it, or the sentinel fired first and the result is on its way
+
+    def _received(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        assert worker.shard is not None
+        if message[0] == "progress":
+            _, shard, done, bugs = message
+            self.tracker.update(shard, done, bugs)
+            return
+        result, saved = message[1]
+        self.tracker.finished(worker.shard, result)
+        self.results.append(result)
+        self.saved += saved
+        worker.shard = None
 
     def _died(self, worker: _Worker) -> None:
         """A worker died: run its shard again, isolating whatever it was running."""
@@ -275,17 +326,39 @@ class _Workers:
         self.workers.clear()
 
 
-def fuzz_in_workers(specs: list[str], max_examples: int, seed: int, workers: int, isolate: bool | set[str],
-                    max_seconds: float | None, corpus: Path | None, journals: Path
-                    ) -> tuple[CampaignResult, list[str], list[str]]:
-    """The campaign as ``SHARDS_PER_WORKER * workers`` shards over ``workers`` processes,
-    merged; also the lines saying what was saved, and what happened to workers that died."""
-    # What every worker would otherwise do for itself, done once here and inherited: torch's
-    # autograd set-up imports sympy (most of a second), once per process that needs it.
-    prepare_autograd()
-    pool = _Workers(specs, max_examples, seed, workers, isolate, max_seconds, corpus, journals)
-    finished = pool.run()
-    merged = merge(pool.results, seed)
-    merged.interrupted = merged.interrupted or not finished
-    merged.incomplete += pool.incomplete
-    return merged, pool.saved, pool.notes
+def run_campaign(specs: list[str], implementations: list[Implementation], max_examples: int, seed: int,
+                 shards: list[tuple[int, int]], workers: int, isolate: bool | set[str], max_seconds: float | None,
+                 corpus: Path | None, journals: Path | None, show: Callable[[int, int, int], None] | None = None
+                 ) -> tuple[CampaignResult, list[str], list[str]]:
+    """Run ``shards`` of the campaign here one after another (``workers`` 1), or over
+    ``workers`` worker processes; the merged result, the lines saying what was saved, and
+    what happened to workers that died. ``implementations`` (those ``specs`` name) only
+    say how many cases are planned, for ``show``."""
+    examples = shard_plan(max_examples, seed, shards[0])[0]
+    tracker = Tracker(planned_cases(implementations, examples), len(shards), show)
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    if workers > 1:
+        # What every worker would otherwise do for itself, done once here and inherited:
+        # torch's autograd set-up imports sympy (most of a second), once per process.
+        prepare_autograd()
+        with tempfile.TemporaryDirectory(prefix="im2col-harness-journals-") as scratch:
+            pool = _Workers(specs, max_examples, seed, shards, workers, isolate, deadline, corpus,
+                            journals or Path(scratch), tracker)
+            finished = pool.run()
+        merged = merge(pool.results, seed)
+        merged.interrupted = merged.interrupted or not finished
+        merged.incomplete += pool.incomplete
+        return merged, pool.saved, pool.notes
+    results, saved = [], []
+    for shard in shards:
+        if deadline is not None and time.monotonic() >= deadline:
+            break  # out of time: the shards left are not owed
+        remaining = None if deadline is None else deadline - time.monotonic()
+        result, lines = run_shard(specs, max_examples, seed, shard, isolate, remaining, corpus, journals,
+                                  lambda done, planned, bugs, shard=shard: tracker.update(shard, done, bugs))
+        tracker.finished(shard, result)
+        results.append(result)
+        saved += lines
+        if result.interrupted:
+            break
+    return merge(results, seed), saved, []

@@ -68,7 +68,8 @@ class CampaignReport:
     max_examples: int
     seconds: float = 0.0
     workers: int = 1
-    shard: tuple[int, int] | None = None
+    shards: int = 1  # the campaign's, however many of them this run ran
+    shard: tuple[int, int] | None = None  # the one this run ran, if only one
 
     @property
     def stopped(self) -> str:
@@ -91,6 +92,7 @@ class CampaignReport:
             "incomplete": self.result.incomplete,
             "seconds": round(self.seconds, 2),
             "workers": self.workers,
+            "shards": self.shards,
             "shard": list(self.shard) if self.shard else None,
             "environment": provenance(),
             "load_errors": [{"name": e.name, "reason": e.reason} for e in self.load_errors],

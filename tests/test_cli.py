@@ -168,6 +168,9 @@ HUGE = "mb1ic1oc1g1ih1000000iw1000000kh1kw1s1p0d1-nobias-float32-contiguous-unif
     (["replay", SMALL, "--max-elements", "0"], "must be at least 1"),
     (["show", SMALL, "--max-macs", "lots"], "expected a whole number"),
     (["replay", "mb" + "9" * 5000 + SMALL[3:]], "mb has 5,000 digits"),
+    (["fuzz", "--shard", "1/4", "--shards", "8"], "--shard 1/4 is one of 4 shards, but --shards says 8"),
+    (["fuzz", "--shard", "1/4", "--workers", "2"], "--workers and --shard do not combine"),
+    (["fuzz", "--shard", "5/4"], "argument --shard: expected I/N with 1 <= I <= N, got '5/4'"),
 ])
 def test_bad_input_is_one_line_naming_the_problem_with_status_2(
         argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -342,7 +345,7 @@ def test_escape_sequences_an_implementation_raises_reach_the_terminal_escaped_an
     status, out, err = _run(capsys, "fuzz", "--impl", spec, "--max-examples", "5", "--seed", "1",
                             "--corpus", str(corpus), "--report", str(tmp_path / "fuzz.json"))
     assert status == 1 and _terminal_safe(out + err)
-    assert SHOWN in out and "red\\x1b[31m.py" in out and "fuzzing " in err and "red\\x1b[31m.py" in err
+    assert SHOWN in out and "red\\x1b[31m.py" in out and "fuzzing: " in err
     (failure,) = json.loads((tmp_path / "fuzz.json").read_text())["implementations"][spec]["failures"]
     assert failure["message"].startswith(f"RuntimeError: {RAW} (at ")
 
@@ -552,3 +555,22 @@ def test_a_file_implementation_fuzzed_by_absolute_path_is_replayed_by_a_relative
     assert status == 0, out
     assert recorded.case.id in out and "ERROR" not in out
     assert "note: 1 case(s) recorded against 'my_conv.py:conv2d', which this replay does not run" in out
+
+
+def test_progress_says_each_state_of_the_whole_campaign_once_and_always_its_end(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import cli
+    clock = [100.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    progress = cli._Progress()  # stderr is captured: not a terminal, a line every 5 s at most
+    for step in range(1, 11):
+        clock[0] += 1.0
+        progress(step * 10, 200, 1)
+    for _ in range(3):
+        clock[0] += 6.0
+        progress(200, 200, 2)  # done, said three times: printed once
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["fuzzing: 50/200 cases, 1 bug(s), 10 cases/s, about 15s left",
+                     "fuzzing: 100/200 cases, 1 bug(s), 10 cases/s, about 10s left",
+                     "fuzzing: 200/200 cases, 2 bug(s), 12 cases/s"]
+

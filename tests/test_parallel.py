@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +22,7 @@ from harness.campaign import CampaignResult, Finding, Tally
 from harness.case import Case
 from harness.corpus import load
 from harness.journal import FOLDER
-from harness.parallel import MAX_ATTEMPTS, SHARDS_PER_WORKER, merge
+from harness.parallel import MAX_ATTEMPTS, merge
 from harness.finding import identity
 from harness.verdict import failure
 
@@ -40,7 +43,7 @@ def test_a_worker_killed_by_an_implementation_costs_only_that_implementation_and
     crasher = f"{MISBEHAVING}:segfaults_with_bias"
     examples = 240
     ran = fuzz("--impl", crasher, "--impl", CORRECT, "--workers", "2", "--max-examples", str(examples),
-               "--seed", "1", "--corpus", "corpus", "--report", "report.json", cwd=tmp_path)
+               "--shards", "4", "--seed", "1", "--corpus", "corpus", "--report", "report.json", cwd=tmp_path)
     assert ran.returncode == 1, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert "died (killed by SIGSEGV) while running" in ran.stdout
     assert f"the shard runs again with {crasher} isolated" in ran.stdout
@@ -68,17 +71,17 @@ def test_a_shard_whose_worker_keeps_dying_is_given_up_and_the_campaign_says_so(t
         "def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):\n"
         "    return F.conv2d(input, weight, bias, stride, padding, dilation, groups)\n")
     spec = f"{plugin}:conv2d"
-    ran = fuzz("--impl", spec, "--workers", "2", "--max-examples", "40", "--seed", "1", "--no-save",
-               "--report", "report.json", cwd=tmp_path)
+    ran = fuzz("--impl", spec, "--workers", "2", "--max-examples", "40", "--shards", "4", "--seed", "1",
+               "--no-save", "--report", "report.json", cwd=tmp_path)
     assert ran.returncode == 1, ran.stdout[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
-    assert len(report["incomplete"]) == 2 * SHARDS_PER_WORKER
+    assert len(report["incomplete"]) == 4
     assert all(f"worker died {MAX_ATTEMPTS} times (last killed by SIGKILL outside any implementation call)"
                in reason for reason in report["incomplete"])
     entry = report["implementations"][spec]
     assert entry["examples"] == 0 and not entry["as_registered"]
     (row,) = [line for line in ran.stdout.splitlines() if line.startswith(spec)]
-    assert row.rstrip().endswith("INCOMPLETE") and "INCOMPLETE: shard 1/8 was not checked" in ran.stdout
+    assert row.rstrip().endswith("INCOMPLETE") and "INCOMPLETE: shard 1/4 was not checked" in ran.stdout
 
 
 @needs_two_cores
@@ -90,6 +93,8 @@ def test_ctrl_c_to_the_process_group_stops_every_worker_promptly_and_keeps_what_
     try:
         time.sleep(8)  # workers started and fuzzing
         assert process.poll() is None
+        workers = _worker_pids(tmp_path / "corpus")
+        assert len(workers) == 2
         os.killpg(process.pid, signal.SIGINT)
         interrupted = time.monotonic()
         out, err = process.communicate(timeout=60)
@@ -109,14 +114,104 @@ def test_ctrl_c_to_the_process_group_stops_every_worker_promptly_and_keeps_what_
     saved = {entry.case.id for _, entry in load(tmp_path / "corpus").entries}
     assert {f["case"] for f in failures} <= saved
     assert list((tmp_path / "corpus" / FOLDER).glob("*.json")) == []
-    assert subprocess.run(["pgrep", "-f", "im2col-harness shard"], capture_output=True).stdout == b""
+    assert not any(_alive(pid) for pid in workers)
 
 
-def test_more_workers_than_cores_are_capped_with_a_note(tmp_path: Path) -> None:
+def _worker_pids(corpus: Path) -> set[int]:
+    """The running workers: each keeps its journal, named for its pid, while it lives."""
+    return {int(journal.stem) for journal in (corpus / FOLDER).glob("*.json")} - {os.getpid()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_more_workers_than_cores_or_shards_are_capped_with_a_note(tmp_path: Path) -> None:
     ran = fuzz("--impl", CORRECT, "--workers", "100000", "--max-examples", "1", "--no-save", cwd=tmp_path, timeout=120)
+    assert ran.returncode == 0, ran.stdout[-2000:]
+    assert "--workers 100000 is more than the campaign's 1 shard(s); using 1" in ran.stdout
     cores = len(os.sched_getaffinity(0))
+    ran = fuzz("--impl", CORRECT, "--workers", "100000", "--max-examples", str(cores + 1), "--shards", str(cores + 1),
+               "--no-save", cwd=tmp_path, timeout=120)
     assert ran.returncode == 0, ran.stdout[-2000:]
     assert f"--workers 100000 is more than the {cores} core(s) here; using {cores}" in ran.stdout
+
+
+def _outcome(report: dict[str, Any]) -> dict[str, Any]:
+    """What a campaign checked and found, by implementation: nothing about how it was run."""
+    return {name: (row["examples"], row["statuses"], row["coverage"],
+                   sorted((f["kind"], f["case"]) for f in row["failures"]))
+            for name, row in report["implementations"].items()}
+
+
+def _corpus(directory: Path) -> dict[str, tuple[str, str, str]]:
+    """The failures saved there, without when and by which shard (their provenance)."""
+    return {path.name: (entry.implementation, entry.case.id, entry.verdict.message)
+            for path, entry in load(directory).entries}
+
+
+@needs_two_cores
+def test_the_same_seed_checks_the_same_cases_whatever_runs_the_shards(tmp_path: Path) -> None:
+    """One worker, two workers, and the shards run one command each: case for case the same."""
+    common = ["--impl", "original", "--impl", CORRECT, "--max-examples", "500", "--seed", "5"]
+    outcomes, corpora, progress = [], [], []
+    for name, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"])):
+        ran = fuzz(*common, *extra, "--corpus", name, "--report", f"{name}.json", cwd=tmp_path)
+        assert ran.returncode == 0 and "2 shard(s)" in ran.stdout, ran.stdout[-2000:]  # the canary caught
+        progress.append(ran.stderr.splitlines()[-1].split(" cases/s")[0].rsplit(", ", 1)[0])
+        outcomes.append(_outcome(json.loads((tmp_path / f"{name}.json").read_text())))
+        corpora.append(_corpus(tmp_path / name))
+    shards = []
+    for index in (1, 2):
+        ran = fuzz(*common, "--shard", f"{index}/2", "--corpus", "shards", "--report", f"{index}.json", cwd=tmp_path)
+        assert f"shard {index}/2 with 1 worker(s); re-run with --seed 5 --shard {index}/2" in ran.stdout, ran.stderr
+        shards.append(_outcome(json.loads((tmp_path / f"{index}.json").read_text())))
+    union = {}
+    for name in shards[0]:
+        (examples, statuses, coverage, failures), other = shards[0][name], shards[1][name]
+        union[name] = (examples + other[0], dict(Counter(statuses) + Counter(other[1])),
+                       dict(Counter(coverage) + Counter(other[2])), sorted(set(failures) | set(other[3])))
+    assert outcomes[0] == outcomes[1]
+    # The progress line ends on the whole campaign, said alike: "fuzzing: 1124/1124 cases, 2 bug(s)".
+    assert progress[0] == progress[1] and re.fullmatch(r"fuzzing: (\d+)/\1 cases, [1-9]\d* bug\(s\)", progress[0])
+    assert outcomes[0][CORRECT][0] >= 500 and outcomes[0]["original"][3]
+    assert {name: (e, s, c) for name, (e, s, c, _) in union.items()} == \
+        {name: (e, s, c) for name, (e, s, c, _) in outcomes[0].items()}
+    # Each shard shrinks what it finds; the merged run keeps each bug's smallest case, as the
+    # corpus does when both shards save into one.
+    assert corpora[0] == corpora[1] == _corpus(tmp_path / "shards")
+    assert {case for _, case in outcomes[0]["original"][3]} <= {case for _, case in union["original"][3]}
+
+
+@needs_two_cores
+def test_a_worker_killed_from_outside_costs_nothing_the_campaign_completes_the_same(tmp_path: Path) -> None:
+    common = ["--impl", "original", "--impl", CORRECT, "--max-examples", "2000", "--seed", "3"]
+    ran = fuzz(*common, "--workers", "2", "--corpus", "calm", "--report", "calm.json", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout[-2000:]  # the canary caught
+    process = subprocess.Popen([sys.executable, "-m", "harness", "fuzz", *common, "--workers", "2",
+                                "--corpus", "killed", "--report", "killed.json"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _worker_pids(tmp_path / "killed") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)  # into its first shard
+        victim = min(_worker_pids(tmp_path / "killed"))
+        os.kill(victim, signal.SIGKILL)
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0 and "Traceback" not in err, err[-2000:]
+    assert "died (killed by SIGKILL)" in out and "the shard runs again" in out
+    calm, killed = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("calm", "killed"))
+    assert _outcome(killed) == _outcome(calm) and killed["incomplete"] == []
+    assert _corpus(tmp_path / "killed") == _corpus(tmp_path / "calm")  # each finding saved once
 
 
 @needs_two_cores
