@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 
+import harness
 import planted_bugs
 from harness import assert_conv2d_matches
 from harness.corpus import load
@@ -26,3 +28,12 @@ def test_a_broken_callable_raises_with_the_minimal_case_and_the_repro(tmp_path: 
     assert "repro: python -m harness replay" in message and "seed=1" in message
     (entry,) = [e for _, e in load(tmp_path).entries]
     assert entry.case.bias and entry.needs == ("bias",)
+
+
+def test_every_public_name_is_the_object_its_module_defines_and_is_listed() -> None:
+    for name in harness.__all__:
+        assert getattr(harness, name) is getattr(importlib.import_module(harness._HOMES[name]), name)
+    assert set(harness.__all__) == set(harness._HOMES) and set(harness.__all__) <= set(dir(harness))
+    assert isinstance(harness.__version__, str) and "__version__" in dir(harness)
+    with pytest.raises(AttributeError, match="no attribute 'nothing_of_the_kind'"):
+        harness.nothing_of_the_kind  # noqa: B018
