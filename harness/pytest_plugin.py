@@ -5,7 +5,9 @@ imports nothing heavy and changes nothing until a test uses the harness: no torc
 Hypothesis, no thread setting (a campaign sets that as it starts), not even a draw from
 the global `random`. The seed works like pytest-randomly's: chosen once, printed in the
 header, sent from the controller to every xdist worker, so that a failing run is re-run
-exactly with ``--im2col-seed``. Under CI (the ``CI`` variable set) the seed is fixed.
+exactly with ``--im2col-seed``. Under CI (the ``CI`` variable set) the seed is fixed. A
+test's campaigns are seeded from it and the test's node id: the `im2col_seed` fixture, and
+`assert_conv2d_matches` called without ``seed=`` (through `harness.running_test`).
 
 Profiles (`harness.profiles`, registered when Hypothesis is imported): ``im2col-fast`` and
 ``im2col-campaign``, chosen with Hypothesis's own ``--hypothesis-profile`` or the
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
+
+from harness import running_test
 
 PROFILE_VARIABLE = "IM2COL_HARNESS_PROFILE"
 CI_SEED = 0
@@ -57,9 +61,20 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"im2col-harness: --im2col-seed={config._im2col_seed}"  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def im2col_seed(request: pytest.FixtureRequest) -> int:
-    """The run's campaign seed, offset per test so tests do not all draw the same cases."""
-    from harness.campaign import derive_seed
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Say which test runs, setup to teardown, for `assert_conv2d_matches` to seed from;
+    then put back what was there (a pytest run inside a test, as pytester's, ends first)."""
+    outer = running_test.current
+    running_test.current = running_test.RunningTest(item.nodeid, item.config._im2col_seed)  # type: ignore[attr-defined]
+    try:
+        return (yield)
+    finally:
+        running_test.current = outer
 
-    return derive_seed(request.config._im2col_seed, request.node.nodeid)
+
+@pytest.fixture
+def im2col_seed() -> int:
+    """This test's campaign seed: the one `assert_conv2d_matches` uses here without ``seed=``."""
+    assert running_test.current is not None  # set around every test by pytest_runtest_protocol
+    return running_test.current.campaign_seed()

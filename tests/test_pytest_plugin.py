@@ -1,8 +1,9 @@
 """The pytest plugin, end to end (pytester): it changes nothing in a suite that does not use
-the harness, prints the run's seed, and sends it to xdist workers."""
+the harness, prints the run's seed, sends it to xdist workers, and pins the API's campaigns."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,18 @@ UNRELATED = """
         import torch
         assert torch.get_num_threads() == int(os.environ["DEFAULT_THREADS"])
 """
+
+BUGGY = """
+    import torch.nn.functional as F
+    from harness import assert_conv2d_matches
+
+    def adds_one(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        return F.conv2d(input, weight, bias, stride, padding, dilation, groups) + 1
+
+    def test_my_conv2d():
+        assert_conv2d_matches(adds_one, max_examples=30)
+"""
+
 
 def _header_seed(result: pytest.RunResult) -> int:
     (line,) = [line for line in result.outlines if line.startswith("im2col-harness:")]
@@ -104,3 +117,25 @@ def test_every_xdist_worker_seeds_each_test_from_the_seed_in_the_header(
     seen = [path.read_text().split(" ", 2) for path in tmp_path.iterdir()]
     assert len(seen) == 6 and len({worker for worker, _, _ in seen}) == 2
     assert all(int(test_seed) == derive_seed(seed, nodeid) for _, test_seed, nodeid in seen)
+
+
+def _failure(result: pytest.RunResult) -> tuple[int, list[str]]:
+    """The campaign seed the API's AssertionError names, and the failures it lists."""
+    lines = [line for line in result.outlines if line.startswith("E   ")]
+    (seed,) = {int(found) for line in lines for found in re.findall(r"\(seed (\d+)", line)}
+    return seed, [line for line in lines if "FAILED" in line or "repro:" in line]
+
+
+def test_the_api_seeded_by_the_run_finds_the_same_failures_again_with_the_same_run_seed(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine=BUGGY)
+    first, again, other = (pytester.runpytest_inprocess(f"--im2col-seed={seed}")
+                           for seed in (94433981, 94433981, 7))
+    for result in (first, again, other):
+        result.assert_outcomes(failed=1)
+    seed, failures = _failure(first)
+    assert seed == derive_seed(94433981, "test_mine.py::test_my_conv2d")
+    assert failures and _failure(again) == (seed, failures)
+    assert _failure(other)[0] == derive_seed(7, "test_mine.py::test_my_conv2d") != seed
+    first.stdout.fnmatch_lines([f"E*(seed {seed}: from --im2col-seed=94433981 and this test's node id; "
+                                f"re-run with --im2col-seed=94433981, or pass seed={seed})"])
