@@ -23,7 +23,8 @@ def assert_conv2d_matches(fn: Callable[..., Any], *, max_examples: int = 200,
     that replays it. With ``corpus``, failures are also saved there for replay. Without
     ``seed``, inside a pytest run the seed comes from the run's ``--im2col-seed`` and the
     test's node id (re-running with the seed in pytest's header finds the same failures);
-    elsewhere it is drawn at random; the AssertionError says which.
+    elsewhere it is drawn at random; the AssertionError says which. A ``fn`` that cannot
+    be called as conv2d is a TypeError, raised at once.
     """
     __tracebackhide__ = True  # pytest: the user's call, then the message; not this function
     name = name or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"

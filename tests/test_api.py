@@ -41,6 +41,18 @@ def test_every_public_name_is_the_object_its_module_defines_and_is_listed() -> N
         harness.nothing_of_the_kind  # noqa: B018
 
 
+def test_a_callable_that_cannot_be_called_as_conv2d_is_a_type_error_at_once() -> None:
+    def conv2d(input, weight):  # type: ignore[no-untyped-def]
+        return F.conv2d(input, weight)
+
+    with pytest.raises(TypeError) as raised:
+        assert_conv2d_matches(conv2d, max_examples=10, seed=1)
+    assert str(raised.value) == (
+        "conv2d(input, weight) has no parameter 'stride', 'padding', 'dilation' or 'groups' "
+        "(implementations are called like torch.nn.functional.conv2d(input, weight, bias, "
+        "stride=..., padding=..., dilation=..., groups=...))")
+
+
 def test_inside_a_pytest_run_the_campaign_seed_is_this_test_s_im2col_seed(im2col_seed: int) -> None:
     assert assert_conv2d_matches(planted_bugs.correct, max_examples=10).seed == im2col_seed
 

@@ -550,3 +550,15 @@ def test_a_file_implementation_fuzzed_by_absolute_path_is_replayed_by_a_relative
     assert status == 0, out
     assert recorded.case.id in out and "ERROR" not in out
     assert "note: 1 case(s) recorded against 'my_conv.py:conv2d', which this replay does not run" in out
+
+
+def test_a_plugin_that_cannot_be_called_as_conv2d_is_not_loaded_and_the_others_still_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("def conv2d(input, weight):\n    return input\n")
+    status, out, _ = _run(capsys, "fuzz", "--impl", f"{wrong}:conv2d", "--impl", "loop",
+                          "--max-examples", "10", "--no-save")
+    assert status == 1
+    assert f"NOT LOADED {wrong}:conv2d: TypeError: conv2d(input, weight) has no parameter 'stride'" in out
+    assert "FAILED" not in out
+    assert any(line.startswith("loop ") and line.rstrip().endswith("ok") for line in out.splitlines())
