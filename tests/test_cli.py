@@ -552,6 +552,28 @@ def test_a_file_implementation_fuzzed_by_absolute_path_is_replayed_by_a_relative
     assert "note: 1 case(s) recorded against 'my_conv.py:conv2d', which this replay does not run" in out
 
 
+@pytest.mark.parametrize("command", [[], ["list"], ["fuzz"], ["replay"], ["show"], ["corpus"], ["corpus", "merge"]],
+                         ids=lambda command: " ".join(command) or "main")
+def test_help_is_plain_text_ending_with_the_exit_statuses(
+        command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert "`" not in out
+    statuses = out[out.index("\nexit status:\n"):].splitlines()[2:]
+    assert [line.split()[0] for line in statuses if not line.startswith("     ")] == ["0", "1", "2"]
+    assert "usage error" in statuses[-1]
+
+
+def test_every_column_of_the_replay_table_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    case = "mbnoneic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"
+    status, out, _ = _run(capsys, "replay", case, "--impl", "original", "--impl", "loop")
+    header, rule = out.splitlines()[:2]
+    assert status == 0
+    assert header.split() == ["case", "implementation", "result", "note"] and len(rule.split()) == 4
+
+
 def test_a_plugin_that_cannot_be_called_as_conv2d_is_not_loaded_and_the_others_still_run(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     wrong = tmp_path / "wrong.py"
