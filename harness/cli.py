@@ -51,7 +51,25 @@ def _say(text: str, *, file: TextIO | None = None, end: str = "\n") -> None:
     print(printable(text), end=end, file=file or sys.stdout, flush=True)
 
 
+DESCRIPTION = "Differential fuzzing of conv2d implementations against torch.nn.Conv2d."
+EXIT_STATUS = """\
+exit status:
+  0  every implementation behaved as registered (correct ones passed, canaries were caught)
+  1  one did not or could not be checked (it failed, did not load, or the campaign was
+     interrupted), or a corpus file could not be read
+  2  usage error (one line on stderr)"""
+
+
 class _Parser(argparse.ArgumentParser):
+    """Every command's parser: help as plain text that ends with the exit statuses (the
+    module docstring's markup is for Sphinx, not a terminal); a usage error is raised, to
+    be printed as one line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("epilog", EXIT_STATUS)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
@@ -91,7 +109,7 @@ def _limit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m harness", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     commands.add_parser("list", help="the registered implementations and what each declares")
@@ -326,7 +344,7 @@ def command_replay(args: argparse.Namespace) -> int:
     table = [[row.target.case.id, row.implementation, row.outcome, "" if row.expected else "UNEXPECTED"]
              for row in rows]
     if table:
-        _say(reports.format_table(["case", "implementation", "result", ""], table))
+        _say(reports.format_table(["case", "implementation", "result", "note"], table))
     for row in rows:
         if row.verdict.failed:
             _say(f"{row.outcome.upper()} {one_line(row.implementation)} {row.target.case.id}\n"

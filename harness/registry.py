@@ -86,11 +86,46 @@ class Registry:
 
 
 def implementation_from(name: str, fn: Any, origin: str = "", source: str = "") -> Implementation:
-    """Wrap a callable with what it declares about itself."""
+    """Wrap a callable with what it declares about itself; a TypeError, once, here, for one
+    that cannot be called as conv2d (rather than on every call of a campaign)."""
     if not callable(fn):
         raise TypeError(f"{origin or name} is a {type(fn).__name__}, not a callable")
     declaration = declaration_of(fn)
+    check_signature(fn)
     return Implementation(name, fn, declaration.capabilities, declaration.known_buggy, origin, source)
+
+
+# How `harness.runner.call` calls every implementation (the keywords: `capabilities.call_arguments`).
+KEYWORDS = ("stride", "padding", "dilation", "groups")
+CALLED_LIKE = ("torch.nn.functional.conv2d(input, weight, bias, "
+               + ", ".join(f"{keyword}=..." for keyword in KEYWORDS) + ")")
+
+
+def check_signature(fn: Callable[..., Any]) -> None:
+    """A TypeError naming what is missing when ``fn`` cannot take ``fn(input, weight, bias,
+    stride=..., padding=..., dilation=..., groups=...)``. ``*args`` and ``**kwargs`` take
+    anything; a callable whose signature cannot be read (some builtins, F.conv2d among them)
+    passes, and its first call will tell."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(None, None, None, **dict.fromkeys(KEYWORDS))
+        return
+    except TypeError as error:
+        reason = f"does not fit: {error}"
+    parameters = signature.parameters.values()
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        by_keyword = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        missing = [f"{keyword!r}" for keyword in KEYWORDS if keyword not in by_keyword]
+        if missing:
+            listed = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} or {missing[-1]}"
+            reason = f"has no parameter {listed}"
+    plain = signature.replace(parameters=[p.replace(annotation=p.empty) for p in parameters],
+                              return_annotation=signature.empty)
+    shown = f"{getattr(fn, '__name__', type(fn).__name__)}{plain}"
+    raise TypeError(f"{shown} {reason} (implementations are called like {CALLED_LIKE})")
 
 
 def _from_file(path: str) -> types.ModuleType:

@@ -574,3 +574,36 @@ def test_progress_says_each_state_of_the_whole_campaign_once_and_always_its_end(
                      "fuzzing: 100/200 cases, 1 bug(s), 10 cases/s, about 10s left",
                      "fuzzing: 200/200 cases, 2 bug(s), 12 cases/s"]
 
+
+@pytest.mark.parametrize("command", [[], ["list"], ["fuzz"], ["replay"], ["show"], ["corpus"], ["corpus", "merge"]],
+                         ids=lambda command: " ".join(command) or "main")
+def test_help_is_plain_text_ending_with_the_exit_statuses(
+        command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert "`" not in out
+    statuses = out[out.index("\nexit status:\n"):].splitlines()[2:]
+    assert [line.split()[0] for line in statuses if not line.startswith("     ")] == ["0", "1", "2"]
+    assert "usage error" in statuses[-1]
+
+
+def test_every_column_of_the_replay_table_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    case = "mbnoneic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"
+    status, out, _ = _run(capsys, "replay", case, "--impl", "original", "--impl", "loop")
+    header, rule = out.splitlines()[:2]
+    assert status == 0
+    assert header.split() == ["case", "implementation", "result", "note"] and len(rule.split()) == 4
+
+
+def test_a_plugin_that_cannot_be_called_as_conv2d_is_not_loaded_and_the_others_still_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("def conv2d(input, weight):\n    return input\n")
+    status, out, _ = _run(capsys, "fuzz", "--impl", f"{wrong}:conv2d", "--impl", "loop",
+                          "--max-examples", "10", "--no-save")
+    assert status == 1
+    assert f"NOT LOADED {wrong}:conv2d: TypeError: conv2d(input, weight) has no parameter 'stride'" in out
+    assert "FAILED" not in out
+    assert any(line.startswith("loop ") and line.rstrip().endswith("ok") for line in out.splitlines())

@@ -26,7 +26,7 @@ from harness.capabilities import declare
 from harness.case import Case, Limits
 from harness.check import check_case
 from harness.journal import Journal
-from harness.campaign import CampaignResult, Finding
+from harness.campaign import CampaignResult
 from harness.corpus import SCHEMA, CorpusError, ShapeSet, filename, load, load_file, merge, save, save_findings, to_json
 from harness.finding import Finding, identity, size
 from harness.verdict import FAILED, Verdict

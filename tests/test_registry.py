@@ -6,7 +6,7 @@ import sys
 import textwrap
 from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import torch
@@ -14,9 +14,10 @@ import torch.nn.functional as F
 
 import implementations.loop
 import implementations.original
-from harness.capabilities import Capabilities, declaration_of
+from harness.capabilities import Capabilities, call_arguments, declaration_of
 from harness import registry as registry_module
-from harness.registry import ENTRY_POINT_GROUP, SpecError, discover
+from harness.case import Case
+from harness.registry import ENTRY_POINT_GROUP, SpecError, discover, implementation_from
 
 SHIPPED = {"original", "loop", "unfold", "strided", "gather", "numpy"}
 
@@ -207,3 +208,80 @@ def test_a_missing_module_inside_an_existing_package_is_reported_by_name() -> No
         assert spec not in registry.implementations
         assert [e.name for e in registry.errors] == [spec]
         assert "no_such_submodule" in registry.errors[0].reason
+
+
+# -- signatures ---------------------------------------------------------------------------
+
+CALLED_LIKE = ("(implementations are called like torch.nn.functional.conv2d(input, weight, bias, "
+               "stride=..., padding=..., dilation=..., groups=...))")
+
+
+@pytest.mark.parametrize("definition, reason", [
+    pytest.param("def conv2d(input, weight): pass",
+                 "conv2d(input, weight) has no parameter 'stride', 'padding', 'dilation' or 'groups'",
+                 id="two-parameters"),
+    pytest.param("def conv2d(x, w, b=None, s=1, p=0, d=1, g=1): pass",
+                 "conv2d(x, w, b=None, s=1, p=0, d=1, g=1) has no parameter 'stride', 'padding', 'dilation' "
+                 "or 'groups'", id="other-names"),
+    pytest.param("def conv2d(input: 'Tensor', weight, bias=None, stride=1, padding=0, dilation=1) -> 'Tensor': pass",
+                 "conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1) has no parameter 'groups'",
+                 id="no-groups-annotations-not-shown"),
+    pytest.param("def conv2d(input, weight, bias, stride, padding, dilation, groups, scale): pass",
+                 "conv2d(input, weight, bias, stride, padding, dilation, groups, scale) does not fit: "
+                 "missing a required argument: 'scale'", id="a-required-extra"),
+    pytest.param("def conv2d(input, weight, stride=1, padding=0, dilation=1, groups=1): pass",
+                 "conv2d(input, weight, stride=1, padding=0, dilation=1, groups=1) does not fit: "
+                 "multiple values for argument 'stride'", id="no-bias"),
+    pytest.param("def conv2d(input, **options): pass",
+                 "conv2d(input, **options) does not fit: too many positional arguments", id="one-positional"),
+])
+def test_a_plugin_that_cannot_be_called_as_conv2d_is_a_load_error_saying_why_and_the_others_load(
+        tmp_path: Path, definition: str, reason: str) -> None:
+    spec = _plugin(tmp_path, "adhoc_wrongly_signed.py", definition + "\n") + ":conv2d"
+    registry = discover([spec, "loop"])
+    assert set(registry.implementations) == {"loop"}
+    assert [(e.name, e.reason) for e in registry.errors] == [(spec, f"TypeError: {reason} {CALLED_LIKE}")]
+
+
+def test_an_entry_point_that_cannot_be_called_as_conv2d_is_a_load_error_and_the_others_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugin(tmp_path, "adhoc_wrongly_signed_package.py", "def conv2d(input, weight): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    wrong = EntryPoint("wrong", "adhoc_wrongly_signed_package:conv2d", ENTRY_POINT_GROUP)
+    installed = list(registry_module.entry_points(group=ENTRY_POINT_GROUP))
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: [*installed, wrong])
+
+    registry = discover()
+    sys.modules.pop("adhoc_wrongly_signed_package", None)
+
+    assert set(registry.implementations) >= SHIPPED and "wrong" not in registry.implementations
+    [error] = [e for e in registry.errors if e.name == "wrong"]
+    assert error.reason.startswith("TypeError: conv2d(input, weight) has no parameter 'stride'")
+
+
+class _Callable:
+    def __call__(self, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # type: ignore[no-untyped-def]
+        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def _anything(*args, **kwargs):  # type: ignore[no-untyped-def]
+    return F.conv2d(*args, **kwargs)
+
+
+def _keywords_only(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, extra=None):  # type: ignore[no-untyped-def]
+    return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+@pytest.mark.parametrize("fn", [
+    pytest.param(_anything, id="args-and-kwargs"),
+    pytest.param(_keywords_only, id="keyword-only-with-an-optional-extra"),
+    pytest.param(_Callable(), id="callable-object"),
+    pytest.param(F.conv2d, id="builtin-without-a-readable-signature"),
+])
+def test_a_callable_that_can_be_called_as_conv2d_loads(fn: Any) -> None:
+    assert implementation_from("fits", fn).fn is fn
+
+
+def test_the_signature_check_asks_for_exactly_the_keywords_the_runner_passes() -> None:
+    case = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=3, width=3, kernel=(1, 1))
+    assert set(call_arguments(Capabilities(), case)) == set(registry_module.KEYWORDS)
