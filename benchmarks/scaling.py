@@ -6,7 +6,8 @@
 Runs the same campaign (``python -m harness fuzz --no-save --seed S``, every registered
 implementation) once with ``--workers 1`` and once with ``--workers N``, as a user would,
 and prints the ratio of checks per second, both over the campaign as the harness times it
-(worker start-up included) and over the whole command (interpreter and torch import too). A benchmark, not a test: it always exits 0. Run it on an idle machine:
+(worker start-up included) and over the whole command (interpreter and torch import too).
+A benchmark, not a test: it always exits 0. Run it on an idle machine:
 the point is to compare one busy core with N.
 """
 

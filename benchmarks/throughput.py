@@ -64,9 +64,10 @@ import pstats
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import hypothesis
 import torch
@@ -94,7 +95,9 @@ TARGET_C_OVER_A = 0.5
 MODES = ("a", "b", "c")
 # What a user of (b) would reach for where assert_close's defaults are too tight for the
 # half types' rounding (and the bare loop has no reference at all to fail).
-PLAIN_TOLERANCES = {"float16": {"rtol": 2e-2, "atol": 2e-2}, "bfloat16": {"rtol": 1e-1, "atol": 1e-1}}
+PLAIN_TOLERANCES: dict[str, dict[str, Any]] = {
+    "float16": {"rtol": 2e-2, "atol": 2e-2}, "bfloat16": {"rtol": 1e-1, "atol": 1e-1},
+}
 PROJECT = Path(harness.__file__).resolve().parents[1]  # where harness/ and implementations/ are
 MODE_NAMES = {"a": "(a) bare loop (limit)", "b": "(b) plain @given", "c": "(c) harness"}
 
@@ -114,7 +117,7 @@ def _timed(work: Callable[[], tuple[int, str]]) -> Timing:
     return Timing(checks, time.perf_counter() - wall0, time.process_time() - cpu0, note)
 
 
-def _kwargs(implementation: Implementation, case: Case) -> dict:
+def _kwargs(implementation: Implementation, case: Case) -> dict[str, Any]:
     """stride/padding/dilation/groups as a user passes them: straight from the case.
 
     Only an implementation that takes ints or pairs but not both needs them converted.
@@ -173,31 +176,36 @@ def plain_given(implementations: list[Implementation], n: int, seed: int) -> tup
     checks = 0
     failed = []
     for implementation in implementations:
-        fn = implementation.fn
-        domain = runnable(implementation.capabilities) or implementation.capabilities
         ran = [0]
-
-        @settings(max_examples=n, deadline=None, database=None)
-        @hypothesis_seed(seed)
-        @given(cases(domain))
-        def test_matches_conv2d(case: Case) -> None:
-            ran[0] += 1
-            dtype = getattr(torch, case.dtype)
-            x = torch.randn(case.input_shape, dtype=dtype)
-            w = torch.randn(case.weight_shape, dtype=dtype)
-            b = torch.randn(case.out_channels, dtype=dtype) if case.bias else None
-            x, w = lay_out(x, case.layout), lay_out(w, case.layout)  # "expanded" repeats values
-            expected = F.conv2d(x.contiguous(), w.contiguous(), b, case.stride, case.padding, case.dilation,
-                                case.groups)
-            actual = fn(x, w, b, **_kwargs(implementation, case))
-            torch.testing.assert_close(actual, expected, **PLAIN_TOLERANCES.get(case.dtype, {}))
-
         try:
-            test_matches_conv2d()
+            _plain_test(implementation, n, seed, ran)()
         except Exception as error:  # a failing plain test shrinks: its time is not comparable
             failed.append(f"{implementation.name} failed ({type(error).__name__})")
         checks += ran[0]
     return checks, "; ".join(failed)
+
+
+def _plain_test(implementation: Implementation, n: int, seed: int, ran: list[int]) -> Callable[[], None]:
+    """The test a user would write for one implementation; ``ran[0]`` counts its examples."""
+    fn = implementation.fn
+    domain = runnable(implementation.capabilities) or implementation.capabilities
+
+    @settings(max_examples=n, deadline=None, database=None)
+    @hypothesis_seed(seed)
+    @given(cases(domain))
+    def test_matches_conv2d(case: Case) -> None:
+        ran[0] += 1
+        dtype = getattr(torch, case.dtype)
+        x = torch.randn(case.input_shape, dtype=dtype)
+        w = torch.randn(case.weight_shape, dtype=dtype)
+        b = torch.randn(case.out_channels, dtype=dtype) if case.bias else None
+        x, w = lay_out(x, case.layout), lay_out(w, case.layout)  # "expanded" repeats values
+        expected = F.conv2d(x.contiguous(), w.contiguous(), b, case.stride, case.padding, case.dilation,
+                            case.groups)
+        actual = fn(x, w, b, **_kwargs(implementation, case))
+        torch.testing.assert_close(actual, expected, **PLAIN_TOLERANCES.get(case.dtype, {}))
+
+    return test_matches_conv2d
 
 
 # -- (c) the harness ---------------------------------------------------------------------

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness import running_test
-from harness.corpus import save_findings
 from harness.campaign import CampaignResult, fuzz
+from harness.corpus import save_findings
 from harness.registry import Registry, implementation_from
 from harness.report import campaign_report, format_failures
 from harness.text import printable
@@ -35,7 +36,7 @@ def assert_conv2d_matches(fn: Callable[..., Any], *, max_examples: int = 200,
         save_findings(result, Path(corpus))
     if result.findings:
         report = campaign_report(result, Registry({name: implementation}), max_examples)
-        lines = format_failures(report) + [f"(seed {seed}: {reproduce})"]
+        lines = [*format_failures(report), f"(seed {seed}: {reproduce})"]
         # pytest prints the message as it is: escaped here, as the command line escapes it.
         raise AssertionError(printable(f"{name} disagrees with torch.nn.Conv2d:\n" + "\n".join(lines)))
     return result

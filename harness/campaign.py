@@ -17,13 +17,14 @@ be right, and the bugs already found inside count as known.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -33,15 +34,15 @@ from hypothesis.errors import HypothesisException
 from harness.capabilities import Capabilities, refusal, widenings
 from harness.case import DATA_KINDS, Case
 from harness.check import check_case, check_prepared, one_thread
-from harness.oracle import Expected, expect
-from harness.tensors import Inputs, keeps_values, make_inputs
-from harness.runner import time_limits, user_interrupts
-from harness.supervisor import Supervisor
-from harness.support import full_domain, runnable
 from harness.features import features, needed, without
 from harness.finding import Finding
+from harness.oracle import Expected, expect
 from harness.registry import Implementation
+from harness.runner import time_limits, user_interrupts
 from harness.strategies import cases
+from harness.supervisor import Supervisor
+from harness.support import full_domain, runnable
+from harness.tensors import Inputs, keeps_values, make_inputs
 from harness.verdict import SKIPPED, Verdict, core_signature
 
 MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough to read
@@ -121,7 +122,7 @@ def check_variants(case: Case, domain: Capabilities, implementations: Iterable[I
         active = [i for i in implementations if i.name not in quarantined]
         verdicts = check_prepared(variant, active, lambda: own.in_layout(variant.layout), own, reference,
                                   supervisor, thorough=deep, beyond=beyond, watched=not exploring)
-        return variant, {**verdicts, **{name: SKIPPED_VERDICT for name in quarantined}}, deep
+        return variant, {**verdicts, **dict.fromkeys(quarantined, SKIPPED_VERDICT)}, deep
 
     def variants() -> Iterator[tuple[Case, dict[str, Verdict], bool]]:
         for data in DATA_KINDS:
@@ -278,6 +279,10 @@ def _passes(implementations: Iterable[Implementation], max_examples: int
         if outside:
             passes.append((group, outside, True, max(1, max_examples // BEYOND_SHARE)))
     return passes
+
+
+def _numbered(index: int, case: Case) -> tuple[int, Case]:
+    return index, case
 
 
 @dataclass
@@ -443,7 +448,7 @@ class _Group:
         """A domain (by index, shrinking towards the first) and a case in it; its data kinds
         and layouts are enumerated by `check_variants`, so the case is drawn in the first."""
         return st.one_of([cases(replace(domain, layouts=domain.layouts[:1]), DATA_KINDS[:1])
-                          .map(lambda case, i=i: (i, case)) for i, domain in enumerate(self.domains)])
+                          .map(functools.partial(_numbered, i)) for i, domain in enumerate(self.domains)])
 
     def _one_run(self, run_seed: int, wanted: tuple[str, str] | None = None) -> Finding | None:
         """Explore until a new bug shows, shrink it, return it; None when the budget ran out.

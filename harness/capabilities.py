@@ -9,8 +9,9 @@ runner converts stride/padding/dilation to the form declared here.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from harness.case import DEVICES, DTYPES, LAYOUTS, Case, IntOrPair, pair
 
@@ -68,7 +69,8 @@ class Capabilities:
         unknown = sorted(set(mapping) - known)
         if unknown:
             raise ValueError(f"capabilities: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in mapping.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in mapping.items()}
+        return cls(**values)
 
     def to_mapping(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

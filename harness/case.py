@@ -17,12 +17,12 @@ import functools
 import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Union
+from typing import Any
 
 from harness.text import clipped
 
-IntOrPair = Union[int, tuple[int, int]]
-Padding = Union[int, tuple[int, int], str]
+IntOrPair = int | tuple[int, int]
+Padding = int | tuple[int, int] | str
 
 MAX_SEED = 2**32 - 1
 MAX_DIMENSION = 2**63 - 1  # torch takes sizes, strides and paddings as int64
@@ -261,7 +261,7 @@ class Case:
         missing = [name for name in names if name not in data]
         if missing:
             raise CaseError(f"missing field(s) {', '.join(missing)}")
-        forms = {key: tuple(value) if isinstance(value, list) and key in _ARGUMENTS else value
+        forms: dict[str, Any] = {key: tuple(value) if isinstance(value, list) and key in _ARGUMENTS else value
                  for key, value in data.items()}
         case = cls(**forms)
         problems = case.problems()

@@ -9,7 +9,7 @@ every implementation that claims it.
 from __future__ import annotations
 
 import functools
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 

@@ -15,9 +15,10 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, NoReturn, Sequence, TextIO
+from typing import Any, NoReturn, TextIO
 
 from harness import corpus as corpus_store
 from harness import report as reports
@@ -419,8 +420,10 @@ def command_corpus(args: argparse.Namespace) -> int:
     return 0 if not errors else 1
 
 
-COMMANDS: dict[str, Any] = {"list": command_list, "fuzz": command_fuzz, "replay": command_replay,
-                            "show": command_show, "corpus": command_corpus}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list": command_list, "fuzz": command_fuzz, "replay": command_replay, "show": command_show,
+    "corpus": command_corpus,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """Judge one call against the reference: the checks, in the order a person would make them.
 
 Crash/timeout/memory, process-wide state changed, exception, modified inputs, type,
-aliasing, device, shape, dtype, then values; then, for a call that passed, the same call again (determinism). Each failed
-check returns at once with its kind and a one-line message; the first failing check is
+aliasing, device, shape, dtype, then values; then, for a call that passed, the same call
+again (determinism). Each failed check returns at once with its kind and a one-line message; the first failing check is
 the one a user has to fix first. Outside its declared capabilities an implementation may
 raise; anything else wrong there is an ``outside-declared`` failure.
 """
@@ -111,7 +111,8 @@ def judge_repeat(case: Case, expected: Expected, first: torch.Tensor, second: Ou
     if second.abnormal or second.changed:
         return judge(case, expected, second)
     if second.result is None:
-        what = f"raised {second.error_type}: {second.error_message}" if second.error_type else f"returned {second.returned}"
+        what = (f"raised {second.error_type}: {second.error_message}" if second.error_type
+                else f"returned {second.returned}")
         return failure("nondeterministic", f"called again with the same inputs, it {what}", "second-call")
     again = second.result.detach().cpu()
     if same_bits(first, again):

@@ -29,10 +29,11 @@ import os
 import platform
 import secrets
 import stat
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -100,7 +101,7 @@ def provenance() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "harness": __version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -225,7 +226,8 @@ def _finding(path: Path, data: dict[str, Any], limits: Limits) -> Finding:
         raise CorpusError(f"{path}: 'data' {_shown(data['data'])} does not match the case and this "
                           f"harness ({made}): its tensors would not be the ones it was found with")
     implementation = data["implementation"]
-    return Finding(implementation, case, Verdict(FAILED, failure["kind"], failure.get("message", ""), data["signature"]),
+    verdict = Verdict(FAILED, failure["kind"], failure.get("message", ""), data["signature"])
+    return Finding(implementation, case, verdict,
                    data.get("shrunk", True), frozenset(needs), data.get("reproducible", True),
                    tuple(_symptom(path, implementation, item, limits) for item in data.get("also_seen_as", [])),
                    data.get("found", {}))
@@ -238,7 +240,8 @@ def _symptom(path: Path, implementation: str, data: Any, limits: Limits) -> Find
         raise CorpusError(f"{path}: each of 'also_seen_as' must be an object with a 'kind', 'signature', "
                           "'message' and 'case', all strings")
     case = _case(path, "also_seen_as", data["case"], limits)
-    return Finding(implementation, case, Verdict(FAILED, data["kind"], data["message"], data["signature"]), shrunk=False)
+    verdict = Verdict(FAILED, data["kind"], data["message"], data["signature"])
+    return Finding(implementation, case, verdict, shrunk=False)
 
 
 def _shape_set(path: Path, data: dict[str, Any], limits: Limits) -> ShapeSet:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -103,8 +103,8 @@ def rearrangement(got: torch.Tensor, expected: Expected) -> str | None:
         if _matches(got.reshape(written).permute(back), expected):
             return f"same values, different order: got.reshape({_listed(written)}).permute{back} matches"
     mine = got.detach().to(torch.float64).flatten().sort().values  # NaN sorts last on both sides
-    theirs, order = expected.values.flatten().sort()
-    tolerance = expected.allowed_error.flatten()[order]  # each value's own rounding bound
+    theirs, ranks = expected.values.flatten().sort()
+    tolerance = expected.allowed_error.flatten()[ranks]  # each value's own rounding bound
     if bool((_misfit(mine, theirs, tolerance) <= 1).all()):
         shift = shifted(got, expected)
         return "same values in another order (they match once sorted)" + (f"; {shift}" if shift else "")
@@ -181,7 +181,7 @@ def _border_masks(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
     masks = []
     for size, kernel, stride, dilation, before, count in zip(
         (case.height, case.width), case.kernel, pair(case.stride), pair(case.dilation),
-        (top, left), case.output_hw,
+        (top, left), case.output_hw, strict=True,
     ):
         start = torch.arange(count) * stride - before
         masks.append((start < 0) | (start + dilation * (kernel - 1) >= size))

@@ -9,10 +9,11 @@ be that bug.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Any
 
-from harness.case import DATA_KINDS, DEVICES, DTYPES, LAYOUTS, Case, pair
+from harness.case import DATA_KINDS, DEVICES, DTYPES, LAYOUTS, Case, IntOrPair, Padding, pair
 
 
 @dataclass(frozen=True)
@@ -22,14 +23,24 @@ class Feature:
     simplest: Callable[[Case], Case]
 
 
-def _same_form(value: object, high: int, wide: int) -> object:
+def _same_form(value: Padding, high: int, wide: int) -> IntOrPair:
     """``(high, wide)`` in the form ``value`` had: an int stays an int."""
     return high if isinstance(value, int) else (high, wide)
 
 
-def _square(value: object) -> object:
-    h, w = pair(value)  # type: ignore[arg-type]
+def _square(value: Padding) -> IntOrPair:
+    assert not isinstance(value, str), "a padding mode has no height and width"
+    h, w = pair(value)
     return _same_form(value, max(h, w), max(h, w))
+
+
+def _is(dimension: str, value: str) -> Callable[[Case], bool]:
+    return lambda case: bool(getattr(case, dimension) == value)
+
+
+def _set(dimension: str, value: str) -> Callable[[Case], Case]:
+    changes: dict[str, Any] = {dimension: value}
+    return lambda case: replace(case, **changes)
 
 
 FEATURES = (
@@ -66,8 +77,7 @@ FEATURES = (
     Feature("height!=width", lambda c: c.height != c.width,
             lambda c: replace(c, height=max(c.height, c.width), width=max(c.height, c.width))),
     # The dimensions with named values: each value but the simplest (listed first) is a feature.
-    *(Feature(f"{dimension}={value}", lambda c, d=dimension, v=value: getattr(c, d) == v,
-              lambda c, d=dimension, first=values[0]: replace(c, **{d: first}))
+    *(Feature(f"{dimension}={value}", _is(dimension, value), _set(dimension, values[0]))
       for dimension, values in (("layout", LAYOUTS), ("dtype", DTYPES), ("data", DATA_KINDS), ("device", DEVICES))
       for value in values[1:]),
 )

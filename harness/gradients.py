@@ -59,7 +59,7 @@ def expect_gradients(case: Case, inputs: Inputs) -> ExpectedGradients:
     out_h, out_w = case.output_hw
     per_output = (case.batch if case.batch is not None else 1) * out_h * out_w
     lengths = (case.out_channels // case.groups * case.kernel[0] * case.kernel[1], per_output, per_output)
-    allowed = [allowed_error(case, m, length) for m, length in zip(magnitudes, lengths)]
+    allowed = [allowed_error(case, m, length) for m, length in zip(magnitudes, lengths, strict=False)]  # no bias: 2
     pad = [None] * (len(WITH_RESPECT_TO) - len(values))
     return ExpectedGradients(upstream, (*values, *pad), (*allowed, *pad))
 
@@ -74,7 +74,8 @@ def judge_gradients(case: Case, expected: ExpectedGradients, outcome: Outcome) -
                                    f"{outcome.error_message} (at {outcome.error_site})",
                        f"raised:{outcome.error_type}@{outcome.error_site}")
     assert outcome.grads is not None
-    for name, got, want, allowed in zip(WITH_RESPECT_TO, outcome.grads, expected.values, expected.allowed_error):
+    for name, got, want, allowed in zip(WITH_RESPECT_TO, outcome.grads, expected.values, expected.allowed_error,
+                                        strict=True):
         if want is None or allowed is None:
             continue
         if got is None:

@@ -13,6 +13,7 @@ that cannot be sent or received is a failure of that call, never of the campaign
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -104,7 +105,8 @@ class Child:
             self.connection.send((case, inputs, upstream))
             answered = self.connection.poll(seconds)
             if answered:
-                return self.connection.recv()
+                outcome: Outcome = self.connection.recv()
+                return outcome
         except (EOFError, OSError):
             answered = True  # the pipe closed: the child died mid-call
         except Exception as error:  # what came back does not unpickle here
@@ -121,10 +123,10 @@ class Child:
 
     def stop(self) -> None:
         if self.process is not None:
-            try:  # the child leads its own group: take every process it started with it
+            # The child leads its own group: take every process it started with it (unless it
+            # is gone already, or was killed before it made its group).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass  # gone already, or killed before it made its group
             if self.process.is_alive():
                 self.process.kill()
             self.process.join()

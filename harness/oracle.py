@@ -19,9 +19,8 @@ CPU), so the tolerance uses TF32's unit roundoff there instead of float32's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

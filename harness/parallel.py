@@ -20,16 +20,18 @@ groups of their own), so each ends its shard cleanly and what it found is kept.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import tempfile
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Literal
 
 from harness.campaign import CampaignResult, Progress, Tally, derive_seed, fuzz, planned_cases
 from harness.corpus import save_findings
@@ -159,6 +161,10 @@ class Tracker:
         if self.show is not None:
             self.show(sum(self.done.values()), self.total, len(self.bugs))
 
+    def progress(self, shard: tuple[int, int]) -> Progress:
+        """What one shard's campaign reports its progress to."""
+        return lambda done, planned, bugs: self.update(shard, done, bugs)
+
     def finished(self, shard: tuple[int, int], result: CampaignResult) -> None:
         self.update(shard, self.planned, frozenset(finding.key for finding in result.findings))
 
@@ -183,7 +189,8 @@ class _Workers:
                  isolate: bool | set[str], deadline: float | None, corpus: Path | None, journals: Path,
                  tracker: Tracker) -> None:
         self.specs, self.max_examples, self.seed, self.count = specs, max_examples, seed, workers
-        self.isolate, self.deadline, self.corpus, self.journals = isolate, deadline, corpus, journals
+        self.isolate: Literal[True] | set[str] = True if isolate is True else set(isolate or ())
+        self.deadline, self.corpus, self.journals = deadline, corpus, journals
         self.tracker = tracker
         self.pending = deque(shards)
         self.workers: list[_Worker] = []
@@ -221,7 +228,7 @@ class _Workers:
             if idle is None:
                 return
             idle.shard = self.pending.popleft()
-            isolate = self.isolate if self.isolate is True else set(self.isolate)
+            isolate = self.isolate if self.isolate is True else set(self.isolate)  # a copy: it grows
             idle.connection.send((idle.shard, isolate))
 
     def _start(self) -> _Worker:
@@ -310,16 +317,12 @@ class _Workers:
         kill blames no one)."""
         for worker in self.workers:
             if worker.shard is None:
-                try:
+                with contextlib.suppress(OSError):
                     worker.connection.send(None)
-                except OSError:
-                    pass
                 worker.process.join(timeout=INTERRUPT_GRACE)
             if worker.process.is_alive():
-                try:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(worker.process.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
                 worker.process.join()
             (self.journals / f"{worker.process.pid}.json").unlink(missing_ok=True)
             worker.connection.close()
@@ -355,7 +358,7 @@ def run_campaign(specs: list[str], implementations: list[Implementation], max_ex
             break  # out of time: the shards left are not owed
         remaining = None if deadline is None else deadline - time.monotonic()
         result, lines = run_shard(specs, max_examples, seed, shard, isolate, remaining, corpus, journals,
-                                  lambda done, planned, bugs, shard=shard: tracker.update(shard, done, bugs))
+                                  tracker.progress(shard))
         tracker.finished(shard, result)
         results.append(result)
         saved += lines

@@ -22,15 +22,17 @@ recursion limit, the namespaces of ``torch.nn.functional`` and ``torch.Tensor`` 
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # no stubs; see _settings
+import contextlib
 import functools
 import operator
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +57,7 @@ class Setting:
 
     name: str
     read: Callable[[], Any]
-    write: Callable[[Any], None]
+    write: Callable[[Any], object]  # what it returns is ignored
     shown: Callable[[Any], str] = lambda value: _shown(value)
     critical: bool = False  # checked after every call: the next call depends on it
 
@@ -76,6 +78,8 @@ def _set_handler(signum: signal.Signals) -> Callable[[Any], None]:
     return write
 
 
+_deterministic = torch._C._get_deterministic_algorithms
+_deterministic_warn_only = torch._C._get_deterministic_algorithms_warn_only
 _RECURSION_LIMIT = Setting("recursion limit", sys.getrecursionlimit, sys.setrecursionlimit)
 
 
@@ -86,10 +90,10 @@ def _settings(main_thread: bool) -> tuple[Setting, ...]:
         Setting("torch thread count", torch.get_num_threads, torch.set_num_threads),
         Setting("float32 matmul precision", torch._C._get_float32_matmul_precision,
                 torch.set_float32_matmul_precision),
-        Setting("deterministic algorithms", torch._C._get_deterministic_algorithms,
-                lambda on: torch.use_deterministic_algorithms(on, warn_only=torch._C._get_deterministic_algorithms_warn_only())),
-        Setting("deterministic algorithms' warn_only", torch._C._get_deterministic_algorithms_warn_only,
-                lambda warn: torch.use_deterministic_algorithms(torch._C._get_deterministic_algorithms(), warn_only=warn)),
+        Setting("deterministic algorithms", _deterministic,
+                lambda on: torch.use_deterministic_algorithms(on, warn_only=_deterministic_warn_only())),
+        Setting("deterministic algorithms' warn_only", _deterministic_warn_only,
+                lambda warn: torch.use_deterministic_algorithms(_deterministic(), warn_only=warn)),
         Setting("torch function modes", torch._C._len_torch_function_stack,
                 _pop_to(torch._C._len_torch_function_stack, torch._C._pop_torch_function_stack)),
         Setting("torch dispatch modes", torch._C._len_torch_dispatch_stack,
@@ -195,10 +199,8 @@ def _stop(pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 class Guard:
@@ -281,7 +283,7 @@ class _Tier:
     def put_back(self) -> list[Change]:
         """Each setting that differs from its baseline set back, and a `Change` saying so."""
         changed = []
-        for setting, before, after in zip(self.settings, self.baseline, self.read()):
+        for setting, before, after in zip(self.settings, self.baseline, self.read(), strict=True):
             if after == before:
                 continue
             detail = f"{setting.shown(before)} -> {setting.shown(after)}"

@@ -18,10 +18,11 @@ import inspect
 import sys
 import types
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from harness.capabilities import Capabilities, declaration_of
 from harness.text import clipped, message

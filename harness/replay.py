@@ -10,8 +10,8 @@ spelled now) is "still failing" if it fails the same way, "fixed" once it does n
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Iterable
 
 from harness.case import Case
 from harness.check import check_case, one_thread

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from harness.campaign import SHRINK_SECONDS, Finding, attributed
+from harness.campaign import SHRINK_SECONDS, attributed
 from harness.check import check_case
+from harness.finding import Finding, identity
 from harness.journal import Orphan
-from harness.finding import identity
 from harness.registry import Implementation
 from harness.supervisor import Supervisor
 

@@ -17,18 +17,19 @@ import functools
 import signal
 import threading
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import cast
 
 import torch
 
 from harness.capabilities import call_arguments
 from harness.case import Case
 from harness.process_state import Change, Guard
-from harness.text import message
 from harness.registry import Implementation
 from harness.tensors import Inputs
+from harness.text import message
 
 _INT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 TIME_BASE = 2.0  # seconds any case may take ...
@@ -170,7 +171,8 @@ def _is_out_of_memory(error: BaseException) -> bool:
 
 def _requiring_grad(inputs: Inputs) -> Inputs:
     """Views of the same memory that autograd tracks (detach() keeps the strides)."""
-    return Inputs(*(None if t is None else t.detach().requires_grad_() for t in (inputs.input, inputs.weight, inputs.bias)))
+    bias = None if inputs.bias is None else inputs.bias.detach().requires_grad_()
+    return Inputs(inputs.input.detach().requires_grad_(), inputs.weight.detach().requires_grad_(), bias)
 
 
 @functools.cache
@@ -185,7 +187,8 @@ def prepare_autograd() -> None:
 def _gradients(result: object, leaves: Inputs, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     """d(sum(result * upstream)) / d(input, weight, bias); None for one autograd never reached."""
     wanted = leaves.tensors()
-    found = torch.autograd.grad(result, wanted, upstream, allow_unused=True)  # type: ignore[arg-type]
+    # Whatever it returned: autograd raises for what is not a tensor, as a user's backward would.
+    found = torch.autograd.grad(cast(torch.Tensor, result), wanted, upstream, allow_unused=True)
     return (*found, *[None] * (3 - len(found)))
 
 
@@ -246,7 +249,8 @@ def _returned(result: object, inputs: Inputs, pristine: Inputs,
         if type(result) is torch.Tensor:
             tensor = result
         else:
-            result.shape, result.dtype, result.device  # noqa: B018  # what any caller reads first
+            subclass = cast(torch.Tensor, result)
+            subclass.shape, subclass.dtype, subclass.device  # noqa: B018  # what any caller reads first
             with torch._C.DisableTorchFunctionSubclass():
                 tensor = torch.Tensor.as_subclass(result, torch.Tensor)  # type: ignore[arg-type]
         aliased = _shares_memory(result, tensor, inputs)

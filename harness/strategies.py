@@ -95,8 +95,8 @@ def cases(draw: st.DrawFn, capabilities: Capabilities | None = None,
     kernel: tuple[int, int] = draw(_arguments(range(1, 5), ("pair",), c.square_kernels_only))  # type: ignore[assignment]
     # Every draw is made whatever the mode, so that 'same' does not look simpler to the
     # shrinker than explicit padding just because it skips draws.
-    mode = draw(_weighted((("explicit", 4),) + tuple((m, 3 if m == "same" else 1) for m in c.padding_modes)))
-    explicit = draw(_arguments(range(0, 4), c.arg_forms))
+    mode = draw(_weighted((("explicit", 4), *((m, 3 if m == "same" else 1) for m in c.padding_modes))))
+    explicit = draw(_arguments(range(4), c.arg_forms))
     padding = explicit if mode == "explicit" else mode
     one: IntOrPair = 1 if "int" in c.arg_forms else (1, 1)
     stride = draw(_arguments(range(1, 4), c.arg_forms))

@@ -11,8 +11,8 @@ attributing a bug it has found still call it.)
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import Collection, Iterator
 
 import torch
 

@@ -48,7 +48,8 @@ class Inputs:
 
     def clone(self) -> Inputs:
         """A copy with the same strides: Tensor.clone() would make a strided view contiguous."""
-        return Inputs(*(None if t is None else _strided_copy(t) for t in (self.input, self.weight, self.bias)))
+        bias = None if self.bias is None else _strided_copy(self.bias)
+        return Inputs(_strided_copy(self.input), _strided_copy(self.weight), bias)
 
     def in_layout(self, layout: str) -> Inputs:
         """A copy in memory layout ``layout`` (the bias, 1-D, is just copied)."""
@@ -69,7 +70,7 @@ def _strided_copy(tensor: torch.Tensor) -> torch.Tensor:
     return copy.copy_(tensor)
 
 
-def _hash32(index: torch.Tensor, key: int) -> torch.Tensor:
+def _hash32(index: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     x = (index ^ key) & _MASK32
     for multiplier in _ROUNDS:
         x = ((x ^ (x >> 16)) * multiplier) & _MASK32
@@ -107,7 +108,7 @@ def values_from_seed(seed: int, data: str, dtype: torch.dtype, shapes: list[tupl
         if dtype == torch.float16:
             table = torch.where(table.isinf(), table, table.clamp(-FLOAT16_HUGE, FLOAT16_HUGE))
         values[chosen] = table[(high[chosen] >> 8) % len(SPECIAL_VALUES)]
-    return [part.reshape(shape) for part, shape in zip(values.to(dtype).split(sizes), shapes)]
+    return [part.reshape(shape) for part, shape in zip(torch.split(values.to(dtype), sizes), shapes, strict=True)]
 
 
 def keeps_values(layout: str) -> bool:

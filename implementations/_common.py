@@ -9,13 +9,12 @@ im2col idea and nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import torch
 import torch.nn.functional as F
 
 Pair = tuple[int, int]
-IntOrPair = Union[int, tuple[int, int], list[int]]
+IntOrPair = int | tuple[int, int] | list[int]
 
 
 def pair(value: IntOrPair) -> Pair:

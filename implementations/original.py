@@ -15,32 +15,32 @@ from harness.capabilities import declare
 
 def im2col(img, kernel_size, stride=1, padding=0):
     img_padded = torch.nn.functional.pad(img, (padding, padding, padding, padding), mode='constant', value=0)
-    
+
     H, W = img_padded.shape
     out_h = (H - kernel_size) // stride + 1
     out_w = (W - kernel_size) // stride + 1
-    
+
     cols = torch.zeros(kernel_size * kernel_size, out_h * out_w, device=img.device)
-    
+
     col_idx = 0
     for i in range(0, H - kernel_size + 1, stride):
         for j in range(0, W - kernel_size + 1, stride):
             patch = img_padded[i:i+kernel_size, j:j+kernel_size]
             cols[:, col_idx] = patch.flatten()
             col_idx += 1
-    
+
     return cols
 
 
 def conv2d_im2col(img, kernel, stride=1, padding=0):
     cols = im2col(img, kernel.shape[1], stride, padding)
-    
+
     kernel_flat = kernel.view(kernel.shape[0], -1)
-    
+
     cols_t = cols.T
-    
+
     out = torch.matmul(cols_t, kernel_flat.view(kernel_flat.shape[0], -1).T)
-    
+
     return out.view(kernel.shape[0], cols.shape[1]).T
 
 

@@ -209,7 +209,7 @@ def reinterprets_channels_last(input, weight, bias=None, stride=1, padding=0, di
 
 def reads_first_item(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Takes the spatial size from the first batch item, which an empty batch lacks."""
-    height, width = (input[0] if input.dim() == 4 else input).shape[-2:]
+    _ = (input[0] if input.dim() == 4 else input).shape[-2:]  # an empty batch has no input[0]
     return _conv(input, weight, bias, stride, padding, dilation, groups)
 
 

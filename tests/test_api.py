@@ -6,11 +6,11 @@ import importlib
 import re
 from pathlib import Path
 
+import planted_bugs
 import pytest
 import torch.nn.functional as F
 
 import harness
-import planted_bugs
 from harness import assert_conv2d_matches, running_test
 from harness.corpus import load
 

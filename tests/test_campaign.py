@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
+import planted_bugs
 import pytest
 
-import planted_bugs
 from harness.campaign import CampaignResult, Finding, fuzz
 from harness.cli import DEFAULT_MAX_EXAMPLES
 from harness.features import describe, features

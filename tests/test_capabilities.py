@@ -21,7 +21,7 @@ from harness.case import Case
 CASE = Case(batch=1, in_channels=2, out_channels=2, groups=1, height=6, width=6, kernel=(3, 3))
 
 
-def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: ANN001
+def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return input
 
 
@@ -85,7 +85,7 @@ def test_an_undeclared_function_claims_the_whole_domain() -> None:
 
 
 def test_declare_attaches_a_declaration_that_declaration_of_reads_back() -> None:
-    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: ANN001
+    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         return input
 
     decorated = declare(known_buggy=True, dtypes=("float32",), autograd=True)(conv)
@@ -99,7 +99,7 @@ def test_declare_rejects_an_unknown_field_when_decorating() -> None:
 
 
 def test_a_plain_dict_declaration_works_without_importing_the_harness() -> None:
-    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: ANN001
+    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         return input
 
     declared = {"known_buggy": True, "bias": False, "layouts": ["contiguous"]}

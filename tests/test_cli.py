@@ -18,8 +18,8 @@ from harness.case import Case, Limits
 from harness.cli import UsageError, _outputs_writable, _writable, main
 from harness.corpus import filename, load, save, to_json
 from harness.finding import Finding, identity
-from harness.verdict import FAILED, Verdict
 from harness.journal import Journal
+from harness.verdict import FAILED, Verdict
 
 PLUGIN = """
 import torch
@@ -454,7 +454,8 @@ def test_replay_of_a_corpus_holding_a_fifo_says_so_in_one_line_and_replays_the_r
 def test_merge_past_a_directory_where_a_file_goes_says_so_in_one_line_and_merges_the_rest(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source, target = tmp_path / "source", tmp_path / "target"
-    entries = [Finding("loop", Case.from_id(SMALL), Verdict(FAILED, "values", "wrong", f"values:{i}")) for i in range(3)]
+    entries = [Finding("loop", Case.from_id(SMALL), Verdict(FAILED, "values", "wrong", f"values:{i}"))
+               for i in range(3)]
     for entry in entries:
         save(source, entry)
     blocked = target / "failures" / filename(entries[1])

@@ -81,7 +81,8 @@ def test_a_few_wrong_elements_are_wrong_values_even_where_sorting_would_pair_the
     case = Case.from_id("mb1ic4oc2g2ih6iw4kh4kw3s1p0d1-bias-bfloat16-contiguous-uniform-cpu-seed0")
     inputs = make_inputs(case)
     without_bias = torch.nn.functional.conv2d(inputs.input.float(), inputs.weight.float(), None, 1, 0, 1, 2)
-    verdict = judge(case, expect(case, inputs), Outcome(result=without_bias.bfloat16(), returned="Tensor", device="cpu"))
+    outcome = Outcome(result=without_bias.bfloat16(), returned="Tensor", device="cpu")
+    verdict = judge(case, expect(case, inputs), outcome)
     assert verdict.kind == "values", verdict.message
 
 

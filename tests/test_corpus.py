@@ -14,26 +14,26 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from harness import corpus
+from harness.campaign import CampaignResult
 from harness.capabilities import declare
 from harness.case import Case, Limits
 from harness.check import check_case
-from harness.journal import Journal
-from harness.campaign import CampaignResult
 from harness.corpus import SCHEMA, CorpusError, ShapeSet, filename, load, load_file, merge, save, save_findings, to_json
 from harness.finding import Finding, identity, size
-from harness.verdict import FAILED, Verdict
+from harness.journal import Journal
 from harness.registry import implementation_from
 from harness.replay import FIXED, STILL_FAILING, Target, absent, judge_row, replay, targets_from
 from harness.tensors import GENERATOR
-from harness.verdict import failure
+from harness.verdict import FAILED, Verdict, failure
 
 SHIPPED = Path(__file__).resolve().parent.parent / "corpus"
 FOUND = {"torch": "2.3.0", "python": "3.11.7", "harness": "0.1.0", "date": "2024-05-01T12:00:00+00:00"}
@@ -329,7 +329,8 @@ def _random_entries(rng: random.Random, signatures: list[str], count: int) -> li
     return entries
 
 
-def test_concurrent_saves_from_several_processes_keep_one_smallest_file_per_signature_and_never_tear_one(tmp_path: Path) -> None:
+def test_concurrent_saves_from_several_processes_keep_one_smallest_file_per_signature_and_never_tear_one(
+        tmp_path: Path) -> None:
     processes, saves = 4, 100
     signatures = [f"values:sig{i}" for i in range(6)]
     rng = random.Random(20240501)
@@ -439,7 +440,8 @@ BAD_FILES: list[Any] = [
     ("kernel-int", with_changes(case_with(kernel=3)), ["case"]),
     ("padding-null", with_changes(case_with(padding=None)), ["case"]),
     ("stride-triple", with_changes(case_with(stride=[1, 1, 1])), ["case"]),
-    ("shapes-bad-id", shapes(small_case(3).id, "mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seedx"),
+    ("shapes-bad-id",
+     shapes(small_case(3).id, "mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seedx"),
      ["case id", "seedx"]),
     ("shapes-not-an-id", shapes("resnet50-layer1"), ["case id", "resnet50-layer1"]),
     ("shapes-empty", shapes(), ["cases"]),
@@ -776,7 +778,8 @@ def recorded(implementation: str, verdict: Any) -> Target:
     return Target("corpus/failures/x.json", REPLAY_CASE, saved)
 
 
-def test_a_known_buggy_implementation_failing_the_same_way_is_still_failing_as_expected(verdicts: dict[str, Any]) -> None:
+def test_a_known_buggy_implementation_failing_the_same_way_is_still_failing_as_expected(
+        verdicts: dict[str, Any]) -> None:
     row = judge_row(recorded("canary", verdicts["canary"]), CANARY, verdicts["canary"])
     assert (row.implementation, row.outcome, row.expected) == ("canary", STILL_FAILING, True)
 

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
+import planted_bugs
 import pytest
 import torch
 
-import planted_bugs
 from harness.case import Case
 from harness.check import check_case
 from harness.compare import judge
 from harness.diagnose import rearrangement, shifted
 from harness.oracle import Expected, expect
-from harness.runner import Outcome
 from harness.registry import implementation_from
+from harness.runner import Outcome
 from harness.tensors import Inputs, make_inputs
 from harness.verdict import Verdict
 
@@ -161,7 +160,8 @@ def test_values_each_within_its_bound_rearranged_are_found_however_many_and_howe
     nudged = expected.values + 0.9 * expected.allowed_error  # every one off, all the same way
     assert rearrangement(nudged.flatten().flip(0).reshape(expected.shape), expected) == \
         "same values in another order (they match once sorted)"
-    assert rearrangement((nudged + 2 * expected.allowed_error).flatten().flip(0).reshape(expected.shape), expected) is None
+    beyond = nudged + 2 * expected.allowed_error
+    assert rearrangement(beyond.flatten().flip(0).reshape(expected.shape), expected) is None
 
 
 # -- NaN/inf failures: every wrong element counted and located ---------------------------

@@ -11,8 +11,8 @@ from harness.case import Case
 from harness.compare import judge
 from harness.oracle import SMALLEST_SUBNORMAL, expect, is_exact, unit_roundoff
 from harness.runner import Outcome
-from harness.verdict import PASSED
 from harness.tensors import make_inputs
+from harness.verdict import PASSED
 
 CASE = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=5, width=5, kernel=(3, 5), data="int")
 

@@ -15,15 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import misbehaving
 import pytest
 
-import misbehaving
 from harness.campaign import CampaignResult, Finding, Tally
 from harness.case import Case
 from harness.corpus import load
+from harness.finding import identity
 from harness.journal import FOLDER
 from harness.parallel import MAX_ATTEMPTS, merge
-from harness.finding import identity
 from harness.verdict import failure
 
 MISBEHAVING = str(Path(misbehaving.__file__).resolve())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import planted_bugs
 import pytest
 import torch
 
-import planted_bugs
 from harness.campaign import fuzz
 from harness.capabilities import Capabilities
 from harness.cli import DEFAULT_MAX_EXAMPLES

@@ -7,8 +7,8 @@ import signal
 import subprocess
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -43,7 +43,7 @@ def test_a_call_that_changes_and_restores_state_itself_reports_nothing() -> None
     (lambda: torch.set_default_device("cpu"), "torch function modes (0 -> 1)"),
     (lambda: signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM]), "blocked signals"),
     (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN), "SIGINT handler (Ctrl-C)"),
-    (lambda: setattr(sys, "stdout", open(os.devnull, "w")), "sys.stdout"),
+    (lambda: setattr(sys, "stdout", open(os.devnull, "w")), "sys.stdout"),  # noqa: SIM115 (left open, on purpose)
     (lambda: sys.setrecursionlimit(sys.getrecursionlimit() + 7), "recursion limit"),
     (lambda: setattr(torch, "conv2d", lambda *args: None), "torch.conv2d"),
 ])

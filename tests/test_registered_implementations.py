@@ -11,7 +11,7 @@ from hypothesis import settings
 
 from harness.campaign import fuzz
 from harness.registry import discover
-from harness.report import format_failures, campaign_report
+from harness.report import campaign_report, format_failures
 
 REGISTRY = discover()
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -14,8 +15,8 @@ import torch.nn.functional as F
 
 import implementations.loop
 import implementations.original
-from harness.capabilities import Capabilities, call_arguments, declaration_of
 from harness import registry as registry_module
+from harness.capabilities import Capabilities, call_arguments, declaration_of
 from harness.case import Case
 from harness.registry import ENTRY_POINT_GROUP, SpecError, discover, implementation_from
 

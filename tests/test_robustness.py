@@ -19,24 +19,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
+import misbehaving
 import pytest
 import torch
 import torch.nn.functional as F
 
-import misbehaving
 from harness import campaign, runner
 from harness.api import assert_conv2d_matches
 from harness.campaign import CampaignResult, fuzz
 from harness.case import Case
 from harness.corpus import load
+from harness.finding import identity
 from harness.journal import FOLDER
 from harness.journal import read as read_journal
 from harness.registry import Implementation, discover
-from harness.finding import identity
 from harness.supervisor import QUARANTINE_AFTER, Supervisor
 from harness.verdict import FAILED, SKIPPED
 
@@ -374,7 +374,8 @@ def test_a_crash_that_kills_the_campaign_is_journalled_then_rechecked_saved_and_
     assert journals(corpus) == []
     saved = load(corpus)
     assert saved.errors == []
-    crashes = [entry for _, entry in saved.entries if entry.implementation == identity(crasher) and entry.verdict.kind == "crash"]
+    crashes = [entry for _, entry in saved.entries
+               if entry.implementation == identity(crasher) and entry.verdict.kind == "crash"]
     # One bug, one file: the journalled case is the same crash the campaign found and shrank.
     assert len(crashes) == 1 and "SIGSEGV" in crashes[0].verdict.message and crashes[0].needs == {"bias"}
 

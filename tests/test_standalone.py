@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from harness.case import Case
 from harness.check import check_case
 from harness.finding import Finding
-from harness.verdict import FAILED, Verdict
 from harness.oracle import expect
 from harness.registry import implementation_from
 from harness.standalone import script
 from harness.tensors import make_inputs
 from harness.text import printable
+from harness.verdict import FAILED, Verdict
 
 PLANTED = Path(planted_bugs.__file__).resolve()
 CASE = Case.from_id("mb2ic4oc8g2ih7iw5kh3kw2sh1sw2p1d1-bias-float32-contiguous-uniform-cpu-seed12")

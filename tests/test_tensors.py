@@ -16,7 +16,8 @@ from harness.tensors import INT_RANGE, SPECIAL_VALUES, make_inputs, upstream_gra
 CASE = Case(batch=2, in_channels=3, out_channels=4, groups=1, height=5, width=6, kernel=(3, 3),
             bias=True, dtype="float64", seed=7)
 
-_BITS = {torch.float32: torch.int32, torch.float64: torch.int64, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+_BITS = {torch.float32: torch.int32, torch.float64: torch.int64,
+         torch.float16: torch.int16, torch.bfloat16: torch.int16}
 
 
 def _bits(tensor: torch.Tensor | None) -> torch.Tensor | None:

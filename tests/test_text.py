@@ -21,7 +21,7 @@ def test_control_and_reordering_characters_are_shown_as_escapes(raw: str, shown:
 
 
 def test_newlines_tabs_and_ordinary_unicode_pass_through() -> None:
-    text = "line one\n\tline two: 3×3 kernel, µs, π, 日本"
+    text = "line one\n\tline two: 3×3 kernel, µs, π, 日本"  # noqa: RUF001 (a multiplication sign, on purpose)
     assert printable(text) == text
 
 
