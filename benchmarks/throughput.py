@@ -36,7 +36,7 @@ side in one process, on the same machine, in the same run:
     an implementation that declares less than everything also gets a quarter more cases
     just outside its declaration. None of that extra work is in (a) or (b).
 
-Fairness: everything runs single-threaded (``harness.check.one_thread()``: one process is
+Fairness: everything runs single-threaded (``harness.process_state.one_thread()``: one process is
 one core), each mode checks every case against the same implementations (checks are
 counted per (case, implementation), about N per implementation in every mode), and all
 three modes get one untimed warm-up. Because other jobs share these machines, the modes are
@@ -79,7 +79,7 @@ import harness
 from harness.campaign import fuzz, group_by_domain
 from harness.capabilities import ARG_FORMS, Capabilities, call_arguments
 from harness.case import Case
-from harness.check import one_thread
+from harness.process_state import one_thread
 from harness.registry import Implementation, SpecError, discover
 from harness.strategies import cases
 from harness.support import runnable

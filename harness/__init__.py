@@ -53,19 +53,12 @@ __all__ = [
 ]
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("im2col-harness")
-    except PackageNotFoundError:  # running from a checkout that was never installed
-        return "0+unknown"
-
-
 def __getattr__(name: str) -> Any:
     """Import a public name from its module the first time it is asked for, then keep it."""
     if name == "__version__":
-        value: Any = _version()
+        from harness.provenance import harness_version
+
+        value: Any = harness_version()
     elif name in _HOMES:
         value = getattr(importlib.import_module(_HOMES[name]), name)
     else:  # also how ``from harness import corpus`` falls through to the submodule

@@ -33,7 +33,7 @@ def assert_conv2d_matches(fn: Callable[..., Any], *, max_examples: int = 200,
     seed, reproduce = _seed(seed)
     result = fuzz([implementation], max_examples, seed)
     if corpus is not None:
-        save_findings(result, Path(corpus))
+        save_findings(result.findings, result.seed, Path(corpus))
     if result.findings:
         report = campaign_report(result, Registry({name: implementation}), max_examples)
         lines = [*format_failures(report), f"(seed {seed}: {reproduce})"]

@@ -33,10 +33,11 @@ from hypothesis.errors import HypothesisException
 
 from harness.capabilities import Capabilities, refusal, widenings
 from harness.case import DATA_KINDS, Case
-from harness.check import check_case, check_prepared, one_thread
+from harness.check import check_case, check_prepared
 from harness.features import features, needed, without
 from harness.finding import Finding
 from harness.oracle import Expected, expect
+from harness.process_state import one_thread
 from harness.registry import Implementation
 from harness.runner import time_limits, user_interrupts
 from harness.strategies import cases

@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 
-import torch
-
 from harness.capabilities import refusal
 from harness.case import Case
 from harness.compare import judge, judge_outside, judge_repeat
@@ -23,14 +21,6 @@ from harness.supervisor import Supervisor
 from harness.support import unavailable
 from harness.tensors import Inputs, make_inputs
 from harness.verdict import SKIPPED, UNSUPPORTED, Verdict
-
-
-def one_thread() -> None:
-    """Run torch single-threaded: the tensors here are small, and intra-op threads on a
-    busy machine spin against each other and against other workers (measured here: a
-    tiny conv2d went from 0.08 ms to 15 ms with two threads and the other core busy).
-    Parallelism comes from processes instead (pytest-xdist, ``fuzz --workers``)."""
-    torch.set_num_threads(1)
 
 
 def check_case(case: Case, implementations: Iterable[Implementation], inputs: Inputs | None = None,

@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TextIO
 
 from harness import corpus as corpus_store
 from harness import report as reports
-from harness.campaign import CampaignResult, explained
+from harness.campaign import explained
 from harness.case import Case, CaseError, Limits
 from harness.corpus import CorpusError, save_findings
 from harness.finding import Finding
@@ -281,7 +281,7 @@ def command_fuzz(args: argparse.Namespace) -> int:
         rescued = rescue(orphaned, registry.implementations)
         new = [finding for finding in rescued.findings if not explained(finding, result.findings)]
         result.findings += new
-        saved += save_findings(CampaignResult(seed, findings=new), corpus) if corpus is not None else []
+        saved += save_findings(new, seed, corpus) if corpus is not None else []
         notes += rescued.notes
     elapsed = time.monotonic() - started
     report = reports.campaign_report(result, registry, args.max_examples)

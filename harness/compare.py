@@ -14,7 +14,8 @@ import torch
 from harness.case import Case
 from harness.diagnose import rearrangement, where_wrong, worst
 from harness.oracle import Expected
-from harness.runner import Outcome, same_bits
+from harness.outcome import Outcome
+from harness.tensors import same_bits
 from harness.verdict import MISTRUSTED, OUTSIDE, PASSED, UNSUPPORTED, Verdict, failure
 
 ABNORMAL = ("crash", "timeout", "memory")

@@ -21,30 +21,24 @@ error line and the others load.
 
 from __future__ import annotations
 
-import datetime
 import fcntl
 import hashlib
 import json
 import os
-import platform
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import torch
+from typing import Any
 
 from harness.case import Case, CaseError, Limits
 from harness.finding import Finding, identity, size
+from harness.provenance import provenance
 from harness.tensors import GENERATOR
 from harness.text import clipped
 from harness.verdict import FAILED, KINDS, Verdict
-
-if TYPE_CHECKING:
-    from harness.campaign import CampaignResult
 
 SCHEMA = 2  # 2: the message as the check said it, symptoms, shrunk and reproducible at the top
 FAILURES, SHAPES = "failures", "shapes"
@@ -94,15 +88,7 @@ class Corpus:
     errors: list[str] = field(default_factory=list)
 
 
-def provenance() -> dict[str, Any]:
-    from harness import __version__
 
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "harness": __version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -366,12 +352,12 @@ def save(directory: Path, finding: Finding) -> str:
         raise CorpusError(f"{path}: cannot save: {error.strerror}") from None
 
 
-def save_findings(result: CampaignResult, directory: Path) -> list[str]:
-    """Save every finding of ``result`` with where and when it was found; one line per file
-    saying what happened to it."""
+def save_findings(findings: Iterable[Finding], seed: int, directory: Path) -> list[str]:
+    """Save each of ``findings`` (of the campaign seeded ``seed``) with where and when it was
+    found; one line per file saying what happened to it."""
     lines = []
-    found = {**provenance(), "campaign_seed": result.seed}
-    for finding in result.findings:
+    found = {**provenance(), "campaign_seed": seed}
+    for finding in findings:
         path = directory / FAILURES / filename(finding)
         try:
             lines.append(f"corpus: {save(directory, replace(finding, found=found))} {path}")

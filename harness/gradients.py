@@ -22,7 +22,7 @@ import torch
 from harness.case import Case
 from harness.compare import how_the_call_went
 from harness.oracle import allowed_error, convolve
-from harness.runner import Outcome
+from harness.outcome import Outcome
 from harness.tensors import Inputs, upstream_gradient
 from harness.verdict import Verdict, failure
 

@@ -24,9 +24,10 @@ from typing import Any
 import torch
 
 from harness.case import Case
-from harness.process_state import Guard
+from harness.outcome import Outcome
+from harness.process_state import Guard, one_thread
 from harness.registry import Implementation
-from harness.runner import Outcome, call, prepare_autograd
+from harness.runner import call, prepare_autograd
 from harness.tensors import Inputs
 
 MEMORY_HEADROOM = 4 * 2**30  # bytes of address space a child may add to what torch maps
@@ -48,7 +49,6 @@ def _serve(connection: Connection, implementation: Implementation, headroom: int
     if headroom:
         limit = _virtual_memory() + headroom
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from harness.check import one_thread
 
     one_thread()
     prepare_autograd()  # start-up, not a case, pays for it

@@ -105,7 +105,7 @@ def run_shard(specs: list[str], max_examples: int, seed: int, shard: tuple[int, 
         result = fuzz(registry.implementations.values(), examples, shard_seed, progress, supervisor, max_seconds)
     finally:
         supervisor.close()
-    saved = save_findings(result, corpus) if corpus is not None else []
+    saved = save_findings(result.findings, seed, corpus) if corpus is not None else []
     return replace(result, seed=seed), saved
 
 

@@ -38,17 +38,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils._python_dispatch as python_dispatch
 
-
-@dataclass(frozen=True)
-class Change:
-    """Something a call changed (and the guard put back): ``what`` names it the same way
-    every time, ``detail`` says from what to what."""
-
-    what: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.what} ({self.detail})" if self.detail else self.what
+from harness.outcome import Change
 
 
 @dataclass(frozen=True)
@@ -302,3 +292,11 @@ def _stop_new_children(before: bytes, now: bytes) -> list[Change]:
     for pid in left:
         _stop(pid)
     return [Change("child processes", f"{len(running)} left running, killed")] if running else []
+
+
+def one_thread() -> None:
+    """Run torch single-threaded: the tensors here are small, and intra-op threads on a
+    busy machine spin against each other and against other workers (measured here: a
+    tiny conv2d went from 0.08 ms to 15 ms with two threads and the other core busy).
+    Parallelism comes from processes instead (pytest-xdist, ``fuzz --workers``)."""
+    torch.set_num_threads(1)

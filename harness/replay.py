@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from harness.case import Case
-from harness.check import check_case, one_thread
+from harness.check import check_case
 from harness.corpus import Corpus, ShapeSet
 from harness.finding import Finding, identity
+from harness.process_state import one_thread
 from harness.registry import Implementation
 from harness.text import clipped
 from harness.verdict import Verdict

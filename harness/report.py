@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.campaign import CampaignResult, Tally
-from harness.corpus import provenance
 from harness.finding import Finding
+from harness.provenance import provenance
 from harness.registry import Implementation, LoadError, Registry
 from harness.text import clipped, one_line
 from harness.verdict import FAILED, MISTRUSTED, PASSED, SKIPPED, UNSUPPORTED

@@ -19,38 +19,21 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import cast
 
 import torch
 
 from harness.capabilities import call_arguments
 from harness.case import Case
-from harness.process_state import Change, Guard
+from harness.outcome import Outcome
+from harness.process_state import Guard
 from harness.registry import Implementation
-from harness.tensors import Inputs
+from harness.tensors import Inputs, same_bits
 from harness.text import message
 
-_INT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 TIME_BASE = 2.0  # seconds any case may take ...
 TIME_PER_MAC = 1e-6  # ... plus this per multiply-add: a per-pixel Python loop still fits
-
-
-@dataclass(slots=True)  # not frozen: one is made for every call, and frozen ones cost more to make
-class Outcome:
-    """What one call produced, as plain data that can cross a process boundary."""
-
-    result: torch.Tensor | None = None
-    returned: str = ""  # the type of what was returned
-    device: str = ""
-    aliased: bool = False
-    modified: tuple[str, ...] = ()
-    error_type: str = ""
-    error_message: str = ""
-    error_site: str = ""
-    abnormal: str = ""  # "crash", "timeout" or "memory": the call did not end normally
-    grads: tuple[torch.Tensor | None, ...] | None = None  # of input, weight, bias, when asked for
-    changed: tuple[Change, ...] = ()  # process-wide state the call changed (and the guard put back)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -62,13 +45,7 @@ def time_limit(case: Case) -> float:
     return TIME_BASE + TIME_PER_MAC * macs
 
 
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bit-for-bit equality, so that NaN == NaN and -0.0 != 0.0 (viewing as integers costs
-    no copy, whatever the strides)."""
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    view = _INT_VIEWS[a.element_size()]
-    return torch.equal(a.view(view), b.view(view))
+
 
 
 def _site(error: BaseException) -> str:

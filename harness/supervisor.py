@@ -19,9 +19,10 @@ import torch
 from harness.case import Case
 from harness.isolation import Child
 from harness.journal import Journal
+from harness.outcome import Outcome
 from harness.process_state import Guard
 from harness.registry import Implementation
-from harness.runner import Outcome, call, stop_if_interrupted, time_limit
+from harness.runner import call, stop_if_interrupted, time_limit
 from harness.tensors import Inputs
 
 QUARANTINE_AFTER = 3

@@ -147,3 +147,15 @@ def upstream_gradient(case: Case) -> torch.Tensor:
     data = "int" if case.data == "int" else "uniform"
     (values,) = values_from_seed(case.seed ^ 0x5EED, data, getattr(torch, case.dtype), [case.output_shape])
     return values.to(case.device)
+
+
+_INT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-for-bit equality, so that NaN == NaN and -0.0 != 0.0 (viewing as integers costs
+    no copy, whatever the strides)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    view = _INT_VIEWS[a.element_size()]
+    return torch.equal(a.view(view), b.view(view))

@@ -8,7 +8,7 @@ import torch
 from harness.case import Case
 from harness.compare import judge, judge_outside, judge_repeat
 from harness.oracle import expect
-from harness.runner import Outcome
+from harness.outcome import Outcome
 from harness.tensors import make_inputs
 from harness.verdict import PASSED, UNSUPPORTED, core_signature, failure
 

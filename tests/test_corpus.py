@@ -290,7 +290,7 @@ def test_saving_findings_says_which_could_not_be_saved_and_saves_the_others(tmp_
     blocked = Finding("loop", found[0].case, Verdict(FAILED, "values", "", found[0].verdict.signature))
     path = _in_the_way(tmp_path, blocked)
 
-    lines = save_findings(result, tmp_path)
+    lines = save_findings(result.findings, result.seed, tmp_path)
 
     assert lines[0].startswith(f"corpus: NOT saved: {path}: cannot save")
     assert lines[1].startswith("corpus: added ")
@@ -858,7 +858,7 @@ def test_a_file_implementation_is_the_same_implementation_however_its_path_is_sp
 def test_a_saved_file_implementation_is_recorded_without_its_folder(tmp_path: Path) -> None:
     result = CampaignResult(seed=1, findings=[Finding("/home/me/proj/my_conv.py:conv2d", small_case(3),
                                                       failure("values", "wrong"))])
-    save_findings(result, tmp_path)
+    save_findings(result.findings, result.seed, tmp_path)
     ((_, saved),) = load(tmp_path).entries
     assert saved.implementation == "my_conv.py:conv2d"
 

@@ -16,8 +16,8 @@ from harness.check import check_case
 from harness.compare import judge
 from harness.diagnose import rearrangement, shifted
 from harness.oracle import Expected, expect
+from harness.outcome import Outcome
 from harness.registry import implementation_from
-from harness.runner import Outcome
 from harness.tensors import Inputs, make_inputs
 from harness.verdict import Verdict
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from harness.case import Case
 from harness.gradients import applies, expect_gradients, judge_gradients
-from harness.runner import Outcome
+from harness.outcome import Outcome
 from harness.tensors import make_inputs
 
 CASE = Case(batch=2, in_channels=4, out_channels=4, groups=2, height=6, width=5, kernel=(3, 2),

@@ -10,7 +10,7 @@ import torch
 from harness.case import Case
 from harness.compare import judge
 from harness.oracle import SMALLEST_SUBNORMAL, expect, is_exact, unit_roundoff
-from harness.runner import Outcome
+from harness.outcome import Outcome
 from harness.tensors import make_inputs
 from harness.verdict import PASSED
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.campaign import derive_seed
-from harness.check import one_thread
+from harness.process_state import one_thread
 
 pytest_plugins = ["pytester"]
 
