@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from harness import cluster
 from harness import corpus as corpus_store
 from harness import report as reports
 from harness.campaign import explained
@@ -102,6 +103,13 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _scheduler(text: str) -> cluster.Scheduler:
+    try:
+        return cluster.parse_scheduler(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _limit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-elements", type=_positive, default=Limits.elements, metavar="N",
                         help="refuse a case with more input + weight + output elements (default %(default)s)")
@@ -128,14 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_parser.add_argument("--corpus", type=Path, default=Path("corpus"), metavar="DIR",
                              help="save minimal failures here (default %(default)s)")
     fuzz_parser.add_argument("--no-save", action="store_true", help="do not save failures")
-    fuzz_parser.add_argument("--workers", type=_positive, default=1, metavar="N",
-                             help="share the campaign's shards among N processes (at most one per core)")
+    fuzz_parser.add_argument("--workers", type=_positive, metavar="N",
+                             help="share the campaign's shards among N processes (at most one per core; default 1)")
     fuzz_parser.add_argument("--shards", type=_positive, metavar="N",
                              help="split the campaign into N shards (default: one per "
                                   f"{CASES_PER_SHARD} cases, at most {MAX_SHARDS}); the same seed and "
                                   "shards draw the same cases whatever runs them")
     fuzz_parser.add_argument("--shard", type=_shard, metavar="I/N",
                              help="run only shard I of N (1-based): N commands, one campaign")
+    fuzz_parser.add_argument("--scheduler", type=_scheduler, metavar="ADDRESS",
+                             help="run the shards on a Dask cluster: a running scheduler's tcp://HOST:PORT, "
+                                  f"or local:N to start N worker processes here (needs {cluster.INSTALL})")
     fuzz_parser.add_argument("--isolate", action="store_true",
                              help="run each implementation in a child process: survives crashes, "
                                   "hangs and memory blow-ups")
@@ -237,12 +248,15 @@ class _Progress:
 def _shards(args: argparse.Namespace) -> list[tuple[int, int]]:
     """The shards this command runs: all of the campaign's, or the one ``--shard`` names."""
     count = args.shards or shard_count(args.max_examples)
+    if args.scheduler is not None and (args.workers is not None or args.shard is not None):
+        given = "--workers" if args.workers is not None else "--shard"
+        raise UsageError(f"--scheduler and {given} do not combine: the cluster's workers run every shard")
     if args.shard is None:
         return [(index, count) for index in range(1, count + 1)]
     if args.shards is not None and args.shards != args.shard[1]:
         raise UsageError(f"--shard {args.shard[0]}/{args.shard[1]} is one of {args.shard[1]} shards, "
                          f"but --shards says {args.shards}")
-    if args.workers > 1:
+    if (args.workers or 1) > 1:
         raise UsageError("--workers and --shard do not combine: run the N shards as N commands, "
                          "or every shard in one command with --workers")
     return [args.shard]
@@ -261,12 +275,17 @@ def _workers(asked: int, shards: int) -> int:
 def command_fuzz(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
     shards = _shards(args)
+    if args.scheduler is not None:
+        try:
+            cluster.require()
+        except cluster.ClusterError as error:
+            raise UsageError(str(error)) from None
     # Absolute from here on: an implementation run in this process may change directory.
     corpus = None if args.no_save else args.corpus.resolve()
     report_path = None if args.report is None else args.report.resolve()
     _outputs_writable(corpus, report_path)
     seed = random.getrandbits(32) if args.seed is None else args.seed
-    workers = _workers(args.workers, len(shards))
+    workers = 0 if args.scheduler else _workers(args.workers or 1, len(shards))
     started = time.monotonic()
     journals = None if corpus is None else corpus / FOLDER
     orphaned = [] if journals is None else orphans(journals)
@@ -275,8 +294,19 @@ def command_fuzz(args: argparse.Namespace) -> int:
         _say(note)
     isolate: bool | set[str] = True if args.isolate else suspected
     specs = args.impl or sorted(registry.implementations)
-    result, saved, notes = run_campaign(specs, list(registry.implementations.values()), args.max_examples, seed,
-                                        shards, workers, isolate, args.max_seconds, corpus, journals, _Progress())
+    implementations = list(registry.implementations.values())
+    if args.scheduler is None:
+        result, saved, notes = run_campaign(specs, implementations, args.max_examples, seed, shards, workers,
+                                            isolate, args.max_seconds, corpus, journals, _Progress())
+        where = f"with {workers} worker(s)"
+    else:
+        try:
+            ran = cluster.run_campaign(args.scheduler, specs, implementations, args.max_examples, seed, shards,
+                                       isolate, args.max_seconds, corpus, _Progress())
+        except cluster.ClusterError as error:
+            raise UsageError(str(error)) from None
+        result, saved, notes, workers = ran.result, ran.saved, ran.notes, ran.workers
+        where = f"on Dask ({args.scheduler}) with {workers} worker(s)"
     if orphaned and not result.interrupted:
         rescued = rescue(orphaned, registry.implementations)
         new = [finding for finding in rescued.findings if not explained(finding, result.findings)]
@@ -294,7 +324,7 @@ def command_fuzz(args: argparse.Namespace) -> int:
     again = f"--seed {seed}" + (f" --shard {args.shard[0]}/{args.shard[1]}" if args.shard
                                 else f" --shards {args.shards}" if args.shards else "")
     _say(f"seed {seed}: {report.checks} checks in {elapsed:.1f}s ({report.checks / max(elapsed, 1e-9):.0f}/s), "
-         f"{plan} with {workers} worker(s); re-run with {again}")
+         f"{plan} {where}; re-run with {again}")
     if result.interrupted:
         _say("interrupted: everything found so far is saved and reported above")
     if report_path is not None:
