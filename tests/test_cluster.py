@@ -1,0 +1,259 @@
+"""Campaigns on a Dask cluster keep the word local ones keep: the same seed checks the same
+cases, a worker that dies costs at most the case it was running, ``--max-seconds`` is one
+deadline, Ctrl-C keeps what was found, and "ok" means checked.
+
+The cluster is started and stopped here, on 127.0.0.1: a scheduler and two ``dask worker
+--nthreads 1`` processes (``--scheduler tcp://...``), or a `LocalCluster` the command
+starts itself (``--scheduler local:2``). Tests that need Dask are skipped where
+``distributed`` is not installed; the usage errors are checked everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from harness.cli import main
+from harness.cluster import INSTALL
+from test_parallel import CORRECT, MISBEHAVING, _corpus, _outcome, fuzz
+
+# A plugin that does not load in a cluster's workers (as if it were not installed there),
+# and one that kills any worker process that loads it; the command line loads both.
+NOT_ON_WORKERS = ("import os\n"
+                  "if os.environ.get('IM2COL_TEST_WORKER'):\n"
+                  "    raise ImportError('No module named conv_kernels')\n")
+KILLS_WORKERS = ("import os, signal\n"
+                 "if os.environ.get('IM2COL_TEST_WORKER'):\n"
+                 "    os.kill(os.getpid(), signal.SIGKILL)\n")
+CONV2D = ("import torch.nn.functional as F\n"
+          "def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):\n"
+          "    return F.conv2d(input, weight, bias, stride, padding, dilation, groups)\n")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A scheduler and two single-threaded workers on 127.0.0.1, each in a session of its
+    own (stopped with everything it started); yields a client of it. The scheduler gives a
+    task up after two workers died running it (``allowed-failures`` 1, not 3: quicker)."""
+    distributed = pytest.importorskip("distributed")
+    folder = tmp_path_factory.mktemp("cluster")
+    address_file = folder / "scheduler.json"
+    environment = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1", "IM2COL_TEST_WORKER": "1"}
+    dask = [sys.executable, "-m", "dask"]
+    processes = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--scheduler-file", str(address_file)], cwd=folder, env=environment,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        deadline = time.monotonic() + 60
+        while not address_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for _ in range(2):
+            processes.append(subprocess.Popen(
+                [*dask, "worker", "--scheduler-file", str(address_file), "--nthreads", "1", "--host", "127.0.0.1",
+                 "--no-dashboard"], cwd=folder, env=environment, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True))
+        with distributed.Client(scheduler_file=str(address_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            client.run(exec, "import harness.cluster")  # torch and more, imported once, not in a test's time
+            yield client
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _address(client: Any) -> str:
+    return client.scheduler.address
+
+
+def _report(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def test_the_cluster_checks_the_same_cases_as_one_worker(tmp_path: Path) -> None:
+    """A LocalCluster of two worker processes (``local:2``) against ``--workers 1``: case for case."""
+    pytest.importorskip("distributed")
+    common = ["--impl", "original", "--impl", CORRECT, "--max-examples", "500", "--shards", "4", "--seed", "5"]
+    outcomes, corpora, progress = [], [], []
+    for name, extra in (("one", ["--workers", "1"]), ("dask", ["--scheduler", "local:2"])):
+        ran = fuzz(*common, *extra, "--corpus", name, "--report", f"{name}.json", cwd=tmp_path)
+        assert ran.returncode == 0 and "4 shard(s)" in ran.stdout, ran.stdout[-2000:] + ran.stderr[-2000:]
+        progress.append(ran.stderr.splitlines()[-1].split(" cases/s")[0].rsplit(", ", 1)[0])
+        outcomes.append(_outcome(_report(tmp_path / f"{name}.json")))
+        corpora.append(_corpus(tmp_path / name))
+    assert "4 shard(s) on Dask (local:2) with 2 worker(s); re-run with --seed 5 --shards 4" in ran.stdout
+    assert outcomes[0] == outcomes[1] and outcomes[0][CORRECT][0] >= 500 and outcomes[0]["original"][3]
+    assert corpora[0] == corpora[1]
+    assert progress[0] == progress[1]  # "fuzzing: 1124/1124 cases, 2 bug(s)": the whole campaign, said alike
+
+
+def test_a_worker_killed_mid_campaign_costs_nothing_the_campaign_completes_the_same(
+        tmp_path: Path, cluster: Any) -> None:
+    common = ["--impl", "original", "--impl", CORRECT, "--max-examples", "1000", "--shards", "4", "--seed", "3"]
+    calm = fuzz(*common, "--workers", "1", "--corpus", "calm", "--report", "calm.json", cwd=tmp_path)
+    assert calm.returncode == 0, calm.stdout[-2000:]  # the canary caught
+    process = subprocess.Popen([sys.executable, "-m", "harness", "fuzz", *common, "--scheduler", _address(cluster),
+                                "--corpus", "killed", "--report", "killed.json"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pids = cluster.run(os.getpid)
+        deadline = time.monotonic() + 60
+        busy: list[str] = []
+        while not busy and time.monotonic() < deadline:
+            busy = [worker for worker, keys in cluster.processing().items() if keys]
+            time.sleep(0.05)
+        time.sleep(0.5)  # into its shard
+        os.kill(pids[busy[0]], signal.SIGKILL)
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0 and "Traceback" not in err, out[-2000:] + err[-2000:]
+    assert "with every implementation isolated: a worker running it was lost (it died, or left the cluster)" in out
+    killed = _report(tmp_path / "killed.json")
+    assert _outcome(killed) == _outcome(_report(tmp_path / "calm.json")) and killed["incomplete"] == []
+    assert _corpus(tmp_path / "killed") == _corpus(tmp_path / "calm")  # each finding saved once
+
+
+def test_an_implementation_that_kills_its_worker_costs_only_the_cases_it_crashed_on(
+        tmp_path: Path, cluster: Any) -> None:
+    crasher = f"{MISBEHAVING}:segfaults_with_bias"
+    common = ["--impl", crasher, "--impl", CORRECT, "--max-examples", "120", "--shards", "1", "--seed", "1"]
+    isolated = fuzz(*common, "--isolate", "--no-save", "--report", "isolated.json", cwd=tmp_path)
+    assert isolated.returncode == 1, isolated.stdout[-2000:]
+    ran = fuzz(*common, "--scheduler", _address(cluster), "--corpus", "corpus", "--report", "report.json",
+               cwd=tmp_path)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stdout[-3000:] + ran.stderr[-3000:]
+    # Its worker died; Dask's second run of the task (not a task of ours) isolated everything.
+    assert "cluster: shard 1/1 ran again on tcp://127.0.0.1:" in ran.stdout
+    assert "with every implementation isolated: a worker running it was lost" in ran.stdout
+    report = _report(tmp_path / "report.json")
+    correct, crashing = report["implementations"][CORRECT], report["implementations"][crasher]
+    # The correct one is blamed for nothing; both checked what --isolate checks here, case for case.
+    assert correct["as_registered"] and correct["failures"] == [] and correct["statuses"].get("failed", 0) == 0
+    assert _outcome(report) == _outcome(_report(tmp_path / "isolated.json"))
+    assert [(f["kind"], f["needs"], f["shrunk"]) for f in crashing["failures"]] == [("crash", ["bias"], True)]
+    assert report["incomplete"] == [] and not report["interrupted"]
+
+
+def test_a_shard_dask_gives_up_on_is_incomplete_and_never_ok(tmp_path: Path, cluster: Any) -> None:
+    plugin = tmp_path / "kills_workers.py"
+    plugin.write_text(KILLS_WORKERS + CONV2D)
+    spec = f"{plugin}:conv2d"
+    ran = fuzz("--impl", spec, "--max-examples", "40", "--shards", "1", "--seed", "1", "--no-save",
+               "--scheduler", _address(cluster), "--report", "report.json", cwd=tmp_path)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stdout[-2000:] + ran.stderr[-2000:]
+    report = _report(tmp_path / "report.json")
+    assert report["incomplete"] == [("shard 1/1 was not checked: Dask gave up on its task after 2 workers running it "
+                                     "died (KilledWorker), twice; the scheduler's distributed.scheduler.allowed-failures "
+                                     "says how many deaths a task may cost")]
+    (row,) = [line for line in ran.stdout.splitlines() if line.startswith(spec)]
+    assert row.rstrip().endswith("INCOMPLETE") and not report["implementations"][spec]["as_registered"]
+    cluster.wait_for_workers(2, timeout=60)  # their nannies restart them
+
+
+def test_an_implementation_a_worker_cannot_load_leaves_its_shards_unchecked(tmp_path: Path, cluster: Any) -> None:
+    plugin = tmp_path / "not_on_workers.py"
+    plugin.write_text(NOT_ON_WORKERS + CONV2D)
+    spec = f"{plugin}:conv2d"
+    ran = fuzz("--impl", spec, "--impl", CORRECT, "--max-examples", "40", "--shards", "2", "--seed", "1",
+               "--no-save", "--scheduler", _address(cluster), "--report", "report.json", cwd=tmp_path)
+    assert ran.returncode == 1, ran.stdout[-2000:] + ran.stderr[-2000:]
+    incomplete = _report(tmp_path / "report.json")["incomplete"]
+    assert len(incomplete) == 2 and all("ShardError: on tcp://127.0.0.1:" in line and f"{spec} did not load: "
+                                        "ImportError: No module named conv_kernels" in line for line in incomplete)
+    assert "installed on every worker" in incomplete[0] and " ok" not in ran.stdout
+
+
+def test_max_seconds_is_one_deadline_for_the_cluster(tmp_path: Path, cluster: Any) -> None:
+    started = time.monotonic()
+    ran = fuzz("--impl", CORRECT, "--max-seconds", "3", "--max-examples", "1000000", "--no-save",
+               "--scheduler", _address(cluster), "--report", "report.json", cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    assert _report(tmp_path / "report.json")["implementations"][CORRECT]["examples"] > 0
+    assert elapsed < 3 + 7, elapsed  # the deadline, plus start-up: 64 shards, each handed what is left
+
+
+def test_ctrl_c_stops_the_cluster_s_shards_promptly_and_keeps_what_they_found(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")  # a dependency of distributed
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "fuzz", "--impl", "original", "--impl", CORRECT, "--scheduler", "local:2",
+         "--max-examples", "100000", "--shards", "2", "--seed", "1", "--corpus", "corpus", "--report", "report.json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        time.sleep(10)  # the cluster started, its workers fuzzing
+        assert process.poll() is None
+        workers = psutil.Process(process.pid).children(recursive=True)
+        assert len(workers) >= 2
+        os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C at a terminal: every process of the group
+        interrupted = time.monotonic()
+        out, err = process.communicate(timeout=60)
+        stopped = time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert stopped < 15, stopped
+    assert process.returncode == 1 and "Traceback" not in err, err[-2000:]
+    assert "interrupted: everything found so far is saved and reported above" in out
+    report = _report(tmp_path / "report.json")
+    assert report["interrupted"] is True and report["incomplete"] == []
+    # Neither shard could end on its own by now: what was checked is what they sent back when asked to stop.
+    assert report["implementations"]["original"]["examples"] > 0
+    assert report["implementations"][CORRECT]["as_registered"] is False and " ok" not in out
+    failures = report["implementations"]["original"]["failures"]
+    assert failures and {f["case"] for f in failures} <= {entry.case.id for _, entry in _entries(tmp_path)}
+    assert psutil.wait_procs(workers, timeout=10)[1] == []  # the cluster's processes are gone
+    assert err.count("fuzzing: ") == len(err.splitlines()), err  # nothing but the progress lines: no Dask logs
+
+
+def _entries(directory: Path) -> list[Any]:
+    from harness.corpus import load
+
+    return load(directory / "corpus").entries
+
+
+@pytest.mark.parametrize("arguments, error", [
+    (["--scheduler", "local:2", "--workers", "2"], "--scheduler and --workers do not combine"),
+    (["--scheduler", "local:2", "--workers", "1"], "--scheduler and --workers do not combine"),
+    (["--scheduler", "local:2", "--shard", "1/2"], "--scheduler and --shard do not combine"),
+    (["--scheduler", "local:0"], "expected local:N with N at least 1, got 'local:0'"),
+    (["--scheduler", "10.0.0.5"], "expected a Dask scheduler's address (tcp://HOST:PORT) or local:N"),
+])
+def test_scheduler_usage_errors_are_one_line(arguments: list[str], error: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["fuzz", "--impl", CORRECT, "--no-save", *arguments])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == "" and len(err.splitlines()) == 1 and error in err, err
+
+
+def test_without_distributed_the_scheduler_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed
+    status = main(["fuzz", "--impl", CORRECT, "--no-save", "--scheduler", "local:2"])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == "" and len(err.splitlines()) == 1, err
+    assert f"--scheduler needs Dask's distributed, which is not installed here: {INSTALL}" in err
+
+
+def test_no_scheduler_at_the_address_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    ran = fuzz("--impl", CORRECT, "--no-save", "--scheduler", f"tcp://127.0.0.1:{port}", cwd=tmp_path)
+    assert ran.returncode == 2 and ran.stdout == "", ran.stdout + ran.stderr
+    assert ran.stderr.count("\n") == 1 and "Traceback" not in ran.stderr
+    assert f"--scheduler tcp://127.0.0.1:{port}: no Dask scheduler to connect to there" in ran.stderr
