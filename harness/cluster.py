@@ -33,27 +33,29 @@ hang are fuzzed with ``--isolate`` (every child process keeps its limit).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
-import platform
 import queue
 import signal
+import sys
 import threading
 import time
 import uuid
 import warnings
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-import torch
 from hypothesis.errors import HypothesisDeprecationWarning
 
 from harness.campaign import CampaignResult, Progress, planned_cases
 from harness.corpus import save_findings
 from harness.parallel import INTERRUPT_GRACE, PROGRESS_SECONDS, Tracker, merge, run_shard, shard_plan
+from harness.provenance import provenance
 from harness.registry import Implementation, SpecError, discover
 from harness.text import clipped, message, one_line
 
@@ -113,9 +115,8 @@ def require() -> None:
 
 def versions() -> tuple[str, ...]:
     """What a finding's behaviour may depend on, besides the implementation."""
-    from harness import __version__
-
-    return f"torch {torch.__version__}", f"Python {platform.python_version()}", f"harness {__version__}"
+    found = provenance()
+    return f"torch {found['torch']}", f"Python {found['python']}", f"harness {found['harness']}"
 
 
 # -- on a worker --------------------------------------------------------------------------
@@ -130,15 +131,17 @@ class ShardDone:
     versions: tuple[str, ...]
 
 
-def _run_shard_task(topic: str, specs: list[str], max_examples: int, seed: int, shard: tuple[int, int],
-                    isolate: bool | set[str], max_seconds: float | None) -> ShardDone:
-    """One shard on a Dask worker, with no corpus; progress said on ``topic``."""
+def _run_shard_task(topic: str, modules: list[str], specs: list[str], max_examples: int, seed: int,
+                    shard: tuple[int, int], isolate: bool | set[str], max_seconds: float | None) -> ShardDone:
+    """One shard on a Dask worker, with no corpus; progress said on ``topic``; ``modules``
+    are the harness's modules the driver has imported."""
     from distributed import get_client, get_worker
 
     # Hypothesis draws some values from the constants in the source of the local modules
     # the process has imported (hypothesis.internal.conjecture.providers), so a worker
-    # draws the cases the command line does only with the command line's modules imported.
-    import harness.cli  # noqa: F401
+    # draws the cases the driver does only with the driver's modules imported.
+    for name in modules:
+        importlib.import_module(name)
 
     handed_out = time.monotonic()
     with _one_shard_at_a_time:
@@ -267,8 +270,9 @@ class _Driver:
         self.client, self.specs, self.max_examples, self.seed = client, specs, max_examples, seed
         self.isolate, self.deadline, self.corpus, self.tracker = isolate, deadline, corpus, tracker
         self.topic = f"im2col-harness-{uuid.uuid4().hex}"  # this campaign's progress, and its name on workers
+        self.modules = sorted(name for name in sys.modules if name.partition(".")[0] == "harness")
         self.pending = deque(shards)
-        self.running: dict[Future, tuple[int, int]] = {}
+        self.running: dict[Future[ShardDone], tuple[int, int]] = {}
         self.started: set[tuple[int, int]] = set()
         self.attempts: dict[tuple[int, int], int] = {}  # the latest run of each shard's task that spoke
         self.killed: dict[tuple[int, int], str] = {}  # shards Dask gave up a task of, and how
@@ -322,8 +326,8 @@ class _Driver:
             shard = self.pending.popleft()
             left = None if self.deadline is None else self.deadline - time.monotonic()
             isolate = True if shard in self.killed else self.isolate
-            future = self.client.submit(_run_shard_task, self.topic, self.specs, self.max_examples, self.seed, shard,
-                                        isolate, left, pure=False)
+            future = self.client.submit(_run_shard_task, self.topic, self.modules, self.specs, self.max_examples,
+                                        self.seed, shard, isolate, left, pure=False)
             self.running[future] = shard
             self.completed.add(future)
 
@@ -336,7 +340,7 @@ class _Driver:
             self.look_again = time.monotonic() + WORKERS_SECONDS
         return max(1, self.workers)
 
-    def _ended(self, future: Future) -> None:
+    def _ended(self, future: Future[ShardDone]) -> None:
         from distributed import KilledWorker
 
         shard = self.running.pop(future, None)
@@ -360,9 +364,7 @@ class _Driver:
             return
         assert shard not in self.results, f"shard {index}/{count} counted twice"
         if self.corpus is not None:
-            # Saved as `parallel.run_shard` saves a shard's findings: under the shard's seed.
-            shard_seed = shard_plan(self.max_examples, self.seed, shard)[1]
-            self.saved += save_findings(replace(done.result, seed=shard_seed), self.corpus)
+            self.saved += save_findings(done.result.findings, self.seed, self.corpus)
         self.results[shard] = done.result
         self.tracker.finished(shard, done.result)
         if shard in self.killed or done.attempt > 1:

@@ -16,14 +16,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from test_parallel import CORRECT, MISBEHAVING, _corpus, _outcome, fuzz
 
 from harness.cli import main
 from harness.cluster import INSTALL
-from test_parallel import CORRECT, MISBEHAVING, _corpus, _outcome, fuzz
 
 # A plugin that does not load in a cluster's workers (as if it were not installed there),
 # and one that kills any worker process that loads it; the command line loads both.
@@ -154,8 +155,8 @@ def test_a_shard_dask_gives_up_on_is_incomplete_and_never_ok(tmp_path: Path, clu
     assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stdout[-2000:] + ran.stderr[-2000:]
     report = _report(tmp_path / "report.json")
     assert report["incomplete"] == [("shard 1/1 was not checked: Dask gave up on its task after 2 workers running it "
-                                     "died (KilledWorker), twice; the scheduler's distributed.scheduler.allowed-failures "
-                                     "says how many deaths a task may cost")]
+                                     "died (KilledWorker), twice; the scheduler's "
+                                     "distributed.scheduler.allowed-failures says how many deaths a task may cost")]
     (row,) = [line for line in ran.stdout.splitlines() if line.startswith(spec)]
     assert row.rstrip().endswith("INCOMPLETE") and not report["implementations"][spec]["as_registered"]
     cluster.wait_for_workers(2, timeout=60)  # their nannies restart them
