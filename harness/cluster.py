@@ -9,11 +9,14 @@ corpus as the shard ends, and merges the results as `parallel.merge` does. The w
 need the project and the implementations installed (Dask ships the task, not the code).
 ``--scheduler local:N`` starts a `LocalCluster` of N worker processes here, for a try.
 
-Shards are handed out one per worker, the next as one ends: a task is given what is left
-of ``--max-seconds`` as it is handed out, and at the deadline no shard is left waiting to
-start. A worker process runs one shard at a time whatever its thread count: the checks
-read and put back process-wide state (torch's switches, the working directory, ...), which
-two shards in one process would mix up.
+Each worker is handed a shard to run and the next to wait behind it (`QUEUED_PER_WORKER`),
+so that it does not idle for a round trip to this process between shards; at the deadline,
+no shard left waiting starts. ``--max-seconds`` reaches a task as a deadline on the wall
+clock (machines' monotonic clocks are not comparable; their wall clocks agree to within
+what NTP keeps them), so a shard that waited runs for what is left, not for what was.
+A worker process runs one shard at a time whatever its thread count: the checks read and
+put back process-wide state (torch's switches, the working directory, ...), which two
+shards in one process would mix up.
 
 A worker can die (an implementation segfaults, the OOM killer, a node is lost). Dask then
 runs its task again on another worker, up to the scheduler's ``allowed-failures`` (3 by
@@ -65,7 +68,13 @@ if TYPE_CHECKING:
 INSTALL = "pip install 'im2col-harness[dask]'"
 CONNECT_SECONDS = 10.0  # to reach a running scheduler
 POLL_SECONDS = 0.1  # how long this process waits for news before looking at the clock again
+QUEUED_PER_WORKER = 2  # shards handed to each worker at a time: the one it runs, and its next
 WORKERS_SECONDS = 2.0  # how often to ask how many workers there are, while shards wait
+# A Dask worker samples its tasks' stacks every 10 ms for its dashboard's profile: with
+# Hypothesis's deep stacks, 12% of a 2-worker campaign's checks on 2 cores (benchmarks/scaling.py).
+# Set for the workers started here; the README says how to set it for a cluster's
+# (DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False).
+PROFILE_OFF = {"distributed.worker.profile.enabled": False}
 
 _one_shard_at_a_time = threading.Lock()  # per worker process: see the module's docstring
 _stopping: set[str] = set()  # campaigns whose driver was interrupted (by their progress topic)
@@ -132,9 +141,9 @@ class ShardDone:
 
 
 def _run_shard_task(topic: str, modules: list[str], specs: list[str], max_examples: int, seed: int,
-                    shard: tuple[int, int], isolate: bool | set[str], max_seconds: float | None) -> ShardDone:
-    """One shard on a Dask worker, with no corpus; progress said on ``topic``; ``modules``
-    are the harness's modules the driver has imported."""
+                    shard: tuple[int, int], isolate: bool | set[str], deadline: float | None) -> ShardDone:
+    """One shard on a Dask worker, with no corpus, until ``deadline`` (`time.time`); progress
+    said on ``topic``; ``modules`` are the harness's modules the driver has imported."""
     from distributed import get_client, get_worker
 
     # Hypothesis draws some values from the constants in the source of the local modules
@@ -143,7 +152,6 @@ def _run_shard_task(topic: str, modules: list[str], specs: list[str], max_exampl
     for name in modules:
         importlib.import_module(name)
 
-    handed_out = time.monotonic()
     with _one_shard_at_a_time:
         worker = get_worker()
         key = worker.get_current_task()
@@ -164,7 +172,7 @@ def _run_shard_task(topic: str, modules: list[str], specs: list[str], max_exampl
         # as the daemon it started.
         multiprocessing.current_process().daemon = False
         worker.log_event(topic, [*shard, attempt, 0, []])  # started
-        left = None if max_seconds is None else max(max_seconds - (time.monotonic() - handed_out), 0.0)
+        left = None if deadline is None else max(deadline - time.time(), 0.0)
         with warnings.catch_warnings():
             # Hypothesis warns when the global `random` moved while it drew a case, as if a
             # strategy had used it; here the worker's own threads (Dask's) use it meanwhile.
@@ -226,6 +234,7 @@ def run_campaign(scheduler: Scheduler, specs: list[str], implementations: list[I
 @contextmanager
 def _client(scheduler: Scheduler) -> Iterator[Client]:
     """A client of the running scheduler, or of a `LocalCluster` started (and stopped) here."""
+    import dask.config
     from distributed import Client, LocalCluster
     from distributed.comm.registry import get_backend
 
@@ -237,9 +246,11 @@ def _client(scheduler: Scheduler) -> Iterator[Client]:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
             # The scheduler serves HTTP whatever the dashboard says: on a free port, not on
-            # 8787, which another cluster may hold (Dask would warn).
-            cluster = LocalCluster(n_workers=scheduler.local, threads_per_worker=1, processes=True,
-                                   silence_logs=logging.CRITICAL, dashboard_address=":0")
+            # 8787, which another cluster may hold (Dask would warn). Workers' profiling is
+            # off (`PROFILE_OFF`).
+            with dask.config.set(PROFILE_OFF):
+                cluster = LocalCluster(n_workers=scheduler.local, threads_per_worker=1, processes=True,
+                                       silence_logs=logging.CRITICAL, dashboard_address=":0")
         except Exception as error:
             raise ClusterError(f"--scheduler {scheduler}: could not start a Dask cluster here: "
                                f"{one_line(message(error, 300))}") from None
@@ -319,12 +330,12 @@ class _Driver:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def _hand_out(self) -> None:
-        """One shard per worker, with what is left of the time."""
+        """`QUEUED_PER_WORKER` shards per worker, with the deadline."""
         if self._out_of_time():
             self.pending.clear()  # these shards are not owed
-        while self.pending and len(self.running) < self._workers():
+        while self.pending and len(self.running) < QUEUED_PER_WORKER * self._workers():
             shard = self.pending.popleft()
-            left = None if self.deadline is None else self.deadline - time.monotonic()
+            left = None if self.deadline is None else time.time() + (self.deadline - time.monotonic())
             isolate = True if shard in self.killed else self.isolate
             future = self.client.submit(_run_shard_task, self.topic, self.modules, self.specs, self.max_examples,
                                         self.seed, shard, isolate, left, pure=False)
