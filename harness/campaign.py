@@ -206,11 +206,11 @@ class _Reproduced(Exception):
 
 
 def group_by_domain(implementations: Iterable[Implementation]) -> dict[Capabilities, list[Implementation]]:
-    """Implementations that claim the same cases, whatever else they declare."""
+    """Implementations that claim the same cases, whatever else they declare: each is still
+    judged its own way (autograd, and the rounding bound of its algorithm)."""
     groups: dict[Capabilities, list[Implementation]] = {}
     for implementation in implementations:
-        domain = replace(implementation.capabilities, autograd=False)
-        groups.setdefault(domain, []).append(implementation)
+        groups.setdefault(implementation.capabilities.domain(), []).append(implementation)
     return groups
 
 

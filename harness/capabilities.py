@@ -3,7 +3,9 @@
 An implementation that declares nothing claims all of ``torch.nn.functional.conv2d``.
 Declaring less is how a partial implementation (the notebook's, a first attempt) gets
 fuzzed only where it means to be right; the strategies draw inside these limits and the
-runner converts stride/padding/dilation to the form declared here.
+runner converts stride/padding/dilation to the form declared here. Two fields say how an
+implementation is judged rather than where (`JUDGING`): ``autograd`` adds a gradient check,
+and ``algorithm`` picks the rounding bound its results are held to.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from harness.case import DEVICES, DTYPES, LAYOUTS, Case, IntOrPair, pair
 
 ARG_FORMS = ("int", "pair")
 PADDING_MODES = ("same", "valid")
+# How the outputs are computed, which sets how far rounding may take them (`harness.oracle`):
+# summed directly in any order, through an FFT, through Winograd tiles, or any of these
+# (a library that picks its algorithm per call, as cuDNN and oneDNN do).
+ALGORITHMS = ("direct", "fft", "winograd", "any")
+# Fields that say how an implementation is judged, not which cases it claims: implementations
+# that differ only in these are fuzzed on the same cases, and lifting them is no widening.
+JUDGING = ("autograd", "algorithm")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +48,10 @@ class Capabilities:
     layouts: tuple[str, ...] = LAYOUTS
     devices: tuple[str, ...] = DEVICES
     autograd: bool = False
+    # Left out of the repr, which seeds a campaign's draws (`campaign._Group.run`): how an
+    # implementation is judged must not change which cases a seed draws (nor, the field
+    # being new, which cases each seed drew before it).
+    algorithm: str = field(default="direct", repr=False)
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -61,6 +74,11 @@ class Capabilities:
             raise ValueError("capabilities: at least one of batched/unbatched must be True")
         if not self.dtypes or not self.layouts or not self.devices:
             raise ValueError("capabilities: dtypes, layouts and devices must not be empty")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"capabilities: unknown algorithm {self.algorithm!r}; choose from {ALGORITHMS!r}")
+        if self.autograd and self.algorithm != "direct":
+            raise ValueError(f"capabilities: autograd=True is judged for algorithm='direct' only (gradients get "
+                             f"the direct-summation bound); drop autograd or algorithm={self.algorithm!r}")
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> Capabilities:
@@ -75,11 +93,18 @@ class Capabilities:
     def to_mapping(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    def domain(self) -> Capabilities:
+        """The cases claimed, without the fields that only say how they are judged (`JUDGING`)."""
+        return replace(self, **{name: getattr(_DEFAULT, name) for name in JUDGING})
+
     def differences(self) -> dict[str, Any]:
-        """The fields that narrow the default domain, for `harness list`."""
-        default = Capabilities()
-        return {k: v for k, v in self.to_mapping().items() if v != getattr(default, k) and
-                not (isinstance(v, list) and tuple(v) == getattr(default, k))}
+        """The fields that differ from the default (a narrower domain, or another way of
+        being judged), for `harness list`."""
+        return {k: v for k, v in self.to_mapping().items() if v != getattr(_DEFAULT, k) and
+                not (isinstance(v, list) and tuple(v) == getattr(_DEFAULT, k))}
+
+
+_DEFAULT = Capabilities()
 
 
 @dataclass(frozen=True)
@@ -125,7 +150,7 @@ def widenings(declared: Capabilities, everything: Capabilities) -> list[Capabili
     from ``everything`` at once, a narrow declaration is left in so many ways that nearly
     every case raises for the first of them.)"""
     return [replace(declared, **{f.name: getattr(everything, f.name)}) for f in fields(Capabilities)
-            if f.name != "autograd" and getattr(declared, f.name) != getattr(everything, f.name)]
+            if f.name not in JUDGING and getattr(declared, f.name) != getattr(everything, f.name)]
 
 
 def _form(value: object) -> str:

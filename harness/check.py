@@ -15,7 +15,7 @@ from harness.capabilities import refusal
 from harness.case import Case
 from harness.compare import judge, judge_outside, judge_repeat
 from harness.gradients import ExpectedGradients, applies, expect_gradients, judge_gradients
-from harness.oracle import Expected, expect
+from harness.oracle import Expected, expect, for_algorithm
 from harness.registry import Implementation
 from harness.supervisor import Supervisor
 from harness.support import unavailable
@@ -55,6 +55,10 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
     def gradients() -> ExpectedGradients:  # made once, when first needed
         return expect_gradients(case, pristine)
 
+    @functools.cache
+    def against(algorithm: str) -> Expected:  # each implementation is judged by its own algorithm's bound
+        return for_algorithm(case, pristine, expected, algorithm)
+
     def each() -> dict[str, Verdict]:
         inputs = fresh()
         verdicts = {}
@@ -64,7 +68,8 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
                 verdicts[implementation.name] = Verdict(UNSUPPORTED, message=f"unimplemented: {reason}")
                 continue
             outcome = supervisor.call(implementation, case, inputs, pristine)
-            verdict = judge(case, expected, outcome)
+            reference = against(implementation.capabilities.algorithm)
+            verdict = judge(case, reference, outcome)
             if outcome.modified:  # the next implementation gets the case as drawn
                 inputs = fresh()
             if reason:
@@ -72,7 +77,7 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
             elif thorough and not verdict.failed and outcome.result is not None:
                 first = outcome.result.detach().cpu().clone()  # the second call may reuse its memory
                 again = supervisor.call(implementation, case, inputs, pristine)
-                verdict = judge_repeat(case, expected, first, again) or verdict
+                verdict = judge_repeat(case, reference, first, again) or verdict
                 if again.modified:
                     inputs = fresh()
                 if implementation.capabilities.autograd and applies(case) and not verdict.failed:

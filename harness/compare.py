@@ -21,7 +21,8 @@ from harness.verdict import MISTRUSTED, OUTSIDE, PASSED, UNSUPPORTED, Verdict, f
 ABNORMAL = ("crash", "timeout", "memory")
 # Made once: most checks end in one of these, and a Verdict costs more to make than to share.
 _PASSED = Verdict(PASSED)
-_MISTRUSTED = Verdict(MISTRUSTED, message="most outputs are zero, or NaN or inf, by construction: "
+_MISTRUSTED = Verdict(MISTRUSTED, message="most outputs are zero, or NaN or inf, by construction (or, for "
+                                           "a transform, may round by as much as their terms add up to): "
                                            "the check could see little")
 
 
@@ -84,8 +85,7 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
         return _PASSED
     got = result.to(torch.float64)
     error = (got - reference).abs().nan_to_num(0.0)  # inf - inf where both agree on inf
-    nonfinite = ((got.isnan() != reference.isnan()) | (got.isinf() != reference.isinf())
-                 | (reference.isinf() & (got != reference)))
+    nonfinite = _misplaced(expected, got)
     wrong = error > expected.allowed_error
     if not (nonfinite.any() or wrong.any()):
         return _MISTRUSTED if expected.mistrusted else _PASSED
@@ -104,6 +104,16 @@ def _judge_values(case: Case, expected: Expected, result: torch.Tensor) -> Verdi
                                     f"output elements{also}{where}")
     return failure("values", f"{int(wrong.sum())} of {wrong.numel()} output elements wrong{where}; "
                              f"{worst(case, expected, got, wrong)}")
+
+
+def _misplaced(expected: Expected, got: torch.Tensor) -> torch.Tensor:
+    """Where ``got`` has NaN or an infinity it should not, or lacks one it should have."""
+    reference = expected.values
+    if expected.spread is None:  # direct summation: exactly where the reference has them
+        return ((got.isnan() != reference.isnan()) | (got.isinf() != reference.isinf())
+                | (reference.isinf() & (got != reference)))
+    # A transform: non-finite wherever the reference is, and NaN also where it spreads.
+    return torch.where(reference.isfinite(), got.isinf() | (got.isnan() & ~expected.spread), got.isfinite())
 
 
 def judge_repeat(case: Case, expected: Expected, first: torch.Tensor, second: Outcome) -> Verdict | None:

@@ -15,16 +15,22 @@ rounding by O(K * u * M). With ``int`` data every partial sum is exact and the t
 is zero. On CUDA, float32 matmuls and convolutions may run in TF32 (10-bit
 mantissa) when torch's switches allow it; the reference never does (it is float64 on the
 CPU), so the tolerance uses TF32's unit roundoff there instead of float32's.
+
+That bound is for direct summation. An implementation that declares another algorithm
+(`Capabilities.algorithm`) is judged against `for_algorithm`'s expectation instead: the
+norm-wise bound of its transform (`harness.transform_bounds`), never exact, and a transform
+may spread a NaN or an infinity over every output it mixes it into.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
+from harness import transform_bounds
 from harness.case import Case
 from harness.tensors import INT_RANGE, Inputs
 
@@ -48,6 +54,11 @@ class Expected:
     dtype: torch.dtype
     exact: bool
     mistrusted: bool  # most outputs are zero by construction: the check could see little
+    # None: NaN and each infinity exactly where the reference has them (direct summation).
+    # For a transform: where the reference is finite but NaN is right too (what the output
+    # element is computed from holds a NaN or an infinity); any NaN or infinity is right
+    # where the reference has one.
+    spread: torch.Tensor | None = None
 
 
 def convolve(case: Case, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
@@ -98,14 +109,23 @@ def allowed_error(case: Case, magnitude: torch.Tensor, reduction_length: int | N
     return bound * magnitude + (length + 2) * SMALLEST_SUBNORMAL[case.dtype]
 
 
-def expect(case: Case, inputs: Inputs) -> Expected:
-    """Run the reference once per case; every implementation is judged against it."""
+def _in_float64(inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     # Float64 copies with standard strides: torch 2.13's oneDNN path segfaults on some
     # channels_last-strided weights (README, "A torch bug"), even 1x1 ones that
     # .contiguous() leaves as they are; and float64 is the reference we want anyway.
     x, w = (t.detach().cpu().to(torch.float64, memory_format=torch.contiguous_format)
             for t in (inputs.input, inputs.weight))
-    b = None if inputs.bias is None else inputs.bias.detach().cpu().to(torch.float64)
+    return x, w, None if inputs.bias is None else inputs.bias.detach().cpu().to(torch.float64)
+
+
+def _mistrusted(uninformative: torch.Tensor) -> bool:
+    return bool(uninformative.numel()) and float(uninformative.double().mean()) > MISTRUST_ZERO_FRACTION
+
+
+def expect(case: Case, inputs: Inputs) -> Expected:
+    """Run the reference once per case; every implementation is judged against it (as
+    `for_algorithm` makes it for its algorithm)."""
+    x, w, b = _in_float64(inputs)
     with torch.no_grad():
         values = convolve(case, x, w, b)
         magnitude = convolve(case, x.abs(), w.abs(), None if b is None else b.abs())
@@ -116,6 +136,41 @@ def expect(case: Case, inputs: Inputs) -> Expected:
     # are, and nothing else.
     allowed = torch.where(magnitude.isfinite(), allowed_error(case, magnitude), torch.nan)
     # Mostly zeros by construction, or mostly NaN/inf: the check could see little.
-    uninformative = (magnitude == 0) | ~values.isfinite()
-    mistrusted = bool(magnitude.numel()) and float(uninformative.double().mean()) > MISTRUST_ZERO_FRACTION
+    mistrusted = _mistrusted((magnitude == 0) | ~values.isfinite())
     return Expected(values, allowed, magnitude, tuple(values.shape), getattr(torch, case.dtype), exact, mistrusted)
+
+
+def transform_terms(case: Case, algorithm: str) -> float:
+    """How many roundings, each up to the smallest subnormal near underflow, the algorithm's
+    bound counts (the transforms' counts times their growth)."""
+    fft = transform_bounds.fft_terms(case) if algorithm in ("fft", "any") else 0.0
+    winograd = (transform_bounds.winograd_terms(case) or 0.0) if algorithm in ("winograd", "any") else 0.0
+    return max(case.reduction_length + 2, fft, winograd)
+
+
+def for_algorithm(case: Case, inputs: Inputs, expected: Expected, algorithm: str) -> Expected:
+    """``expected`` (from `expect`, for ``inputs``) as an implementation of ``algorithm`` is judged.
+
+    ``direct``: as it is. A transform ("fft", "winograd"; "any": the loosest of them) may
+    round each output by its own norm-wise bound or by the direct bound, whichever is larger
+    (a library falls back to direct summation for shapes its transform does not suit), plus
+    u * M for adding the bias and rounding the result; no exactness is claimed for ``int``
+    data; and NaN may appear wherever what an output is computed from is not finite.
+    """
+    if algorithm == "direct":
+        return expected
+    x, w, b = _in_float64(inputs)
+    u, magnitude = unit_roundoff(case), expected.magnitude
+    transform = torch.zeros(())
+    if algorithm in ("fft", "any"):
+        transform = transform_bounds.fft_error(case, x, w, u)
+    if algorithm in ("winograd", "any"):
+        transform = torch.maximum(transform, transform_bounds.winograd_error(case, x, w, u))
+    rounding = torch.maximum((case.reduction_length + 2) * u * magnitude, transform + 2 * u * magnitude)
+    underflow = transform_terms(case, algorithm) * SMALLEST_SUBNORMAL[case.dtype]
+    allowed = torch.where(magnitude.isfinite(), rounding + underflow, torch.nan)
+    spread = transform_bounds.spread(case, x, w, b).expand(expected.shape)
+    # An output that may be NaN says nothing when it is, nor one that may round by as much
+    # as its terms add up to (float16 and bfloat16 transforms): an index bug would pass.
+    mistrusted = _mistrusted((magnitude == 0) | ~expected.values.isfinite() | spread | (allowed >= magnitude))
+    return replace(expected, allowed_error=allowed, exact=False, mistrusted=mistrusted, spread=spread)

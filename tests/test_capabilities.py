@@ -37,6 +37,8 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     pytest.param({"batched": False, "unbatched": False}, "batched", id="neither-batched-nor-unbatched"),
     pytest.param({"dtypes": ()}, "dtypes", id="no-dtypes"),
     pytest.param({"layouts": ()}, "layouts", id="no-layouts"),
+    pytest.param({"algorithm": "strassen"}, "algorithm", id="unknown-algorithm"),
+    pytest.param({"algorithm": "fft", "autograd": True}, "autograd", id="autograd-of-a-transform"),
 ])
 def test_invalid_capabilities_are_rejected_naming_the_field(fields: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError) as raised:
@@ -75,6 +77,34 @@ def test_from_mapping_accepts_lists_and_round_trips_through_to_mapping() -> None
 def test_differences_lists_only_the_narrowed_fields() -> None:
     assert Capabilities().differences() == {}
     assert Capabilities(bias=False, dtypes=("float64",)).differences() == {"bias": False, "dtypes": ["float64"]}
+    assert Capabilities(algorithm="direct").differences() == {}
+    assert Capabilities(algorithm="winograd").differences() == {"algorithm": "winograd"}
+
+
+def test_a_bad_algorithm_is_one_line_naming_the_choices() -> None:
+    with pytest.raises(ValueError) as raised:
+        Capabilities.from_mapping({"algorithm": "FFT"})
+    assert str(raised.value) == ("capabilities: unknown algorithm 'FFT'; "
+                                 "choose from ('direct', 'fft', 'winograd', 'any')")
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "fft", "winograd", "any"])
+def test_the_algorithm_round_trips_through_a_dict_and_declare(algorithm: str) -> None:
+    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        return input
+
+    caps = Capabilities(algorithm=algorithm)
+    assert Capabilities.from_mapping(caps.to_mapping()) == caps
+    assert declaration_of(declare(algorithm=algorithm)(conv)).capabilities == caps
+    conv.__conv2d_declaration__ = {"algorithm": algorithm}  # type: ignore[attr-defined]
+    assert declaration_of(conv).capabilities == caps
+
+
+def test_the_algorithm_is_not_part_of_the_domain_or_of_the_repr_that_seeds_draws() -> None:
+    fft = Capabilities(bias=False, algorithm="fft", autograd=False)
+    assert fft.domain() == Capabilities(bias=False) and fft.domain() != fft
+    assert Capabilities(autograd=True).domain() == Capabilities()
+    assert repr(fft) == repr(Capabilities(bias=False))
 
 
 # -- declaring ----------------------------------------------------------------------------
@@ -208,6 +238,7 @@ def test_widenings_lift_one_declared_limit_at_a_time() -> None:
                       replace(declared, dtypes=everything.dtypes)]
     assert widenings(everything, everything) == []
     assert widenings(replace(everything, autograd=True), everything) == []  # not a limit on cases
+    assert widenings(replace(everything, algorithm="fft"), everything) == []  # nor is this
 
 
 def test_a_device_outside_the_declared_ones_is_refused() -> None:

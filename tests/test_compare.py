@@ -7,9 +7,9 @@ import torch
 
 from harness.case import Case
 from harness.compare import judge, judge_outside, judge_repeat
-from harness.oracle import expect
+from harness.oracle import expect, for_algorithm
 from harness.outcome import Outcome
-from harness.tensors import make_inputs
+from harness.tensors import Inputs, make_inputs
 from harness.verdict import PASSED, UNSUPPORTED, core_signature, failure
 
 CASE = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=3, width=3, kernel=(1, 1))
@@ -102,6 +102,61 @@ def test_an_infinity_turned_finite_or_flipped_is_a_nonfinite_failure_though_its_
                  Outcome(result=expected.float(), device="cpu")).status == PASSED
     assert _judged(expected.float().nan_to_num()) == "nonfinite"  # inf -> the largest float
     assert _judged(-expected.float()) == "nonfinite"  # every infinity of the other sign
+
+
+# Two batch items, two output channels: item 0's input holds one non-finite value, item 1's none.
+TWO_ITEMS = Case(batch=2, in_channels=1, out_channels=2, groups=1, height=3, width=3, kernel=(1, 1))
+
+
+def _with_one(value: float) -> Inputs:
+    x = torch.ones(2, 1, 3, 3)
+    x[0, 0, 1, 1] = value
+    return Inputs(x, torch.tensor([1.0, -2.0]).reshape(2, 1, 1, 1), None)
+
+
+def _judged_as(algorithm: str, inputs: Inputs, result: torch.Tensor) -> str | None:
+    expected = for_algorithm(TWO_ITEMS, inputs, expect(TWO_ITEMS, inputs), algorithm)
+    return judge(TWO_ITEMS, expected, Outcome(result=result, device="cpu")).kind
+
+
+@pytest.mark.parametrize("algorithm", ["fft", "winograd", "any"])
+def test_a_transform_may_spread_nan_over_what_a_non_finite_input_reaches_and_nowhere_else(algorithm: str) -> None:
+    inputs = _with_one(float("nan"))
+    right = expect(TWO_ITEMS, inputs).values.float()
+    spread = right.clone()
+    spread[0] = float("nan")  # all of item 0, both channels
+    assert _judged_as(algorithm, inputs, spread) is None
+    assert _judged_as("direct", inputs, spread) == "nonfinite"  # direct summation keeps it in its window
+    leaked = right.clone()
+    leaked[1, 0, 0, 0] = float("nan")  # item 1 holds nothing that is not finite
+    assert _judged_as(algorithm, inputs, leaked) == "nonfinite"
+    lost = right.clone()
+    lost[0, 0, 1, 1] = 0.0  # torch's NaN made finite
+    assert _judged_as(algorithm, inputs, lost) == "nonfinite"
+    infinite = spread.clone()
+    infinite[0, 1, 0, 0] = float("inf")  # only NaN spreads
+    assert _judged_as(algorithm, inputs, infinite) == "nonfinite"
+
+
+def test_a_transform_may_turn_an_infinity_into_nan_but_must_keep_it_non_finite() -> None:
+    inputs = _with_one(float("inf"))
+    right = expect(TWO_ITEMS, inputs).values.float()
+    assert right[0, :, 1, 1].isinf().all()
+    as_nan = right.clone()
+    as_nan[0] = float("nan")
+    assert _judged_as("fft", inputs, as_nan) is None
+    assert _judged_as("direct", inputs, as_nan) == "nonfinite"
+    assert _judged_as("fft", inputs, right.nan_to_num()) == "nonfinite"  # inf -> the largest float
+
+
+def test_a_non_finite_weight_spreads_over_its_output_channel_only() -> None:
+    inputs = Inputs(torch.ones(2, 1, 3, 3), torch.tensor([1.0, float("inf")]).reshape(2, 1, 1, 1), None)
+    right = expect(TWO_ITEMS, inputs).values.float()
+    spread = right.clone()
+    spread[:, 1] = float("nan")
+    assert _judged_as("fft", inputs, spread) is None
+    spread[:, 0, 0, 0] = float("nan")
+    assert _judged_as("fft", inputs, spread) == "nonfinite"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -9,7 +9,7 @@ import torch
 
 from harness.case import Case
 from harness.compare import judge
-from harness.oracle import SMALLEST_SUBNORMAL, expect, is_exact, unit_roundoff
+from harness.oracle import SMALLEST_SUBNORMAL, expect, for_algorithm, is_exact, unit_roundoff
 from harness.outcome import Outcome
 from harness.tensors import make_inputs
 from harness.verdict import PASSED
@@ -75,3 +75,44 @@ def test_a_lower_precision_result_is_outside_the_float64_bound() -> None:
     expected = expect(case, inputs)
     in_float32 = torch.nn.functional.conv2d(inputs.input.float(), inputs.weight.float()).double()
     assert ((in_float32 - expected.values).abs() > expected.allowed_error).any()
+
+
+# Wide enough for every Winograd tile and for the FFT's norms to differ from M.
+WIDE = Case(batch=2, in_channels=4, out_channels=4, groups=2, height=12, width=10, kernel=(3, 3), padding=1,
+            bias=True)
+
+
+def test_direct_summation_is_judged_as_before() -> None:
+    inputs = make_inputs(WIDE)
+    expected = expect(WIDE, inputs)
+    assert for_algorithm(WIDE, inputs, expected, "direct") is expected and expected.spread is None
+
+
+@pytest.mark.parametrize("algorithm", ["fft", "winograd", "any"])
+def test_a_transform_claims_no_exactness_on_int_data_and_allows_at_least_the_direct_bound(algorithm: str) -> None:
+    case = replace(WIDE, data="int")
+    inputs = make_inputs(case)
+    expected = expect(case, inputs)
+    assert expected.exact and not expected.allowed_error.any()
+    transform = for_algorithm(case, inputs, expected, algorithm)
+    assert not transform.exact and (transform.allowed_error > 0).all()
+    direct = (case.reduction_length + 2) * unit_roundoff(case) * expected.magnitude
+    assert (transform.allowed_error >= direct).all()
+
+
+def test_any_algorithm_is_allowed_the_loosest_of_the_transforms() -> None:
+    inputs = make_inputs(WIDE)
+    expected = expect(WIDE, inputs)
+    fft, winograd, anything = (for_algorithm(WIDE, inputs, expected, a).allowed_error
+                               for a in ("fft", "winograd", "any"))
+    assert torch.equal(anything, torch.maximum(fft, winograd)) and not torch.equal(fft, winograd)
+
+
+def test_a_transform_bound_that_reaches_m_makes_the_check_mistrusted() -> None:
+    # In float16 the FFT bound passes M (an index bug would pass): the check says so.
+    inputs = make_inputs(WIDE)
+    assert not for_algorithm(WIDE, inputs, expect(WIDE, inputs), "fft").mistrusted
+    half = replace(WIDE, dtype="float16")
+    inputs = make_inputs(half)
+    expected = for_algorithm(half, inputs, expect(half, inputs), "fft")
+    assert (expected.allowed_error >= expected.magnitude).float().mean() > 0.5 and expected.mistrusted
