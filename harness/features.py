@@ -1,8 +1,10 @@
-"""Which features of a case a failure needs: "fails only with stride_h!=stride_w, bias".
+"""Which features of a case a failure needs: "fails this way only with stride_h!=stride_w, bias".
 
 After shrinking, each feature the minimal case still has is set back to its simplest value,
 one at a time; the features whose removal makes the failure go away are the ones it
-needs. That is the first thing a person debugging it wants to know, and it is also how the
+needs. "This way": without them the case may still fail another way (a crop one row off
+gives wrong values with a kernel of 2 rows and values in the wrong places with one), which
+is then a failure of its own, reported on its own case. That is the first thing a person debugging it wants to know, and it is also how the
 campaign tells bugs apart: a failure on a case lacking something a known bug needs cannot
 be that bug.
 """
@@ -89,7 +91,7 @@ def features(case: Case) -> frozenset[str]:
 
 def needed(case: Case, still_fails: Callable[[Case], bool],
            allowed: Callable[[Case], bool] = lambda case: True) -> frozenset[str]:
-    """The features of ``case`` without which it stops failing.
+    """The features of ``case`` without which it stops failing (as ``still_fails`` sees it).
 
     A simplification that leaves the kernel larger than the padded input (no padding
     instead of 'same', say) grows the input to fit it; one that still makes an invalid
@@ -133,8 +135,8 @@ IMPLIED_BY = {"in_channels>1": ("groups>1", "in_channels>groups"),
 
 
 def describe(needs: frozenset[str]) -> str:
-    """"fails only with" the features needed, less those another one named implies."""
+    """"fails this way only with" the features needed, less those another one named implies."""
     shown = [f.name for f in FEATURES if f.name in needs and not needs & set(IMPLIED_BY.get(f.name, ()))]
     if not shown:
         return "fails on the simplest case it can"
-    return "fails only with " + ", ".join(shown)
+    return "fails this way only with " + ", ".join(shown)

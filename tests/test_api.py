@@ -26,7 +26,7 @@ def test_a_broken_callable_raises_with_the_minimal_case_and_the_repro(tmp_path: 
         assert_conv2d_matches(planted_bugs.ignores_bias, max_examples=100, seed=1, corpus=tmp_path)
     message = str(raised.value)
     assert "disagrees with torch.nn.Conv2d" in message
-    assert "[values]" in message and "fails only with bias" in message
+    assert "[values]" in message and "fails this way only with bias" in message
     assert "repro: python -m harness replay" in message and "seed=1" in message
     (entry,) = [e for _, e in load(tmp_path).entries]
     assert entry.case.bias and entry.needs == {"bias"}

@@ -111,7 +111,7 @@ def test_a_padding_bug_is_diagnosed_as_a_border_problem(im2col_seed: int) -> Non
 def test_a_stride_bug_is_attributed_to_unequal_strides(im2col_seed: int) -> None:
     findings = _findings("swaps_stride", im2col_seed)
     assert findings and all("stride_h!=stride_w" in f.needs for f in findings)
-    assert all("fails only with" in f.diagnosis and "stride_h!=stride_w" in f.diagnosis for f in findings)
+    assert all("fails this way only with" in f.diagnosis and "stride_h!=stride_w" in f.diagnosis for f in findings)
 
 
 def test_each_failure_is_shrunk_to_a_small_case(im2col_seed: int) -> None:
