@@ -2,11 +2,11 @@
 
 After shrinking, each feature the minimal case still has is set back to its simplest value,
 one at a time; the features whose removal makes the failure go away are the ones it
-needs. "This way": without them the case may still fail another way (a crop one row off
-gives wrong values with a kernel of 2 rows and values in the wrong places with one), which
-is then a failure of its own, reported on its own case. That is the first thing a person debugging it wants to know, and it is also how the
+needs. That is the first thing a person debugging it wants to know, and it is also how the
 campaign tells bugs apart: a failure on a case lacking something a known bug needs cannot
-be that bug.
+be that bug. "This way": without them the case may still fail another way (a crop one row
+off gives wrong values with a kernel of 2 rows, and values in the wrong places with one),
+which is then a failure of its own, reported on its own case.
 """
 
 from __future__ import annotations

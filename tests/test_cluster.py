@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_parallel import CORRECT, MISBEHAVING, _corpus, _outcome, fuzz
+from test_parallel import CORRECT, MISBEHAVING, _corpus, _outcome, fuzz, interrupted
 
 from harness.cli import main
 from harness.cluster import INSTALL
@@ -187,25 +187,13 @@ def test_max_seconds_is_one_deadline_for_the_cluster(tmp_path: Path, cluster: An
 
 def test_ctrl_c_stops_the_cluster_s_shards_promptly_and_keeps_what_they_found(tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")  # a dependency of distributed
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harness", "fuzz", "--impl", "original", "--impl", CORRECT, "--scheduler", "local:2",
-         "--max-examples", "100000", "--shards", "2", "--seed", "1", "--corpus", "corpus", "--report", "report.json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        time.sleep(10)  # the cluster started, its workers fuzzing
-        assert process.poll() is None
-        workers = psutil.Process(process.pid).children(recursive=True)
-        assert len(workers) >= 2
-        os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C at a terminal: every process of the group
-        interrupted = time.monotonic()
-        out, err = process.communicate(timeout=60)
-        stopped = time.monotonic() - interrupted
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    status, out, err, stopped, workers = interrupted(
+        ["--impl", "original", "--impl", CORRECT, "--scheduler", "local:2", "--max-examples", "100000", "--shards",
+         "2", "--seed", "1", "--corpus", "corpus", "--report", "report.json"], tmp_path, 10,  # the cluster fuzzing
+        lambda pid: psutil.Process(pid).children(recursive=True))
+    assert len(workers) >= 2
     assert stopped < 15, stopped
-    assert process.returncode == 1 and "Traceback" not in err, err[-2000:]
+    assert status == 1 and "Traceback" not in err, err[-2000:]
     assert "interrupted: everything found so far is saved and reported above" in out
     report = _report(tmp_path / "report.json")
     assert report["interrupted"] is True and report["incomplete"] == []

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -84,27 +85,37 @@ def test_a_shard_whose_worker_keeps_dying_is_given_up_and_the_campaign_says_so(t
     assert row.rstrip().endswith("INCOMPLETE") and "INCOMPLETE: shard 1/4 was not checked" in ran.stdout
 
 
-@needs_two_cores
-def test_ctrl_c_to_the_process_group_stops_every_worker_promptly_and_keeps_what_they_found(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harness", "fuzz", "--impl", "original", "--impl", CORRECT, "--workers", "2",
-         "--max-examples", "100000", "--seed", "1", "--corpus", "corpus", "--report", "report.json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def interrupted(arguments: list[str], cwd: Path, running: float,
+                while_running: Callable[[int], Any]) -> tuple[int, str, str, float, Any]:
+    """``python -m harness fuzz *arguments`` in a process group of its own, given ``running``
+    seconds, looked at by ``while_running(pid)``, then sent SIGINT as Ctrl-C at a terminal
+    sends it (to every process of the group). Its exit status, stdout, stderr, the seconds
+    it took to stop, and what ``while_running`` said."""
+    process = subprocess.Popen([sys.executable, "-m", "harness", "fuzz", *arguments], cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        time.sleep(8)  # workers started and fuzzing
+        time.sleep(running)
         assert process.poll() is None
-        workers = _worker_pids(tmp_path / "corpus")
-        assert len(workers) == 2
+        seen = while_running(process.pid)
         os.killpg(process.pid, signal.SIGINT)
-        interrupted = time.monotonic()
+        sent = time.monotonic()
         out, err = process.communicate(timeout=60)
-        stopped = time.monotonic() - interrupted
+        return process.returncode, out, err, time.monotonic() - sent, seen
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@needs_two_cores
+def test_ctrl_c_to_the_process_group_stops_every_worker_promptly_and_keeps_what_they_found(tmp_path: Path) -> None:
+    status, out, err, stopped, workers = interrupted(
+        ["--impl", "original", "--impl", CORRECT, "--workers", "2", "--max-examples", "100000", "--seed", "1",
+         "--corpus", "corpus", "--report", "report.json"], tmp_path, 8,  # workers started and fuzzing
+        lambda pid: _worker_pids(tmp_path / "corpus"))
+    assert len(workers) == 2
     assert stopped < 15, stopped
-    assert process.returncode == 1 and "Traceback" not in err, err[-2000:]
+    assert status == 1 and "Traceback" not in err, err[-2000:]
     assert "interrupted: everything found so far is saved and reported above" in out
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["interrupted"] is True
