@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 from hypothesis.errors import HypothesisDeprecationWarning
 
 from harness.campaign import CampaignResult, Progress, planned_cases
+from harness.compare import ABNORMAL
 from harness.corpus import save_findings
 from harness.parallel import INTERRUPT_GRACE, PROGRESS_SECONDS, Tracker, merge, run_shard, shard_plan
 from harness.provenance import provenance
@@ -382,9 +383,23 @@ class _Driver:
             why = self.killed.get(shard, "a worker running it was lost (it died, or left the cluster)")
             self.notes.append(f"cluster: shard {index}/{count} ran again on {done.worker}, with every implementation "
                               f"isolated: {why}")
+            self._isolate_from_now_on(done.result)
         if done.versions != versions():
             self.notes.append(f"cluster: worker {done.worker} runs {', '.join(done.versions)}, this process "
                               f"{', '.join(versions())}: the corpus records this process's")
+
+    def _isolate_from_now_on(self, isolated_run: CampaignResult) -> None:
+        """As with local workers: an implementation found crashing (by a run that isolated
+        it) runs isolated in every shard handed out from now on, and kills no more workers.
+        (Shards already handed out may still lose a worker to it; their runs again isolate.)"""
+        if self.isolate is True:
+            return
+        isolated = set(self.isolate or ())
+        crashed = {f.implementation for f in isolated_run.findings if f.verdict.kind in ABNORMAL} - isolated
+        for name in sorted(crashed):
+            self.notes.append(f"cluster: {name} crashed a worker's process; it runs isolated in the shards handed out "
+                              "from now on")
+        self.isolate = isolated | crashed
 
     def _said(self, timeout: float) -> None:
         """Take in what the running shards said about their progress, waiting at most ``timeout``."""

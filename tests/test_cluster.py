@@ -24,7 +24,7 @@ import pytest
 from test_parallel import CORRECT, MISBEHAVING, _corpus, _outcome, fuzz, interrupted
 
 from harness.cli import main
-from harness.cluster import INSTALL
+from harness.cluster import INSTALL, QUEUED_PER_WORKER
 
 # A plugin that does not load in a cluster's workers (as if it were not installed there),
 # and one that kills any worker process that loads it; the command line loads both.
@@ -144,6 +144,21 @@ def test_an_implementation_that_kills_its_worker_costs_only_the_cases_it_crashed
     assert _outcome(report) == _outcome(_report(tmp_path / "isolated.json"))
     assert [(f["kind"], f["needs"], f["shrunk"]) for f in crashing["failures"]] == [("crash", ["bias"], True)]
     assert report["incomplete"] == [] and not report["interrupted"]
+
+
+def test_an_implementation_found_crashing_runs_isolated_in_the_shards_handed_out_after(
+        tmp_path: Path, cluster: Any) -> None:
+    crasher = f"{MISBEHAVING}:segfaults_with_bias"
+    common = ["--impl", crasher, "--impl", CORRECT, "--max-examples", "800", "--shards", "8", "--seed", "2"]
+    isolated = fuzz(*common, "--isolate", "--no-save", "--report", "isolated.json", cwd=tmp_path)
+    assert isolated.returncode == 1, isolated.stdout[-2000:]
+    ran = fuzz(*common, "--scheduler", _address(cluster), "--no-save", "--report", "report.json", cwd=tmp_path)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert ran.stdout.count(f"cluster: {crasher} crashed a worker's process; it runs isolated") == 1
+    # Only the shards handed out before the first crash was found can lose a worker to it
+    # (without this, every one of the 8 did, each a restart of its worker).
+    assert 1 <= ran.stdout.count("ran again on") <= QUEUED_PER_WORKER * 2, ran.stdout
+    assert _outcome(_report(tmp_path / "report.json")) == _outcome(_report(tmp_path / "isolated.json"))
 
 
 def test_a_shard_dask_gives_up_on_is_incomplete_and_never_ok(tmp_path: Path, cluster: Any) -> None:
