@@ -362,7 +362,8 @@ class _Driver:
         try:
             done = future.result()
         except KilledWorker as error:
-            why = f"Dask gave up on its task after {error.allowed_failures + 1} workers running it died (KilledWorker)"
+            # Dask blames a death on the tasks waiting on the worker too: "holding", not "running".
+            why = f"Dask gave up on its task after {error.allowed_failures + 1} workers holding it died (KilledWorker)"
             if shard in self.killed:
                 self.incomplete.append(f"shard {index}/{count} was not checked: {why}, twice; the scheduler's "
                                        "distributed.scheduler.allowed-failures says how many deaths a task may cost")

@@ -169,7 +169,7 @@ def test_a_shard_dask_gives_up_on_is_incomplete_and_never_ok(tmp_path: Path, clu
                "--scheduler", _address(cluster), "--report", "report.json", cwd=tmp_path)
     assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stdout[-2000:] + ran.stderr[-2000:]
     report = _report(tmp_path / "report.json")
-    assert report["incomplete"] == [("shard 1/1 was not checked: Dask gave up on its task after 2 workers running it "
+    assert report["incomplete"] == [("shard 1/1 was not checked: Dask gave up on its task after 2 workers holding it "
                                      "died (KilledWorker), twice; the scheduler's "
                                      "distributed.scheduler.allowed-failures says how many deaths a task may cost")]
     (row,) = [line for line in ran.stdout.splitlines() if line.startswith(spec)]
