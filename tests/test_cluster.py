@@ -24,7 +24,7 @@ import pytest
 from test_parallel import CORRECT, MISBEHAVING, _corpus, _outcome, fuzz, interrupted
 
 from harness.cli import main
-from harness.cluster import INSTALL, QUEUED_PER_WORKER
+from harness.cluster import INSTALL
 
 # A plugin that does not load in a cluster's workers (as if it were not installed there),
 # and one that kills any worker process that loads it; the command line loads both.
@@ -155,9 +155,10 @@ def test_an_implementation_found_crashing_runs_isolated_in_the_shards_handed_out
     ran = fuzz(*common, "--scheduler", _address(cluster), "--no-save", "--report", "report.json", cwd=tmp_path)
     assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert ran.stdout.count(f"cluster: {crasher} crashed a worker's process; it runs isolated") == 1
-    # Only the shards handed out before the first crash was found can lose a worker to it
-    # (without this, every one of the 8 did, each a restart of its worker).
-    assert 1 <= ran.stdout.count("ran again on") <= QUEUED_PER_WORKER * 2, ran.stdout
+    # Only the shards handed out before the first crash was found run it in process and can
+    # lose a worker to it (2 workers x QUEUED_PER_WORKER); a shard waiting on a dying worker
+    # is blamed too and may be run again as well. Without this, every one of the 8 died.
+    assert 1 <= ran.stdout.count("ran again on") < 8, ran.stdout
     assert _outcome(_report(tmp_path / "report.json")) == _outcome(_report(tmp_path / "isolated.json"))
 
 
