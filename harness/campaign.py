@@ -32,10 +32,12 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
 from harness.capabilities import Capabilities, refusal, widenings
+from harness.capture import holding
 from harness.case import DATA_KINDS, Case
 from harness.check import check_case, check_prepared
 from harness.features import features, needed, without
 from harness.finding import Finding
+from harness.noise import Heard
 from harness.oracle import Expected, expect
 from harness.process_state import one_thread
 from harness.registry import Implementation
@@ -72,11 +74,13 @@ class Tally:
     """How many cases were checked against one implementation, by status, and how often
     each dimension of the domain was reached (`coverage`: the features, each dtype, layout,
     data kind and device, and "thorough" for the variants chosen for a second call and a
-    gradient check, made where the first call passed)."""
+    gradient check, made where the first call passed); and how many checks warned or wrote
+    to stderr or stdout, with the first things said (`heard`)."""
 
     examples: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     coverage: Counter[str] = field(default_factory=Counter)
+    heard: Heard = field(default_factory=Heard)
 
 
 @dataclass
@@ -248,7 +252,7 @@ def fuzz(implementations: Iterable[Implementation], max_examples: int, seed: int
             progress(min(before + examples, planned), planned, frozenset(f.key for f in result.findings))
 
     try:
-        with user_interrupts(), time_limits():
+        with user_interrupts(), time_limits(), holding():
             for index, (group, domains, beyond, budget) in enumerate(passes):
                 share = None if end is None else time.monotonic() + (end - time.monotonic()) / (len(passes) - index)
                 _Group(group, domains, result, budget, progressed, supervisor, share, beyond).run()
@@ -444,6 +448,8 @@ class _Group:
             tally = self.result.tallies[name]
             tally.examples += 1
             tally.statuses[verdict.status] += 1
+            if verdict.noise is not None:
+                tally.heard.add(verdict.noise)
 
     def _draws(self) -> st.SearchStrategy[tuple[int, Case]]:
         """A domain (by index, shrinking towards the first) and a case in it; its data kinds

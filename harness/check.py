@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from harness.capabilities import refusal
 from harness.case import Case
@@ -70,6 +71,7 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
             outcome = supervisor.call(implementation, case, inputs, pristine)
             reference = against(implementation.capabilities.algorithm)
             verdict = judge(case, reference, outcome)
+            noise = outcome.noise  # what the check's calls said: the first that said anything
             if outcome.modified:  # the next implementation gets the case as drawn
                 inputs = fresh()
             if reason:
@@ -78,12 +80,14 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
                 first = outcome.result.detach().cpu().clone()  # the second call may reuse its memory
                 again = supervisor.call(implementation, case, inputs, pristine)
                 verdict = judge_repeat(case, reference, first, again) or verdict
+                noise = noise or again.noise
                 if again.modified:
                     inputs = fresh()
                 if implementation.capabilities.autograd and applies(case) and not verdict.failed:
                     traced = supervisor.call(implementation, case, fresh(), pristine, gradients().upstream)
                     verdict = judge_gradients(case, gradients(), traced) or verdict
-            verdicts[implementation.name] = verdict
+                    noise = noise or traced.noise
+            verdicts[implementation.name] = verdict if noise is None else replace(verdict, noise=noise)
         return verdicts
 
     implementations = list(implementations)

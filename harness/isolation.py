@@ -9,6 +9,12 @@ case's time limit: a child that does not answer is killed and the call is a "tim
 one that dies is a "crash", with the signal that killed it. The next call starts a fresh
 child. What crosses the pipe is plain data (`runner.Outcome`, a plain tensor): a result
 that cannot be sent or received is a failure of that call, never of the campaign.
+
+A child's standard output and error are scratch files its parent holds too
+(`harness.capture`): what a call writes comes back with its outcome, what a child wrote
+before it crashed or hung is read by the parent and reported with the crash or timeout,
+and none of it reaches the terminal. (What loading the implementation prints again in the
+child, the parent's own import of it has already printed.)
 """
 
 from __future__ import annotations
@@ -16,19 +22,25 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import pickle
 import resource
 import signal
+import sys
+from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
 
+from harness.capture import Capture, last_words, scratch
 from harness.case import Case
+from harness.noise import Noise
 from harness.outcome import Outcome
 from harness.process_state import Guard, one_thread
 from harness.registry import Implementation
 from harness.runner import call, prepare_autograd
 from harness.tensors import Inputs
+from harness.text import clipped
 
 MEMORY_HEADROOM = 4 * 2**30  # bytes of address space a child may add to what torch maps
 START_SECONDS = 120.0
@@ -42,28 +54,54 @@ def _virtual_memory() -> int:
     return 0
 
 
-def _serve(connection: Connection, implementation: Implementation, headroom: int | None) -> None:
-    """The child: call the implementation on each case received, send back the outcome."""
+class _Handed:
+    """A file descriptor of this process, handed to a child process as a copy of its own
+    (the way multiprocessing hands over the ends of a pipe)."""
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor = descriptor
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_received, (reduction.DupFd(self.descriptor),))
+
+
+def _received(copy: Any) -> int:
+    return int(copy.detach())
+
+
+def _serve(connection: Connection, pickled: bytes, headroom: int | None, out: int, err: int) -> None:
+    """The child: call the implementation on each case received, send back the outcome.
+    ``out`` and ``err``: the scratch files its standard output and error are, from the start."""
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    for stream in (sys.stdout, sys.stderr):  # a line written before a crash is in the file
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if headroom:
         limit = _virtual_memory() + headroom
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
+    implementation: Implementation = pickle.loads(pickled)  # its module is imported here, quietly
     one_thread()
     prepare_autograd()  # start-up, not a case, pays for it
     guard = Guard()
+    capture = Capture((out, err))
+    last_words((out, err))  # what starting printed is no call's
     connection.send("ready")
     while True:
         try:
             case, inputs, upstream = connection.recv()
         except EOFError:
             return
-        outcome = call(implementation, case, inputs, inputs.clone(), upstream=upstream, guard=guard)
+        outcome = call(implementation, case, inputs, inputs.clone(), upstream=upstream, guard=guard, capture=capture)
         try:
             connection.send(outcome)
         except Exception as error:  # plain data should always pickle; say so if it does not
-            connection.send(Outcome(returned=outcome.returned, error_message=_unsendable(error)))
+            connection.send(Outcome(returned=outcome.returned, error_message=_unsendable(error),
+                                    noise=outcome.noise))
 
 
 def _unsendable(error: Exception) -> str:
@@ -85,17 +123,28 @@ class Child:
         self.implementation, self.headroom = implementation, headroom
         self.process: Any = None
         self.connection: Connection | None = None
+        self.files: tuple[int, int] | None = None  # the child's stdout and stderr: scratch files
 
     def _start(self) -> None:
+        if self.files is None:
+            self.files = scratch(), scratch()
         parent_end, child_end = multiprocessing.Pipe()
-        self.process = _context().Process(target=_serve, args=(child_end, self.implementation, self.headroom),
-                                          daemon=True, name=f"im2col-harness {self.implementation.name}")
+        self.process = _context().Process(target=_serve, args=(
+            child_end, pickle.dumps(self.implementation), self.headroom, *map(_Handed, self.files)),
+            daemon=True, name=f"im2col-harness {self.implementation.name}")
         self.process.start()
         child_end.close()
         self.connection = parent_end
         # Start-up (the forkserver's first torch import) is not charged to any case.
-        if not parent_end.poll(START_SECONDS) or parent_end.recv() != "ready":
-            raise RuntimeError(f"the child process for {self.implementation.name} did not start")
+        try:
+            started = parent_end.poll(START_SECONDS) and parent_end.recv() == "ready"
+        except (EOFError, OSError):
+            started = False
+        if not started:
+            said = last_words(self.files)
+            self.stop()
+            raise RuntimeError(f"the child process for {self.implementation.name} did not start"
+                               + (f"; it wrote: {clipped(said.stderr or said.stdout)}" if said else ""))
 
     def call(self, case: Case, inputs: Inputs, seconds: float, upstream: torch.Tensor | None = None) -> Outcome:
         if self.process is None or not self.process.is_alive():
@@ -114,12 +163,18 @@ class Child:
             return Outcome(returned="something", error_message=_unsendable(error))
         if not answered:
             self.stop()
-            return Outcome(abnormal="timeout", error_message=f"no result after {seconds:.1f}s (child killed)")
+            return Outcome(abnormal="timeout", error_message=f"no result after {seconds:.1f}s (child killed)",
+                           noise=self._last_words())
         self.process.join(timeout=START_SECONDS)
         code = self.process.exitcode
         self.stop()
         how = f"was killed by {signal.Signals(-code).name}" if code and code < 0 else f"exited with status {code}"
-        return Outcome(abnormal="crash", error_message=f"the child process running it {how}")
+        return Outcome(abnormal="crash", error_message=f"the child process running it {how}",
+                       noise=self._last_words())
+
+    def _last_words(self) -> Noise | None:
+        """What the child wrote in the call it died in (it did not live to send it)."""
+        return None if self.files is None else last_words(self.files)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -134,3 +189,10 @@ class Child:
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+
+    def close(self) -> None:
+        """Stop the child for good: its scratch files go too."""
+        self.stop()
+        for descriptor in self.files or ():
+            os.close(descriptor)
+        self.files = None

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.noise import Noise
+
 
 @dataclass(frozen=True)
 class Change:
@@ -20,7 +22,6 @@ class Change:
 
     def __str__(self) -> str:
         return f"{self.what} ({self.detail})" if self.detail else self.what
-
 
 
 @dataclass(slots=True)  # not frozen: one is made for every call, and frozen ones cost more to make
@@ -38,3 +39,4 @@ class Outcome:
     abnormal: str = ""  # "crash", "timeout" or "memory": the call did not end normally
     grads: tuple[torch.Tensor | None, ...] | None = None  # of input, weight, bias, when asked for
     changed: tuple[Change, ...] = ()  # process-wide state the call changed (and the guard put back)
+    noise: Noise | None = None  # what it warned or wrote meanwhile (`harness.capture`), if anything

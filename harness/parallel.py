@@ -83,6 +83,7 @@ def merge(results: list[CampaignResult], seed: int) -> CampaignResult:
             total.examples += tally.examples
             total.statuses.update(tally.statuses)
             total.coverage.update(tally.coverage)
+            total.heard.update(tally.heard)
         for finding in result.findings:
             if finding.key not in smallest or size(finding.case) < size(smallest[finding.key].case):
                 smallest[finding.key] = finding

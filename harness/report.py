@@ -1,7 +1,9 @@
 """What a campaign found, as JSON for machines and as text for people.
 
 Every failure is printed the benchdnn way: its kind, its one-line case id, a message, and a
-command that re-runs exactly that case. The text holds untrusted strings as they are, long
+command that re-runs exactly that case; then what its check's calls warned or wrote to
+stderr or stdout, if anything (`harness.noise`). The summary counts, per implementation,
+the checks that did. The text holds untrusted strings as they are, each on its line, long
 messages clipped; the command line escapes what a terminal would act on as it prints.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 
 from harness.campaign import CampaignResult, Tally
 from harness.finding import Finding
+from harness.noise import STDERR, STDOUT, WARNED, Noise
 from harness.provenance import provenance
 from harness.registry import Implementation, LoadError, Registry
 from harness.text import clipped, one_line
@@ -25,6 +28,7 @@ from harness.verdict import FAILED, MISTRUSTED, PASSED, SKIPPED, UNSUPPORTED
 # does not. The JSON report keeps it whole.
 MESSAGE_LIMIT = 1000
 SYMPTOMS_SHOWN = 3  # the other ways a bug was seen, listed under it
+NOISE_SHOWN = 200  # characters of one thing an implementation said, on its line (the JSON keeps all caught)
 
 
 def repro(implementation: str, case_id: str) -> str:
@@ -115,6 +119,7 @@ def _row_json(row: Row) -> dict[str, Any]:
         "examples": row.tally.examples,
         "statuses": dict(row.tally.statuses),
         "coverage": dict(sorted(row.tally.coverage.items())),
+        "noise": row.tally.heard.to_json(),
         "failures": [_finding_json(finding) for finding in row.findings],
         "known_buggy": row.implementation.known_buggy,
         "checked": row.checked,
@@ -136,6 +141,7 @@ def _finding_json(finding: Finding) -> dict[str, Any]:
         "also_seen_as": [{"kind": symptom.verdict.kind, "case": symptom.case.id, "message": symptom.verdict.message}
                          for symptom in finding.symptoms],
         "repro": repro(finding.implementation, finding.case.id),
+        "noise": None if finding.verdict.noise is None else finding.verdict.noise.to_json(),
     }
 
 
@@ -150,6 +156,8 @@ def format_failures(report: CampaignReport) -> list[str]:
                 f"    {clipped(finding.diagnosis, MESSAGE_LIMIT)}",
                 f"    repro: {repro(finding.implementation, finding.case.id)}",
             ]
+            if finding.verdict.noise is not None:
+                lines += [f"    {line}" for line in format_noise(finding.verdict.noise)]
             symptoms = finding.symptoms
             lines += [f"    also seen as [{s.verdict.kind}] {s.case.id}" for s in symptoms[:SYMPTOMS_SHOWN]]
             if len(symptoms) > SYMPTOMS_SHOWN:
@@ -172,9 +180,38 @@ def format_summary(report: CampaignReport) -> str:
             for name, row in report.rows.items()]
     lines = [format_table(header, rows)]
     lines += format_coverage(report)
+    for name, row in report.rows.items():
+        lines += format_heard(name, row.tally)
     lines += [f"INCOMPLETE: {reason}" for reason in report.result.incomplete]
     lines += [format_load_error(error.name, error.reason) for error in report.load_errors]
     return "\n".join(lines)
+
+
+def _said(channel: str, text: str) -> str:
+    return f"{channel}: {one_line(clipped(text, NOISE_SHOWN))}"
+
+
+def format_noise(noise: Noise) -> list[str]:
+    """What one check's calls said, a line for each distinct warning and for each stream."""
+    lines = [_said(WARNED, warning) for warning in noise.warnings]
+    if noise.warned > len(noise.warnings):
+        lines.append(f"{WARNED}: {noise.warned} warnings in all")
+    return lines + [_said(channel, said[0]) for channel, said in noise.channels() if channel != WARNED]
+
+
+def format_heard(name: str, tally: Tally) -> list[str]:
+    """How many checks of ``name`` warned or wrote to stderr or stdout, and the first
+    distinct things said on each; nothing for an implementation that said nothing."""
+    heard = tally.heard
+    if not heard.counts:
+        return []
+    counts = ", ".join(f"{heard.counts[channel]} {what}" for channel, what in
+                       ((WARNED, f"warned ({heard.warnings} warnings)"), (STDERR, "wrote to stderr"),
+                        (STDOUT, "wrote to stdout"))
+                       if heard.counts[channel])
+    return [one_line(f"noise ({name}): of its {tally.examples} checks, {counts}; first said:"),
+            *(f"    {_said(channel, text)}" for channel in (WARNED, STDERR, STDOUT)
+              for text in heard.first.get(channel, []))]
 
 
 def format_load_error(name: str, reason: str) -> str:

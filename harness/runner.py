@@ -25,6 +25,7 @@ from typing import cast
 import torch
 
 from harness.capabilities import call_arguments
+from harness.capture import Capture, here
 from harness.case import Case
 from harness.outcome import Outcome
 from harness.process_state import Guard
@@ -43,9 +44,6 @@ def time_limit(case: Case) -> float:
     for size in case.output_shape:
         macs *= size
     return TIME_BASE + TIME_PER_MAC * macs
-
-
-
 
 
 def _site(error: BaseException) -> str:
@@ -170,22 +168,26 @@ def _gradients(result: object, leaves: Inputs, upstream: torch.Tensor) -> tuple[
 
 
 def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: Inputs,
-         seconds: float | None = None, upstream: torch.Tensor | None = None, guard: Guard | None = None) -> Outcome:
+         seconds: float | None = None, upstream: torch.Tensor | None = None, guard: Guard | None = None,
+         capture: Capture | None = None) -> Outcome:
     """Call with ``inputs``, then compare them with ``pristine``, the same values untouched.
 
     With ``upstream``, the inputs require grad and the call also back-propagates
     ``upstream`` through the result, inside the same time limit. ``guard`` puts back the
     process-wide state the call changed before anything else runs (a fresh one when not
-    given); what it put back is in the outcome.
+    given); what it put back is in the outcome. ``capture`` catches what the call warns or
+    writes (this process's when not given), which is in the outcome too.
     """
     arguments = call_arguments(implementation.capabilities, case)
     if upstream is not None:
         prepare_autograd()
     guard = Guard() if guard is None else guard
+    capture = here() if capture is None else capture
     state = guard.before_call()
     result: object = None
     grads = None
     raised: BaseException | None = None
+    capture.start()
     try:
         with _timer(seconds):
             if upstream is None:
@@ -197,6 +199,7 @@ def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: I
                 result = result.detach()  # type: ignore[attr-defined]
     except BaseException as error:  # the implementation is under test: anything may happen
         raised = error
+    noise = capture.stop()  # before the guard: the streams it stood in for are back
     changed = guard.after(state)
     if raised is None:
         outcome = _returned(result, inputs, pristine, grads)
@@ -210,6 +213,7 @@ def call(implementation: Implementation, case: Case, inputs: Inputs, pristine: I
     else:
         outcome = Outcome(error_type=type(raised).__name__, error_message=message(raised),
                           error_site=_site(raised), modified=_modified(inputs, pristine))
+    outcome.noise = noise
     return replace(outcome, changed=changed) if changed else outcome
 
 

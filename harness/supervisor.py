@@ -101,7 +101,7 @@ class Supervisor:
 
     def close(self) -> None:
         for child in self.children.values():
-            child.stop()
+            child.close()
         if self.journal is not None:
             self.journal.close()
 

@@ -8,8 +8,10 @@ one, the smallest, case for each.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from harness.noise import Noise
 
 PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED = "passed", "failed", "mistrusted", "unsupported", "skipped"
 STATUSES = (PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED)
@@ -42,6 +44,9 @@ class Verdict:
     kind: str | None = None
     message: str = ""
     signature: str = ""
+    # What the check's calls warned or wrote (the first that said anything): reported with
+    # the verdict, never part of it (not compared: the same failure whatever was said).
+    noise: Noise | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         assert self.status in STATUSES, self.status
