@@ -34,6 +34,7 @@ from hypothesis.errors import HypothesisException
 from harness.capabilities import Capabilities, refusal, widenings
 from harness.case import DATA_KINDS, Case
 from harness.check import check_case, check_prepared
+from harness.conditions import met
 from harness.features import features, needed, without
 from harness.finding import Finding
 from harness.oracle import Expected, expect
@@ -77,6 +78,11 @@ class Tally:
     examples: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     coverage: Counter[str] = field(default_factory=Counter)
+    # For each declared known disagreement (by its index): the checks inside the declaration
+    # that met its ``when`` ("reached"), those that disagreed as declared ("happened"), and
+    # the first case that did.
+    expectations: Counter[tuple[int, str]] = field(default_factory=Counter)
+    disagreed: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,6 +192,14 @@ def on_other_data(case: Case) -> list[Case]:
     if case.data != "special":
         return [case]
     return [case, *(replace(case, seed=derive_seed(case.seed, "data", i)) for i in range(1, DATA_SEEDS))]
+
+
+def reached(declared: Capabilities, case: Case) -> list[int]:
+    """The known disagreements ``declared`` (by index) whose ``when`` ``case`` meets, where
+    the case is inside the declaration: those it could show, or show gone."""
+    if not declared.expected or refusal(declared, case) is not None:
+        return []
+    return [index for index, entry in enumerate(declared.expected) if met(case, entry.when)]
 
 
 def explained(finding: Finding, others: Iterable[Finding]) -> bool:
@@ -439,11 +453,17 @@ class _Group:
         for findings in (self.bugs, self.result.findings):
             findings[:] = [new if finding is old else finding for finding in findings]
 
-    def _tally(self, verdicts: dict[str, Verdict]) -> None:
+    def _tally(self, verdicts: dict[str, Verdict], case: Case) -> None:
         for name, verdict in verdicts.items():
             tally = self.result.tallies[name]
             tally.examples += 1
             tally.statuses[verdict.status] += 1
+            declared = self.members[name].capabilities
+            for index in reached(declared, case):
+                tally.expectations[index, "reached"] += 1
+                if verdict.signature == f"expected:{index}":
+                    tally.expectations[index, "happened"] += 1
+                    tally.disagreed.setdefault(index, case.id)
 
     def _draws(self) -> st.SearchStrategy[tuple[int, Case]]:
         """A domain (by index, shrinking towards the first) and a case in it; its data kinds
@@ -505,7 +525,7 @@ class _Group:
                 reached = (shared | {f"data={variant.data}", f"layout={variant.layout}"}
                            if variant.batch == case.batch else coverage(variant))
                 self.coverage.update(reached | ({"thorough"} if thorough else set()))
-                self._tally(verdicts)
+                self._tally(verdicts, variant)
             for name, verdict in verdicts.items():
                 if wanted not in (None, (name, verdict.signature)):
                     continue

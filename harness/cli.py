@@ -34,6 +34,7 @@ from harness.replay import Target, absent, replay, shape_targets, targets_from
 from harness.rescue import rescue, suspects
 from harness.standalone import script
 from harness.text import clipped, one_line, printable
+from harness.verdict import EXPECTED
 
 USAGE_ERROR = 2
 # Enough for every planted bug in tests/planted_bugs.py in 20 of 20 runs: at 1,500 the one
@@ -213,8 +214,8 @@ def command_list(args: argparse.Namespace) -> int:
     registry = _registry([])
     rows = []
     for name, implementation in registry.implementations.items():
-        narrowed = implementation.capabilities.differences()
-        claims = "everything" if not narrowed else ", ".join(f"{k}={v}" for k, v in narrowed.items())
+        narrowed = implementation.capabilities.shown()
+        claims = "; ".join(narrowed) if narrowed else "everything"
         role = "known-buggy canary" if implementation.known_buggy else "claims correct"
         rows.append([name, role, claims])
     _say(reports.format_table(["implementation", "role", "declares"], rows))
@@ -377,7 +378,7 @@ def command_replay(args: argparse.Namespace) -> int:
     if table:
         _say(reports.format_table(["case", "implementation", "result", "note"], table))
     for row in rows:
-        if row.verdict.failed:
+        if row.verdict.failed or row.verdict.status == EXPECTED:  # a known disagreement: its reason and link
             _say(f"{row.outcome.upper()} {one_line(row.implementation)} {row.target.case.id}\n"
                  f"    {clipped(row.verdict.message, reports.MESSAGE_LIMIT)}\n    from: {one_line(row.target.source)}")
     for note in notes:

@@ -83,6 +83,8 @@ def merge(results: list[CampaignResult], seed: int) -> CampaignResult:
             total.examples += tally.examples
             total.statuses.update(tally.statuses)
             total.coverage.update(tally.coverage)
+            total.expectations.update(tally.expectations)
+            total.disagreed = {**tally.disagreed, **total.disagreed}
         for finding in result.findings:
             if finding.key not in smallest or size(finding.case) < size(smallest[finding.key].case):
                 smallest[finding.key] = finding

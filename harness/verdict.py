@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED = "passed", "failed", "mistrusted", "unsupported", "skipped"
-STATUSES = (PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED)
+# A failure the implementation declares as a known, accepted disagreement (`capabilities.Disagreement`);
+# its signature says which: "expected:<index in the declaration>".
+EXPECTED = "expected"
+STATUSES = (PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED, EXPECTED)
 
 KINDS = {
     "crash": "killed the process running it (segfault, abort, os._exit)",
