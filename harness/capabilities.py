@@ -48,6 +48,9 @@ class Limit:
     when: Condition
     require: Condition
     why: str = ""
+    # Set on a limit lifted just outside the declaration (`widenings`): the draws should not
+    # meet this (the lifted limit's ``require``), the strategies try again when they do.
+    avoid: Condition = ()
 
     @classmethod
     def from_data(cls, raw: object, index: int) -> Limit:
@@ -275,12 +278,12 @@ def widenings(declared: Capabilities, everything: Capabilities) -> list[Capabili
     just outside the declaration, where an implementation must raise or be right. (Drawn
     from ``everything`` at once, a narrow declaration is left in so many ways that nearly
     every case raises for the first of them.) A conditional limit is lifted by drawing only
-    cases that meet its ``when``, its ``require`` left free: there, the draws that break it."""
+    cases that meet its ``when``, and preferably not its ``require``: just outside it."""
     lifted = [replace(declared, **{f.name: getattr(everything, f.name)}) for f in fields(Capabilities)
               if f.name not in (*JUDGING, "limits") and getattr(declared, f.name) != getattr(everything, f.name)]
     for limit in declared.limits:
         others = tuple(other for other in declared.limits if other is not limit)
-        lifted.append(replace(declared, limits=(*others, Limit((), limit.when, f"lifted: {limit}"))))
+        lifted.append(replace(declared, limits=(*others, Limit((), limit.when, f"lifted: {limit}", limit.require))))
     return lifted
 
 

@@ -32,6 +32,8 @@ DERIVED = {
     "batched": "true or false",
     "stride_divides": "true or false: the stride divides H + top + bottom - dilated kernel height, and "
                       "the same for W (every input row and column reaches the output)",
+    "uneven_padding": "true or false: padding='same' with an odd total in H or W, which torch puts the "
+                      "extra pixel of at the bottom or right (a dilated kernel of even extent)",
 }
 Condition = tuple[tuple[str, Any], ...]  # sorted (field, value) items: hashable, as a declaration is
 
@@ -52,6 +54,9 @@ def value_of(case: Case, name: str) -> Any:
         return case.batch is not None
     if name == "stride_divides":
         return _leftover(case) == (0, 0)
+    if name == "uneven_padding":
+        top, bottom, left, right = case.paddings
+        return top != bottom or left != right
     return getattr(case, name)
 
 
@@ -95,7 +100,7 @@ def _valid(name: str, value: Any) -> bool:
         low = 0 if name == "padding" else 1
         return (integer(value, low) or (name == "padding" and value in ("same", "valid"))
                 or (isinstance(value, tuple) and len(value) == 2 and all(integer(v, low) for v in value)))
-    if name in ("bias", "batched", "stride_divides"):
+    if name in ("bias", "batched", "stride_divides", "uneven_padding"):
         return isinstance(value, bool)
     choices = {"dtype": DTYPES, "layout": LAYOUTS, "data": DATA_KINDS, "device": DEVICES,
                "padding_mode": ("same", "valid", "explicit")}
@@ -133,6 +138,15 @@ def imposed(case: Case, condition: Condition) -> Case | None:
             case = replace(case, padding=0 if wanted == "explicit" else wanted)
         elif name == "batched":
             case = replace(case, batch=1 if wanted else None)
+        elif name == "uneven_padding":
+            if not wanted:
+                return None  # only the kernel, dilation and padding drawn could make it even
+            # 'same', with a dilated kernel of even extent in H: dilation 1 there, an even kernel.
+            (dh, dw), (kh, kw) = pair(case.dilation), case.kernel
+            dilation: Any = (1, dw) if isinstance(case.dilation, tuple) or dw != 1 else 1
+            case = replace(case, padding="same", stride=1 if isinstance(case.stride, int) else (1, 1),
+                           dilation=case.dilation if dh % 2 else dilation,
+                           kernel=(kh + kh % 2, kw))
         elif name == "stride_divides":
             if not wanted:
                 return None  # only the stride could break it, and the stride is drawn

@@ -18,12 +18,16 @@ from hypothesis import strategies as st
 
 from harness.capabilities import Capabilities, fitted, refusal
 from harness.case import DATA_KINDS, MAX_SEED, Case, IntOrPair, pair
+from harness.conditions import met
 from harness.support import full_domain
 
 SPATIAL_SLACK = 6  # input sizes go up to this much above the smallest valid one
 # How often each is drawn, relative to the others allowed: the everyday dtype and data most.
 DTYPE_WEIGHTS = {"float32": 3, "float64": 2, "float16": 1, "bfloat16": 1}
 DATA_WEIGHTS = {"uniform": 2, "int": 1, "special": 1}
+# How many more times a draw is made when the first cannot meet the conditional limits, or
+# meets the one lifted to draw just outside it.
+RETRIES = 2
 T = TypeVar("T")
 
 
@@ -79,9 +83,27 @@ def cases(draw: st.DrawFn, capabilities: Capabilities | None = None,
 
     A dimension with one allowed value costs no draw: the campaign enumerates layouts
     itself and draws only the rest. A draw that breaks a conditional limit is changed to
-    meet it (`capabilities.fitted`), not thrown away; one that cannot be is rejected.
+    meet it (`capabilities.fitted`), not thrown away; one that cannot be is drawn again, and
+    so is one that meets a lifted limit's ``require`` (`capabilities.widenings`: just outside
+    a limit, the draws that break it are wanted), up to `RETRIES` times.
     """
     c = full_domain() if capabilities is None else capabilities
+    avoided = [limit.avoid for limit in c.limits if limit.avoid]
+    drawn = None
+    for _ in range(1 + RETRIES):
+        case = _case(draw, c, data_kinds)
+        if case is not None:
+            drawn = case
+            if not any(met(case, avoid) for avoid in avoided):
+                break
+    if drawn is None:
+        reject()
+    return drawn
+
+
+def _case(draw: st.DrawFn, c: Capabilities, data_kinds: tuple[str, ...]) -> Case | None:
+    """One draw of `cases`: a case inside ``c``, or None where its limits cannot be met."""
+
     # Batch 0 has nothing to compare but the shape: rarely drawn (the campaign checks every
     # batched draw with an empty batch too).
     batched: tuple[tuple[int | None, int], ...] = ((1, 3), (2, 3), (3, 3), (0, 1)) if c.batched else ()
@@ -133,6 +155,4 @@ def cases(draw: st.DrawFn, capabilities: Capabilities | None = None,
     if not c.limits:
         return case
     inside = fitted(c, case)
-    if inside is None or refusal(c, inside) is not None:
-        reject()
-    return inside
+    return None if inside is None or refusal(c, inside) is not None else inside
