@@ -122,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    commands.add_parser("list", help="the registered implementations and what each declares")
+    list_parser = commands.add_parser("list", help="the registered implementations and what each declares")
+    list_parser.add_argument("--impl", action="append", default=[], metavar="SPEC",
+                             help="only these: a registered name, FILE.py:FUNCTION or package.module:FUNCTION "
+                                  "(repeatable; default: every registered one)")
 
     fuzz_parser = commands.add_parser("fuzz", help="fuzz implementations against torch.nn.Conv2d")
     fuzz_parser.add_argument("--impl", action="append", default=[], metavar="SPEC",
@@ -211,7 +214,7 @@ def _outputs_writable(corpus: Path | None, report: Path | None) -> None:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    registry = _registry([])
+    registry = _registry(args.impl)
     rows = []
     for name, implementation in registry.implementations.items():
         narrowed = implementation.capabilities.shown()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import declared
@@ -20,6 +21,7 @@ from harness.campaign import CampaignResult, Tally, fuzz
 from harness.capabilities import Capabilities, call_arguments, declaration_of, declare, refusal, widenings
 from harness.case import Case
 from harness.check import check_case
+from harness.cli import main
 from harness.features import features
 from harness.parallel import merge
 from harness.registry import Registry, implementation_from
@@ -272,3 +274,11 @@ def test_assert_conv2d_matches_fails_on_a_disagreement_that_is_gone_and_passes_o
     assert_conv2d_matches(declared.scipy_same, max_examples=300, seed=5)
     with pytest.raises(AssertionError, match="did not happen"):
         assert_conv2d_matches(declared.scipy_same_fixed, max_examples=300, seed=5)
+
+
+def test_list_shows_a_files_limits_and_disagreements(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = f"{Path(declared.__file__)}:scipy_same"
+    assert main(["list", "--impl", spec]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith(spec)]
+    assert "expected: [values, layout, nonfinite] when padding='same', uneven_padding=True" in row
+    assert declared.SCIPY_SAME["link"] in row
