@@ -58,8 +58,9 @@ DESCRIPTION = "Differential fuzzing of conv2d implementations against torch.nn.C
 EXIT_STATUS = """\
 exit status:
   0  every implementation behaved as registered (correct ones passed, canaries were caught)
-  1  one did not or could not be checked (it failed, did not load, or the campaign was
-     interrupted), or a corpus file could not be read
+  1  one did not or could not be checked (it failed, a known disagreement it declares did
+     not happen, it did not load, or the campaign was interrupted), or a corpus file could
+     not be read
   2  usage error (one line on stderr)"""
 
 

@@ -23,6 +23,7 @@ from harness.case import Case
 from harness.check import check_case
 from harness.cli import main
 from harness.features import features
+from harness.finding import Finding
 from harness.parallel import merge
 from harness.registry import Registry, implementation_from
 from harness.replay import Target, judge_row
@@ -268,6 +269,17 @@ def test_replay_of_a_declared_disagreement_says_expected_with_its_reason() -> No
     assert verdict.status == EXPECTED and declared.SCIPY_SAME["link"] in verdict.message
     row = judge_row(Target("command line", case), implementation, verdict)
     assert row.outcome == EXPECTED and row.expected
+
+
+def test_a_saved_failure_declared_since_as_a_known_disagreement_replays_as_expected_not_fixed() -> None:
+    case = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=5, width=5, kernel=(2, 2), padding="same")
+    undeclared = implementation_from("scipy", declared.same_padding_odd_pixel_first)
+    saved = Finding("scipy", case, check_case(case, [undeclared])["scipy"])  # as the corpus kept it
+    assert saved.verdict.kind == "values"
+    now = implementation_from("scipy", declared.scipy_same)  # the same code, the disagreement declared
+    verdict = check_case(case, [now], beyond=True)["scipy"]
+    row = judge_row(Target("corpus/failures/x.json", case, saved), now, verdict)
+    assert (row.outcome, row.expected) == (EXPECTED, True)
 
 
 def test_assert_conv2d_matches_fails_on_a_disagreement_that_is_gone_and_passes_on_one_that_happens() -> None:
