@@ -45,7 +45,7 @@ from harness.strategies import cases
 from harness.supervisor import Supervisor
 from harness.support import full_domain, runnable
 from harness.tensors import Inputs, keeps_values, make_inputs
-from harness.verdict import SKIPPED, Verdict, core_signature
+from harness.verdict import EXPECTED, PASSED, SKIPPED, Verdict, core_signature
 
 MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough to read
 # Shrinking and attributing one bug stops after this long: a hang costs a time limit per
@@ -196,8 +196,9 @@ def on_other_data(case: Case) -> list[Case]:
 
 def reached(declared: Capabilities, case: Case) -> list[int]:
     """The known disagreements ``declared`` (by index) whose ``when`` ``case`` meets, where
-    the case is inside the declaration: those it could show, or show gone."""
-    if not declared.expected or refusal(declared, case) is not None:
+    the case is inside the declaration and has an output to disagree on (not an empty
+    batch): those it could show, or show gone."""
+    if not declared.expected or refusal(declared, case) is not None or 0 in case.output_shape:
         return []
     return [index for index, entry in enumerate(declared.expected) if met(case, entry.when)]
 
@@ -459,7 +460,8 @@ class _Group:
             tally.examples += 1
             tally.statuses[verdict.status] += 1
             declared = self.members[name].capabilities
-            for index in reached(declared, case):
+            # Only a check judged on its values can show a disagreement there or gone.
+            for index in reached(declared, case) if verdict.status in (PASSED, EXPECTED) else ():
                 tally.expectations[index, "reached"] += 1
                 if verdict.signature == f"expected:{index}":
                     tally.expectations[index, "happened"] += 1
