@@ -34,8 +34,8 @@ def assert_conv2d_matches(fn: Callable[..., Any], *, max_examples: int = 200,
     result = fuzz([implementation], max_examples, seed)
     if corpus is not None:
         save_findings(result.findings, result.seed, Path(corpus))
-    if result.findings:
-        report = campaign_report(result, Registry({name: implementation}), max_examples)
+    report = campaign_report(result, Registry({name: implementation}), max_examples)
+    if result.findings or any(row.gone for row in report.rows.values()):
         lines = [*format_failures(report), f"(seed {seed}: {reproduce})"]
         # pytest prints the message as it is: escaped here, as the command line escapes it.
         raise AssertionError(printable(f"{name} disagrees with torch.nn.Conv2d:\n" + "\n".join(lines)))

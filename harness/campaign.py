@@ -35,6 +35,7 @@ from harness.capabilities import Capabilities, refusal, widenings
 from harness.capture import holding
 from harness.case import DATA_KINDS, Case
 from harness.check import check_case, check_prepared
+from harness.conditions import met
 from harness.features import features, needed, without
 from harness.finding import Finding
 from harness.noise import Heard
@@ -46,7 +47,7 @@ from harness.strategies import cases
 from harness.supervisor import Supervisor
 from harness.support import full_domain, runnable
 from harness.tensors import Inputs, keeps_values, make_inputs
-from harness.verdict import SKIPPED, Verdict, core_signature
+from harness.verdict import EXPECTED, PASSED, SKIPPED, Verdict, core_signature
 
 MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough to read
 # Shrinking and attributing one bug stops after this long: a hang costs a time limit per
@@ -81,6 +82,11 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     coverage: Counter[str] = field(default_factory=Counter)
     heard: Heard = field(default_factory=Heard)
+    # For each declared known disagreement (by its index): the checks inside the declaration
+    # that met its ``when`` ("reached"), those that disagreed as declared ("happened"), and
+    # the first case that did.
+    expectations: Counter[tuple[int, str]] = field(default_factory=Counter)
+    disagreed: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,6 +196,15 @@ def on_other_data(case: Case) -> list[Case]:
     if case.data != "special":
         return [case]
     return [case, *(replace(case, seed=derive_seed(case.seed, "data", i)) for i in range(1, DATA_SEEDS))]
+
+
+def reached(declared: Capabilities, case: Case) -> list[int]:
+    """The known disagreements ``declared`` (by index) whose ``when`` ``case`` meets, where
+    the case is inside the declaration and has an output to disagree on (not an empty
+    batch): those it could show, or show gone."""
+    if not declared.expected or refusal(declared, case) is not None or 0 in case.output_shape:
+        return []
+    return [index for index, entry in enumerate(declared.expected) if met(case, entry.when)]
 
 
 def explained(finding: Finding, others: Iterable[Finding]) -> bool:
@@ -443,13 +458,20 @@ class _Group:
         for findings in (self.bugs, self.result.findings):
             findings[:] = [new if finding is old else finding for finding in findings]
 
-    def _tally(self, verdicts: dict[str, Verdict]) -> None:
+    def _tally(self, verdicts: dict[str, Verdict], case: Case) -> None:
         for name, verdict in verdicts.items():
             tally = self.result.tallies[name]
             tally.examples += 1
             tally.statuses[verdict.status] += 1
             if verdict.noise is not None:
                 tally.heard.add(verdict.noise)
+            declared = self.members[name].capabilities
+            # Only a check judged on its values can show a disagreement there or gone.
+            for index in reached(declared, case) if verdict.status in (PASSED, EXPECTED) else ():
+                tally.expectations[index, "reached"] += 1
+                if verdict.signature == f"expected:{index}":
+                    tally.expectations[index, "happened"] += 1
+                    tally.disagreed.setdefault(index, case.id)
 
     def _draws(self) -> st.SearchStrategy[tuple[int, Case]]:
         """A domain (by index, shrinking towards the first) and a case in it; its data kinds
@@ -511,7 +533,7 @@ class _Group:
                 reached = (shared | {f"data={variant.data}", f"layout={variant.layout}"}
                            if variant.batch == case.batch else coverage(variant))
                 self.coverage.update(reached | ({"thorough"} if thorough else set()))
-                self._tally(verdicts)
+                self._tally(verdicts, variant)
             for name, verdict in verdicts.items():
                 if wanted not in (None, (name, verdict.signature)):
                     continue

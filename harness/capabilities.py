@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from harness.case import DEVICES, DTYPES, LAYOUTS, Case, IntOrPair, pair
+from harness.conditions import Condition, imposed, met, parse, shown, to_data, unmet
+from harness.verdict import KINDS, OUTSIDE
 
 ARG_FORMS = ("int", "pair")
 PADDING_MODES = ("same", "valid")
@@ -25,9 +27,96 @@ PADDING_MODES = ("same", "valid")
 ALGORITHMS = ("direct", "fft", "winograd", "any")
 # Fields that say how an implementation is judged, not which cases it claims: implementations
 # that differ only in these are fuzzed on the same cases, and lifting them is no widening.
-JUDGING = ("autograd", "algorithm")
+JUDGING = ("autograd", "algorithm", "expected")
+ARGUMENTS = ("stride", "padding", "dilation")  # what `arg_forms` may name one by one
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _forms(value: object, where: str) -> tuple[str, ...]:
+    forms = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, list | tuple) else None
+    if not forms or any(form not in ARG_FORMS for form in forms):
+        raise ValueError(f"capabilities: {where} must be 'int', 'pair' or both, not {value!r}")
+    return tuple(form for form in ARG_FORMS if form in forms)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A conditional limit: a case meeting ``when`` is claimed only if it meets ``require``
+    too ("'same' padding only without dilation": when padding='same', require dilation=1)."""
+
+    when: Condition
+    require: Condition
+    why: str = ""
+    # Set on a limit lifted just outside the declaration (`widenings`): the draws should not
+    # meet this (the lifted limit's ``require``), the strategies try again when they do.
+    avoid: Condition = ()
+
+    @classmethod
+    def from_data(cls, raw: object, index: int) -> Limit:
+        where = f"limits[{index}]"
+        if not isinstance(raw, dict) or "require" not in raw or set(raw) - {"when", "require", "why"}:
+            raise ValueError(f"capabilities: {where} must be a mapping with 'require' and optional 'when' "
+                             f"and 'why', not {raw!r}")
+        require = parse(raw["require"], f"{where}.require")
+        if not require:
+            raise ValueError(f"capabilities: {where}.require is empty: it must name what is required")
+        return cls(parse(raw.get("when", {}), f"{where}.when"), require, str(raw.get("why", "")))
+
+    def to_data(self) -> dict[str, Any]:
+        return {"when": to_data(self.when), "require": to_data(self.require), **({"why": self.why} if self.why else {})}
+
+    def __str__(self) -> str:
+        told = f" ({self.why})" if self.why else ""
+        return f"{shown(self.require)} when {shown(self.when)}{told}" if self.when else f"{shown(self.require)}{told}"
+
+    def broken_by(self, case: Case) -> str | None:
+        """Why ``case`` is outside this limit, or None."""
+        if not met(case, self.when):
+            return None
+        missing = ", ".join(unmet(case, self.require))
+        return f"{missing} not as required ({self})" if missing else None
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A known, accepted disagreement with torch (pytest's ``xfail(strict=True)``): a failure
+    of one of ``kinds`` on a case meeting ``when`` is expected, not a bug; a campaign that
+    checks such cases and sees none fail that way fails, as the disagreement is gone."""
+
+    when: Condition
+    kinds: tuple[str, ...]
+    reason: str
+    link: str = ""
+
+    @classmethod
+    def from_data(cls, raw: object, index: int) -> Disagreement:
+        where = f"expected[{index}]"
+        if not isinstance(raw, dict) or set(raw) - {"when", "kind", "reason", "link"}:
+            raise ValueError(f"capabilities: {where} must be a mapping with 'when', 'kind', 'reason' and "
+                             f"optional 'link', not {raw!r}")
+        kinds = raw.get("kind", ())
+        kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds) if isinstance(kinds, list | tuple) else ()
+        allowed = [k for k in KINDS if k != OUTSIDE]
+        if not kinds or any(k not in allowed for k in kinds):
+            raise ValueError(f"capabilities: {where}.kind must be one or a list of {allowed}, not {raw.get('kind')!r}")
+        if not isinstance(raw.get("reason"), str) or not raw["reason"].strip():
+            raise ValueError(f"capabilities: {where} needs a 'reason': why the disagreement is accepted")
+        link = raw.get("link", "")
+        if not isinstance(link, str):
+            raise ValueError(f"capabilities: {where}.link must be a string (a URL), not {type(link).__name__}")
+        return cls(parse(raw.get("when", {}), f"{where}.when"), kinds, raw["reason"], link)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"when": to_data(self.when), "kind": list(self.kinds), "reason": self.reason,
+                **({"link": self.link} if self.link else {})}
+
+    def __str__(self) -> str:
+        where = f" when {shown(self.when)}" if self.when else ""
+        return f"[{', '.join(self.kinds)}]{where}: {self.reason}" + (f" ({self.link})" if self.link else "")
+
+    def explains(self, kind: str | None, case: Case) -> bool:
+        return kind in self.kinds and met(case, self.when)
 
 
 @dataclass(frozen=True)
@@ -43,7 +132,9 @@ class Capabilities:
     dilation: bool = True
     square_kernels_only: bool = False
     padding_modes: tuple[str, ...] = PADDING_MODES
-    arg_forms: tuple[str, ...] = ARG_FORMS
+    # ('int', 'pair') for all three arguments, or per argument: (("stride", ("int",)), ...),
+    # as a dict {"stride": "int", ...} declares it.
+    arg_forms: tuple[Any, ...] = ARG_FORMS
     dtypes: tuple[str, ...] = DTYPES
     layouts: tuple[str, ...] = LAYOUTS
     devices: tuple[str, ...] = DEVICES
@@ -52,11 +143,30 @@ class Capabilities:
     # implementation is judged must not change which cases a seed draws (nor, the field
     # being new, which cases each seed drew before it).
     algorithm: str = field(default="direct", repr=False)
+    # Also left out of the repr, so that the draws of every declaration without them stay
+    # what they were: conditional limits (`Limit`), and known disagreements (`Disagreement`).
+    limits: tuple[Limit, ...] = field(default=(), repr=False)
+    expected: tuple[Disagreement, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
+        forms = self.arg_forms
+        if isinstance(forms, dict):  # per argument: {"stride": "int", "padding": "pair"}
+            unknown_args = sorted(set(forms) - set(ARGUMENTS))
+            if unknown_args:
+                raise ValueError(f"capabilities: arg_forms names unknown argument(s) {unknown_args}; "
+                                 f"choose from {list(ARGUMENTS)}")
+            per = {name: _forms(forms.get(name, ARG_FORMS), f"arg_forms[{name!r}]") for name in ARGUMENTS}
+            same = set(per.values())
+            object.__setattr__(self, "arg_forms", same.pop() if len(same) == 1 else tuple(per.items()))
+        elif not (isinstance(forms, tuple) and forms and isinstance(forms[0], tuple)):
+            object.__setattr__(self, "arg_forms", _forms(forms, "arg_forms"))
+        object.__setattr__(self, "limits", tuple(
+            limit if isinstance(limit, Limit) else Limit.from_data(limit, i) for i, limit in enumerate(self.limits)))
+        object.__setattr__(self, "expected", tuple(
+            entry if isinstance(entry, Disagreement) else Disagreement.from_data(entry, i)
+            for i, entry in enumerate(self.expected)))
         for name, allowed in (
             ("padding_modes", PADDING_MODES),
-            ("arg_forms", ARG_FORMS),
             ("dtypes", DTYPES),
             ("layouts", LAYOUTS),
             ("devices", DEVICES),
@@ -68,8 +178,6 @@ class Capabilities:
             if unknown:
                 raise ValueError(f"capabilities: unknown {name} {unknown!r}; choose from {allowed!r}")
             object.__setattr__(self, name, tuple(v for v in allowed if v in values))
-        if not self.arg_forms:
-            raise ValueError("capabilities: arg_forms must allow 'int' or 'pair'")
         if not (self.batched or self.unbatched):
             raise ValueError("capabilities: at least one of batched/unbatched must be True")
         if not self.dtypes or not self.layouts or not self.devices:
@@ -79,6 +187,13 @@ class Capabilities:
         if self.autograd and self.algorithm != "direct":
             raise ValueError(f"capabilities: autograd=True is judged for algorithm='direct' only (gradients get "
                              f"the direct-summation bound); drop autograd or algorithm={self.algorithm!r}")
+
+    def forms(self, argument: str) -> tuple[str, ...]:
+        """The forms ``argument`` (stride, padding or dilation) is taken in: 'int', 'pair' or both."""
+        if self.arg_forms and isinstance(self.arg_forms[0], tuple):
+            forms: tuple[str, ...] = dict(self.arg_forms)[argument]
+            return forms
+        return self.arg_forms
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> Capabilities:
@@ -91,7 +206,13 @@ class Capabilities:
         return cls(**values)
 
     def to_mapping(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The declaration as plain data, the way `from_mapping` reads it back."""
+        mapping = {f.name: getattr(self, f.name) for f in fields(self)}
+        mapping["limits"] = [limit.to_data() for limit in self.limits]
+        mapping["expected"] = [entry.to_data() for entry in self.expected]
+        if self.arg_forms and isinstance(self.arg_forms[0], tuple):
+            mapping["arg_forms"] = {name: list(forms) for name, forms in self.arg_forms}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
 
     def domain(self) -> Capabilities:
         """The cases claimed, without the fields that only say how they are judged (`JUDGING`)."""
@@ -102,6 +223,14 @@ class Capabilities:
         being judged), for `harness list`."""
         return {k: v for k, v in self.to_mapping().items() if v != getattr(_DEFAULT, k) and
                 not (isinstance(v, list) and tuple(v) == getattr(_DEFAULT, k))}
+
+    def shown(self) -> list[str]:
+        """What `harness list` shows: each field that differs from the default, and each
+        conditional limit and known disagreement on its own, as written."""
+        told = self.differences()
+        told.pop("limits", None), told.pop("expected", None)
+        return ([f"{k}={v}" for k, v in told.items()] + [f"limit: {limit}" for limit in self.limits]
+                + [f"expected: {entry}" for entry in self.expected])
 
 
 _DEFAULT = Capabilities()
@@ -148,9 +277,28 @@ def widenings(declared: Capabilities, everything: Capabilities) -> list[Capabili
     """``declared`` with one of its limits lifted to ``everything``'s, for each limit: cases
     just outside the declaration, where an implementation must raise or be right. (Drawn
     from ``everything`` at once, a narrow declaration is left in so many ways that nearly
-    every case raises for the first of them.)"""
-    return [replace(declared, **{f.name: getattr(everything, f.name)}) for f in fields(Capabilities)
-            if f.name not in JUDGING and getattr(declared, f.name) != getattr(everything, f.name)]
+    every case raises for the first of them.) A conditional limit is lifted by drawing only
+    cases that meet its ``when``, and preferably not its ``require``: just outside it."""
+    lifted = [replace(declared, **{f.name: getattr(everything, f.name)}) for f in fields(Capabilities)
+              if f.name not in (*JUDGING, "limits") and getattr(declared, f.name) != getattr(everything, f.name)]
+    for limit in declared.limits:
+        others = tuple(other for other in declared.limits if other is not limit)
+        lifted.append(replace(declared, limits=(*others, Limit((), limit.when, f"lifted: {limit}", limit.require))))
+    return lifted
+
+
+def fitted(capabilities: Capabilities, case: Case) -> Case | None:
+    """``case`` made to meet every conditional limit it breaks (`conditions.imposed`), or None
+    when it cannot be: how the strategies draw inside the limits without throwing draws away."""
+    for _ in range(len(capabilities.limits) + 1):
+        broken = next((limit for limit in capabilities.limits if limit.broken_by(case)), None)
+        if broken is None:
+            return case
+        fixed = imposed(case, broken.require)
+        if fixed is None:
+            return None
+        case = fixed
+    return None
 
 
 def _form(value: object) -> str:
@@ -188,10 +336,11 @@ def refusal(capabilities: Capabilities, case: Case) -> str | None:
         (case.layout not in c.layouts, f"{case.layout} layout"),
         (case.device not in c.devices, f"device {case.device}"),
     ]
-    for name in ("stride", "padding", "dilation"):
+    for name in ARGUMENTS:
         value = getattr(case, name)
-        if not isinstance(value, str) and _in_form(value, c.arg_forms) is None:
+        if not isinstance(value, str) and _in_form(value, c.forms(name)) is None:
             rules.append((True, f"{name} {value} with different H and W values"))
+    rules += [(True, broken) for broken in (limit.broken_by(case) for limit in c.limits) if broken]
     return next((reason for refused, reason in rules if refused), None)
 
 
@@ -200,8 +349,8 @@ def call_arguments(capabilities: Capabilities, case: Case) -> dict[str, Any]:
     """stride/padding/dilation/groups as this implementation takes them (as F.conv2d takes
     them where no declared form fits: outside its domain, it gets the case as drawn)."""
     arguments: dict[str, Any] = {"groups": case.groups}
-    for name in ("stride", "padding", "dilation"):
+    for name in ARGUMENTS:
         value = getattr(case, name)
-        form = None if isinstance(value, str) else _in_form(value, capabilities.arg_forms)
+        form = None if isinstance(value, str) else _in_form(value, capabilities.forms(name))
         arguments[name] = value if form is None else form
     return arguments

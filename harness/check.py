@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from harness.capabilities import refusal
+from harness.capabilities import Capabilities, refusal
 from harness.case import Case
 from harness.compare import judge, judge_outside, judge_repeat
 from harness.gradients import ExpectedGradients, applies, expect_gradients, judge_gradients
@@ -21,7 +21,7 @@ from harness.registry import Implementation
 from harness.supervisor import Supervisor
 from harness.support import unavailable
 from harness.tensors import Inputs, make_inputs
-from harness.verdict import SKIPPED, UNSUPPORTED, Verdict
+from harness.verdict import EXPECTED, SKIPPED, UNSUPPORTED, Verdict
 
 
 def check_case(case: Case, implementations: Iterable[Implementation], inputs: Inputs | None = None,
@@ -36,6 +36,16 @@ def check_case(case: Case, implementations: Iterable[Implementation], inputs: In
     pristine = make_inputs(case) if inputs is None else inputs
     return check_prepared(case, implementations, pristine.clone, pristine, expect(case, pristine),
                           Supervisor() if supervisor is None else supervisor, beyond=beyond)
+
+
+def as_expected(capabilities: Capabilities, case: Case, verdict: Verdict) -> Verdict:
+    """``verdict``, or, for a failure the implementation declares as a known disagreement
+    on this case, an "expected" verdict naming the declaration (reason and link)."""
+    for index, entry in enumerate(capabilities.expected):
+        if verdict.failed and entry.explains(verdict.kind, case):
+            return Verdict(EXPECTED, message=f"[{verdict.kind}] {verdict.message}; expected: {entry}",
+                           signature=f"expected:{index}")
+    return verdict
 
 
 def check_prepared(case: Case, implementations: Iterable[Implementation], fresh: Callable[[], Inputs],
@@ -74,9 +84,10 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
             noise = outcome.noise  # what the check's calls said: the first that said anything
             if outcome.modified:  # the next implementation gets the case as drawn
                 inputs = fresh()
+            verdict = as_expected(implementation.capabilities, case, verdict)
             if reason:
                 verdict = judge_outside(verdict, reason)
-            elif thorough and not verdict.failed and outcome.result is not None:
+            elif thorough and not verdict.failed and verdict.status != EXPECTED and outcome.result is not None:
                 first = outcome.result.detach().cpu().clone()  # the second call may reuse its memory
                 again = supervisor.call(implementation, case, inputs, pristine)
                 verdict = judge_repeat(case, reference, first, again) or verdict

@@ -34,6 +34,7 @@ from harness.replay import Target, absent, replay, shape_targets, targets_from
 from harness.rescue import rescue, suspects
 from harness.standalone import script
 from harness.text import clipped, one_line, printable
+from harness.verdict import EXPECTED
 
 USAGE_ERROR = 2
 # Enough for every planted bug in tests/planted_bugs.py in 20 of 20 runs: at 1,500 the one
@@ -57,8 +58,9 @@ DESCRIPTION = "Differential fuzzing of conv2d implementations against torch.nn.C
 EXIT_STATUS = """\
 exit status:
   0  every implementation behaved as registered (correct ones passed, canaries were caught)
-  1  one did not or could not be checked (it failed, did not load, or the campaign was
-     interrupted), or a corpus file could not be read
+  1  one did not or could not be checked (it failed, a known disagreement it declares did
+     not happen, it did not load, or the campaign was interrupted), or a corpus file could
+     not be read
   2  usage error (one line on stderr)"""
 
 
@@ -121,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    commands.add_parser("list", help="the registered implementations and what each declares")
+    list_parser = commands.add_parser("list", help="the registered implementations and what each declares")
+    list_parser.add_argument("--impl", action="append", default=[], metavar="SPEC",
+                             help="only these: a registered name, FILE.py:FUNCTION or package.module:FUNCTION "
+                                  "(repeatable; default: every registered one)")
 
     fuzz_parser = commands.add_parser("fuzz", help="fuzz implementations against torch.nn.Conv2d")
     fuzz_parser.add_argument("--impl", action="append", default=[], metavar="SPEC",
@@ -210,11 +215,11 @@ def _outputs_writable(corpus: Path | None, report: Path | None) -> None:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    registry = _registry([])
+    registry = _registry(args.impl)
     rows = []
     for name, implementation in registry.implementations.items():
-        narrowed = implementation.capabilities.differences()
-        claims = "everything" if not narrowed else ", ".join(f"{k}={v}" for k, v in narrowed.items())
+        narrowed = implementation.capabilities.shown()
+        claims = "; ".join(narrowed) if narrowed else "everything"
         role = "known-buggy canary" if implementation.known_buggy else "claims correct"
         rows.append([name, role, claims])
     _say(reports.format_table(["implementation", "role", "declares"], rows))
@@ -377,7 +382,7 @@ def command_replay(args: argparse.Namespace) -> int:
     if table:
         _say(reports.format_table(["case", "implementation", "result", "note"], table))
     for row in rows:
-        if row.verdict.failed:
+        if row.verdict.failed or row.verdict.status == EXPECTED:  # a known disagreement: its reason and link
             _say(f"{row.outcome.upper()} {one_line(row.implementation)} {row.target.case.id}\n"
                  f"    {clipped(row.verdict.message, reports.MESSAGE_LIMIT)}\n    from: {one_line(row.target.source)}")
     for note in notes:

@@ -84,6 +84,8 @@ def merge(results: list[CampaignResult], seed: int) -> CampaignResult:
             total.statuses.update(tally.statuses)
             total.coverage.update(tally.coverage)
             total.heard.update(tally.heard)
+            total.expectations.update(tally.expectations)
+            total.disagreed = {**tally.disagreed, **total.disagreed}
         for finding in result.findings:
             if finding.key not in smallest or size(finding.case) < size(smallest[finding.key].case):
                 smallest[finding.key] = finding

@@ -20,7 +20,7 @@ from harness.finding import Finding, identity
 from harness.process_state import one_thread
 from harness.registry import Implementation
 from harness.text import clipped
-from harness.verdict import Verdict
+from harness.verdict import EXPECTED, Verdict
 
 STILL_FAILING, FIXED = "still failing", "fixed"
 
@@ -59,6 +59,8 @@ def shape_targets(source: str, shape_set: ShapeSet, batch: int = 1) -> list[Targ
 def judge_row(target: Target, implementation: Implementation, verdict: Verdict) -> Row:
     entry = target.entry
     recorded = entry is not None and identity(entry.implementation) == identity(implementation.name)
+    if verdict.status == EXPECTED:  # declared since it was recorded, or never recorded
+        return Row(target, implementation.name, verdict, EXPECTED, True)
     if recorded and not verdict.failed:
         return Row(target, implementation.name, verdict, FIXED, True)
     if recorded and entry is not None and verdict.signature == entry.verdict.signature:

@@ -21,7 +21,7 @@ from harness.noise import STDERR, STDOUT, WARNED, Noise
 from harness.provenance import provenance
 from harness.registry import Implementation, LoadError, Registry
 from harness.text import clipped, one_line
-from harness.verdict import FAILED, MISTRUSTED, PASSED, SKIPPED, UNSUPPORTED
+from harness.verdict import EXPECTED, FAILED, MISTRUSTED, PASSED, SKIPPED, UNSUPPORTED
 
 # The most of one untrusted message (an exception's, a plugin's load error) a text line
 # shows: every message the harness writes fits, the 100 kB an implementation may raise
@@ -47,12 +47,32 @@ class Row:
     @property
     def as_registered(self) -> bool:
         """A canary must be caught; a correct implementation must not fail, and must have
-        been checked: "ok" is never said of work that was not done."""
+        been checked: "ok" is never said of work that was not done. Either way, a known
+        disagreement it declares must still happen where it was checked (strict xfail)."""
+        if self.gone:
+            return False
         return bool(self.findings) if self.implementation.known_buggy else not self.findings and self.checked
+
+    def expectations(self) -> list[tuple[int, str, int, int]]:
+        """Each declared known disagreement: (index, "happened" / "gone" / "not reached",
+        matching checks, disagreements)."""
+        rows = []
+        for index, _ in enumerate(self.implementation.capabilities.expected):
+            reached, happened = (self.tally.expectations[index, key] for key in ("reached", "happened"))
+            state = "happened" if happened else "gone" if reached else "not reached"
+            rows.append((index, state, reached, happened))
+        return rows
+
+    @property
+    def gone(self) -> bool:
+        """A declared known disagreement that did not happen on the cases meeting its ``when``."""
+        return any(state == "gone" for _, state, *_ in self.expectations())
 
     def verdict(self, stopped: str = "") -> str:
         """The summary's last column; ``stopped``: why the campaign did not run to its end,
         if it did not ("interrupted", "INCOMPLETE")."""
+        if self.gone and not stopped:
+            return "FAILED"
         if self.findings:
             return "canary caught" if self.implementation.known_buggy else "FAILED"
         if stopped:
@@ -126,6 +146,9 @@ def _row_json(row: Row) -> dict[str, Any]:
         "as_registered": row.as_registered,
         "origin": row.implementation.origin,
         "capabilities": row.implementation.capabilities.differences(),
+        "expected": [{**row.implementation.capabilities.expected[index].to_data(), "status": state,
+                      "reached": reached, "happened": happened, "case": row.tally.disagreed.get(index)}
+                     for index, state, reached, happened in row.expectations()],
     }
 
 
@@ -162,6 +185,25 @@ def format_failures(report: CampaignReport) -> list[str]:
             lines += [f"    also seen as [{s.verdict.kind}] {s.case.id}" for s in symptoms[:SYMPTOMS_SHOWN]]
             if len(symptoms) > SYMPTOMS_SHOWN:
                 lines.append(f"    ... and {len(symptoms) - SYMPTOMS_SHOWN} more (all in the JSON report)")
+        lines += format_expectations(name, row, report.stopped)
+    return lines
+
+
+def format_expectations(name: str, row: Row, stopped: str = "") -> list[str]:
+    """One line per known disagreement ``row``'s implementation declares: seen as declared
+    (with a case to replay), gone (a failure, as a strict xfail that passes), or not reached."""
+    lines = []
+    for index, state, reached, happened in row.expectations():
+        entry = one_line(clipped(str(row.implementation.capabilities.expected[index]), MESSAGE_LIMIT))
+        if state == "happened":
+            case = row.tally.disagreed.get(index, "")
+            lines += [f"EXPECTED {name} {entry}", f"    disagreed as declared on {happened} of {reached} "
+                      f"matching checks, first {case}", f"    repro: {repro(name, case)}"]
+        elif state == "gone" and not stopped:
+            lines.append(f"FAILED {name}: expected disagreement {entry} did not happen in {reached} matching "
+                         f"checks (fixed? remove it from the declaration)")
+        elif state == "not reached":
+            lines.append(f"not reached {name}: expected disagreement {entry}: no case checked met its 'when'")
     return lines
 
 
@@ -174,9 +216,13 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def format_summary(report: CampaignReport) -> str:
-    header = ["implementation", "examples", PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED, "bugs", "verdict"]
-    rows = [[name, str(row.tally.examples), *(str(row.tally.statuses.get(s, 0)) for s in
-             (PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED)), str(len(row.findings)), row.verdict(report.stopped)]
+    # The "expected" column only where some implementation declares known disagreements.
+    statuses = [PASSED, MISTRUSTED, FAILED, UNSUPPORTED, SKIPPED]
+    if any(row.implementation.capabilities.expected for row in report.rows.values()):
+        statuses.insert(3, EXPECTED)
+    header = ["implementation", "examples", *statuses, "bugs", "verdict"]
+    rows = [[name, str(row.tally.examples), *(str(row.tally.statuses.get(s, 0)) for s in statuses),
+             str(len(row.findings)), row.verdict(report.stopped)]
             for name, row in report.rows.items()]
     lines = [format_table(header, rows)]
     lines += format_coverage(report)

@@ -13,16 +13,21 @@ import functools
 import itertools
 from typing import TypeVar
 
+from hypothesis import reject
 from hypothesis import strategies as st
 
-from harness.capabilities import Capabilities
+from harness.capabilities import Capabilities, fitted, refusal
 from harness.case import DATA_KINDS, MAX_SEED, Case, IntOrPair, pair
+from harness.conditions import met
 from harness.support import full_domain
 
 SPATIAL_SLACK = 6  # input sizes go up to this much above the smallest valid one
 # How often each is drawn, relative to the others allowed: the everyday dtype and data most.
 DTYPE_WEIGHTS = {"float32": 3, "float64": 2, "float16": 1, "bfloat16": 1}
 DATA_WEIGHTS = {"uniform": 2, "int": 1, "special": 1}
+# How many more times a draw is made when the first cannot meet the conditional limits, or
+# meets the one lifted to draw just outside it.
+RETRIES = 2
 T = TypeVar("T")
 
 
@@ -77,9 +82,28 @@ def cases(draw: st.DrawFn, capabilities: Capabilities | None = None,
     runs, `harness.support.full_domain`), shrinking towards the simplest.
 
     A dimension with one allowed value costs no draw: the campaign enumerates layouts
-    itself and draws only the rest.
+    itself and draws only the rest. A draw that breaks a conditional limit is changed to
+    meet it (`capabilities.fitted`), not thrown away; one that cannot be is drawn again, and
+    so is one that meets a lifted limit's ``require`` (`capabilities.widenings`: just outside
+    a limit, the draws that break it are wanted), up to `RETRIES` times.
     """
     c = full_domain() if capabilities is None else capabilities
+    avoided = [limit.avoid for limit in c.limits if limit.avoid]
+    drawn = None
+    for _ in range(1 + RETRIES):
+        case = _case(draw, c, data_kinds)
+        if case is not None:
+            drawn = case
+            if not any(met(case, avoid) for avoid in avoided):
+                break
+    if drawn is None:
+        reject()
+    return drawn
+
+
+def _case(draw: st.DrawFn, c: Capabilities, data_kinds: tuple[str, ...]) -> Case | None:
+    """One draw of `cases`: a case inside ``c``, or None where its limits cannot be met."""
+
     # Batch 0 has nothing to compare but the shape: rarely drawn (the campaign checks every
     # batched draw with an empty batch too).
     batched: tuple[tuple[int | None, int], ...] = ((1, 3), (2, 3), (3, 3), (0, 1)) if c.batched else ()
@@ -96,13 +120,13 @@ def cases(draw: st.DrawFn, capabilities: Capabilities | None = None,
     # Every draw is made whatever the mode, so that 'same' does not look simpler to the
     # shrinker than explicit padding just because it skips draws.
     mode = draw(_weighted((("explicit", 4), *((m, 3 if m == "same" else 1) for m in c.padding_modes))))
-    explicit = draw(_arguments(range(4), c.arg_forms))
+    explicit = draw(_arguments(range(4), c.forms("padding")))
     padding = explicit if mode == "explicit" else mode
-    one: IntOrPair = 1 if "int" in c.arg_forms else (1, 1)
-    stride = draw(_arguments(range(1, 4), c.arg_forms))
+    stride = draw(_arguments(range(1, 4), c.forms("stride")))
     if padding == "same":  # torch allows 'same' with stride 1 only
-        stride = one
-    dilation = draw(_arguments(range(1, 4), c.arg_forms)) if c.dilation else one
+        stride = 1 if "int" in c.forms("stride") else (1, 1)
+    one: IntOrPair = 1 if "int" in c.forms("dilation") else (1, 1)
+    dilation = draw(_arguments(range(1, 4), c.forms("dilation"))) if c.dilation else one
 
     probe = Case(batch, 1, 1, 1, 1, 1, kernel, stride, padding, dilation)
     top, bottom, left, right = probe.paddings
@@ -110,7 +134,7 @@ def cases(draw: st.DrawFn, capabilities: Capabilities | None = None,
     height = max(1, dh * (kh - 1) + 1 - top - bottom) + draw(_integers(0, SPATIAL_SLACK))
     width = max(1, dw * (kw - 1) + 1 - left - right) + draw(_integers(0, SPATIAL_SLACK))
 
-    return Case(
+    case = Case(
         batch=batch,
         in_channels=groups * in_per_group,
         out_channels=groups * out_per_group,
@@ -128,3 +152,7 @@ def cases(draw: st.DrawFn, capabilities: Capabilities | None = None,
         device=draw(_one_of(c.devices)),
         seed=draw(_integers(0, MAX_SEED)),
     )
+    if not c.limits:
+        return case
+    inside = fitted(c, case)
+    return None if inside is None or refusal(c, inside) is not None else inside

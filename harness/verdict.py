@@ -14,7 +14,10 @@ from typing import Any
 from harness.noise import Noise
 
 PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED = "passed", "failed", "mistrusted", "unsupported", "skipped"
-STATUSES = (PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED)
+# A failure the implementation declares as a known, accepted disagreement (`capabilities.Disagreement`);
+# its signature says which: "expected:<index in the declaration>".
+EXPECTED = "expected"
+STATUSES = (PASSED, FAILED, MISTRUSTED, UNSUPPORTED, SKIPPED, EXPECTED)
 
 KINDS = {
     "crash": "killed the process running it (segfault, abort, os._exit)",
