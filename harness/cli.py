@@ -217,6 +217,9 @@ def command_list(args: argparse.Namespace) -> int:
         claims = "everything" if not narrowed else ", ".join(f"{k}={v}" for k, v in narrowed.items())
         role = "known-buggy canary" if implementation.known_buggy else "claims correct"
         rows.append([name, role, claims])
+    rows += [[u.name, "unavailable", f"{', '.join(u.missing)} not installed: {u.install}"]
+             for u in registry.unavailable]
+    rows.sort(key=lambda row: row[0])
     _say(reports.format_table(["implementation", "role", "declares"], rows))
     for error in registry.errors:
         _say(reports.format_load_error(error.name, error.reason))
@@ -272,9 +275,18 @@ def _workers(asked: int, shards: int) -> int:
     return min(asked, cores, shards)
 
 
+def _skipped(registry: Registry) -> None:
+    """One line for each implementation whose optional library is not installed."""
+    for unavailable in registry.unavailable:
+        _say(f"skipped {unavailable}")
+
+
 def command_fuzz(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
     shards = _shards(args)
+    _skipped(registry)
+    if args.impl and not registry.implementations and not registry.errors:
+        raise UsageError("nothing to fuzz: every implementation named is unavailable (see above)")
     if args.scheduler is not None:
         try:
             cluster.require()
@@ -293,7 +305,8 @@ def command_fuzz(args: argparse.Namespace) -> int:
     for note in notes:
         _say(note)
     isolate: bool | set[str] = True if args.isolate else suspected
-    specs = args.impl or sorted(registry.implementations)
+    unavailable = {u.name for u in registry.unavailable}
+    specs = [spec for spec in args.impl if spec not in unavailable] if args.impl else sorted(registry.implementations)
     implementations = list(registry.implementations.values())
     if args.scheduler is None:
         result, saved, notes = run_campaign(specs, implementations, args.max_examples, seed, shards, workers,
@@ -360,6 +373,7 @@ def _targets(items: Sequence[str], limits: Limits) -> list[Target]:
 
 def command_replay(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
+    _skipped(registry)
     _outputs_writable(None, args.report)
     implementations = list(registry.implementations.values())
     errors = [f"{e.name}: not loaded: {e.reason}" for e in registry.errors]
