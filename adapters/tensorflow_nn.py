@@ -6,19 +6,34 @@ input channels than the input. Padding goes as explicit ((top, bottom), (left, r
 or TensorFlow's own ``"SAME"`` and ``"VALID"``, passed as such. It runs on the CPU; float64,
 float16 and bfloat16 are its own dtypes (bfloat16 crosses over as float32 and is cast inside
 TensorFlow). Install: ``pip install -e ".[tensorflow]"``.
+
+TensorFlow is imported at the first call, not with this module, as JAX is (``jax_lax``):
+its import takes seconds and starts thread pools, and every command loads the registry,
+whose parallel workers are forked from the process that loaded it. A TensorFlow that is not
+installed is still an ImportError here, as the registry needs it to be.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import os
+from types import ModuleType
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its start-up banners, not its errors (set before the import)
-
-import tensorflow as tf
 import torch
 
 from adapters._convert import Pair, batched, from_numpy, to_numpy, unbatched
 from harness.capabilities import declare
+
+if importlib.util.find_spec("tensorflow") is None:
+    raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+
+@functools.cache
+def _tensorflow() -> ModuleType:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its start-up banners, not its errors
+    return importlib.import_module("tensorflow")
 
 
 @declare(arg_forms=("pair",), devices=("cpu",))
@@ -31,6 +46,7 @@ def conv2d(
     dilation: Pair = (1, 1),
     groups: int = 1,
 ) -> torch.Tensor:
+    tf = _tensorflow()
     x, was_batched = batched(input)
     dtype = tf.as_dtype(str(input.dtype).removeprefix("torch."))
     with tf.device("/CPU:0"):

@@ -152,15 +152,29 @@ def _missing_requirements(entry_point: EntryPoint) -> tuple[str, ...]:
 
 
 def install_command(entry_point: EntryPoint) -> str:
-    """How to install what ``entry_point``'s extras need: from the source tree where its
-    distribution was installed editable from one (this project, in development), else by name."""
+    """How to install what ``entry_point``'s extras need: from its source tree where the
+    plugin runs from one (a project with a pyproject.toml or setup.py, installed editable),
+    else its distribution by name."""
     extras = ",".join(entry_point.extras)
-    dist = entry_point.dist
-    name = dist.metadata["Name"] if dist is not None else "PACKAGE"
-    direct_url = dist.read_text("direct_url.json") if dist is not None else None
-    if direct_url and '"editable": true' in direct_url.replace("'", '"').lower():
-        return f"pip install -e '.[{extras}]'"
+    tree = _source_tree(entry_point.module.partition(".")[0])
+    if tree is not None:
+        return f"pip install -e '{'.' if tree == Path.cwd() else tree}[{extras}]'"
+    name = entry_point.dist.metadata["Name"] if entry_point.dist is not None else entry_point.module
     return f"pip install '{name}[{extras}]'"
+
+
+def _source_tree(top_level: str) -> Path | None:
+    """The project folder a top-level module or package is run from, if it is one; found
+    without importing it."""
+    try:
+        spec = importlib.util.find_spec(top_level)
+    except Exception:  # a parent that fails to import: no tree to point at
+        return None
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        return None
+    origin = Path(spec.origin)
+    folder = origin.parent.parent if spec.submodule_search_locations else origin.parent
+    return folder if any((folder / name).is_file() for name in ("pyproject.toml", "setup.py")) else None
 
 
 def implementation_from(name: str, fn: Any, origin: str = "", source: str = "") -> Implementation:
