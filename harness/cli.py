@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from harness import cluster
+from harness import cluster, conformance
 from harness import corpus as corpus_store
 from harness import report as reports
 from harness.campaign import explained
@@ -150,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_parser.add_argument("--isolate", action="store_true",
                              help="run each implementation in a child process: survives crashes, "
                                   "hangs and memory blow-ups")
+
+    conformance_parser = commands.add_parser(
+        "conformance", help="fuzz implementations and write a Markdown table of what each gets right, dimension "
+                            "by dimension (nothing saved)")
+    conformance_parser.add_argument("--impl", action="append", default=[], metavar="SPEC",
+                                    help="as for fuzz (default: every available implementation)")
+    conformance_parser.add_argument("--max-examples", type=_positive, default=DEFAULT_MAX_EXAMPLES, metavar="N",
+                                    help="cases checked per implementation (default %(default)s)")
+    conformance_parser.add_argument("--seed", type=_seed, help="make the run reproducible")
+    conformance_parser.add_argument("--workers", type=_positive, metavar="N", help="as for fuzz")
+    conformance_parser.add_argument("--output", type=Path, metavar="FILE.md",
+                                    help="write the table here (default: print it after the campaign's report)")
 
     replay_parser = commands.add_parser("replay", help="re-run saved cases or case ids")
     replay_parser.add_argument("cases", nargs="*", metavar="CASE",
@@ -342,7 +354,24 @@ def command_fuzz(args: argparse.Namespace) -> int:
         _say("interrupted: everything found so far is saved and reported above")
     if report_path is not None:
         reports.write(report_path, report.to_json())
+    if getattr(args, "conformance", False):
+        table = conformance.markdown(report, registry.unavailable)
+        if args.output is None:
+            _say(table, end="")
+        else:
+            args.output.write_text(table)
+            _say(f"conformance: wrote {args.output}")
     return report.exit_status()
+
+
+def command_conformance(args: argparse.Namespace) -> int:
+    """A fuzz campaign that saves nothing and ends with `harness.conformance`'s table; its
+    exit status is the campaign's."""
+    if args.output is not None:
+        _outputs_writable(None, args.output.resolve())
+    vars(args).update(conformance=True, no_save=True, corpus=Path("corpus"), report=None, shards=None, shard=None,
+                      scheduler=None, isolate=False, max_seconds=None)
+    return command_fuzz(args)
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -465,8 +494,8 @@ def command_corpus(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "list": command_list, "fuzz": command_fuzz, "replay": command_replay, "show": command_show,
-    "corpus": command_corpus,
+    "list": command_list, "fuzz": command_fuzz, "conformance": command_conformance, "replay": command_replay,
+    "show": command_show, "corpus": command_corpus,
 }
 
 
