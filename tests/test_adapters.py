@@ -121,6 +121,8 @@ def test_a_short_campaign_finds_only_the_disagreements_the_readme_keeps(name: st
     result, report = _campaign(name, 150)
     kept = KEPT[name]
     for finding in result.findings:
+        if finding.verdict.kind == "timeout" and not finding.reproducible:
+            continue  # a call past 2 s on a loaded machine that did not happen again: not the library's
         assert kept(finding.case, finding.verdict.message), f"{name}: a disagreement not in the README:\n{report}"
 
 
