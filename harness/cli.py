@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from harness import cluster
+from harness import cluster, conformance
 from harness import corpus as corpus_store
 from harness import report as reports
 from harness.campaign import explained
@@ -156,6 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
                              help="run each implementation in a child process: survives crashes, "
                                   "hangs and memory blow-ups")
 
+    conformance_parser = commands.add_parser(
+        "conformance", help="fuzz implementations and write a Markdown table of what each gets right, dimension "
+                            "by dimension (nothing saved)")
+    conformance_parser.add_argument("--impl", action="append", default=[], metavar="SPEC",
+                                    help="as for fuzz (default: every available implementation)")
+    conformance_parser.add_argument("--max-examples", type=_positive, default=DEFAULT_MAX_EXAMPLES, metavar="N",
+                                    help="cases checked per implementation (default %(default)s)")
+    conformance_parser.add_argument("--seed", type=_seed, help="make the run reproducible")
+    conformance_parser.add_argument("--workers", type=_positive, metavar="N", help="as for fuzz")
+    conformance_parser.add_argument("--output", type=Path, metavar="FILE.md",
+                                    help="write the table here (default: print it after the campaign's report)")
+
     replay_parser = commands.add_parser("replay", help="re-run saved cases or case ids")
     replay_parser.add_argument("cases", nargs="*", metavar="CASE",
                                help="case ids or corpus files (default: the whole corpus)")
@@ -222,6 +234,9 @@ def command_list(args: argparse.Namespace) -> int:
         claims = "; ".join(narrowed) if narrowed else "everything"
         role = "known-buggy canary" if implementation.known_buggy else "claims correct"
         rows.append([name, role, claims])
+    rows += [[u.name, "unavailable", f"{', '.join(u.missing)} not installed: {u.install}"]
+             for u in registry.unavailable]
+    rows.sort(key=lambda row: row[0])
     _say(reports.format_table(["implementation", "role", "declares"], rows))
     for error in registry.errors:
         _say(reports.format_load_error(error.name, error.reason))
@@ -277,9 +292,18 @@ def _workers(asked: int, shards: int) -> int:
     return min(asked, cores, shards)
 
 
+def _skipped(registry: Registry) -> None:
+    """One line for each implementation whose optional library is not installed."""
+    for unavailable in registry.unavailable:
+        _say(f"skipped {unavailable}")
+
+
 def command_fuzz(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
     shards = _shards(args)
+    _skipped(registry)
+    if args.impl and not registry.implementations and not registry.errors:
+        raise UsageError("nothing to fuzz: every implementation named is unavailable (see above)")
     if args.scheduler is not None:
         try:
             cluster.require()
@@ -298,7 +322,8 @@ def command_fuzz(args: argparse.Namespace) -> int:
     for note in notes:
         _say(note)
     isolate: bool | set[str] = True if args.isolate else suspected
-    specs = args.impl or sorted(registry.implementations)
+    unavailable = {u.name for u in registry.unavailable}
+    specs = [spec for spec in args.impl if spec not in unavailable] if args.impl else sorted(registry.implementations)
     implementations = list(registry.implementations.values())
     if args.scheduler is None:
         result, saved, notes = run_campaign(specs, implementations, args.max_examples, seed, shards, workers,
@@ -334,7 +359,24 @@ def command_fuzz(args: argparse.Namespace) -> int:
         _say("interrupted: everything found so far is saved and reported above")
     if report_path is not None:
         reports.write(report_path, report.to_json())
+    if getattr(args, "conformance", False):
+        table = conformance.markdown(report, registry.unavailable)
+        if args.output is None:
+            _say(table, end="")
+        else:
+            args.output.write_text(table)
+            _say(f"conformance: wrote {args.output}")
     return report.exit_status()
+
+
+def command_conformance(args: argparse.Namespace) -> int:
+    """A fuzz campaign that saves nothing and ends with `harness.conformance`'s table; its
+    exit status is the campaign's."""
+    if args.output is not None:
+        _outputs_writable(None, args.output.resolve())
+    vars(args).update(conformance=True, no_save=True, corpus=Path("corpus"), report=None, shards=None, shard=None,
+                      scheduler=None, isolate=False, max_seconds=None)
+    return command_fuzz(args)
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -365,6 +407,7 @@ def _targets(items: Sequence[str], limits: Limits) -> list[Target]:
 
 def command_replay(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
+    _skipped(registry)
     _outputs_writable(None, args.report)
     implementations = list(registry.implementations.values())
     errors = [f"{e.name}: not loaded: {e.reason}" for e in registry.errors]
@@ -456,8 +499,8 @@ def command_corpus(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "list": command_list, "fuzz": command_fuzz, "replay": command_replay, "show": command_show,
-    "corpus": command_corpus,
+    "list": command_list, "fuzz": command_fuzz, "conformance": command_conformance, "replay": command_replay,
+    "show": command_show, "corpus": command_corpus,
 }
 
 

@@ -7,6 +7,11 @@ and an importable module (``package.module:function``). Discovery never executes
 implementation; a plugin that fails to load is recorded with its reason and the others
 carry on. A spec the user typed is checked as such: one that cannot name a module or file,
 or names a function its module lacks, is a usage error, not a broken plugin.
+
+An entry point that names an extra (``jax = "adapters.jax_lax:conv2d [jax]"``) and fails to
+import while a requirement of that extra is not installed is *unavailable*, with the
+command that installs it: a library left out on purpose, not a broken plugin. With every
+requirement of its extra installed, the same failure is a load error.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 import types
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import Distribution, EntryPoint, PackageNotFoundError, distribution, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +73,40 @@ class LoadError:
     reason: str
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """A plugin whose optional library is not installed: its name, what is missing, and
+    the command that installs it."""
+
+    name: str
+    missing: tuple[str, ...]
+    install: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: unavailable, {', '.join(self.missing)} not installed ({self.install})"
+
+
 @dataclass
 class Registry:
     implementations: dict[str, Implementation] = field(default_factory=dict)
     errors: list[LoadError] = field(default_factory=list)
+    unavailable: list[Unavailable] = field(default_factory=list)
+
+    def add_entry_point(self, entry_point: EntryPoint) -> None:
+        """Load one entry point, as `add`; one that cannot be imported while a requirement of
+        the extra it names is not installed is `Unavailable` instead, never an error."""
+        source = f"{entry_point.module}:{entry_point.attr}"  # its value, less the " [extra]"
+        try:
+            implementation = implementation_from(entry_point.name, load_callable(source),
+                                                 f"entry point {entry_point.value}", source)
+        except Exception as error:  # a broken plugin must not stop the others
+            missing = _missing_requirements(entry_point) if isinstance(error, ImportError) else ()
+            if missing:
+                self.unavailable.append(Unavailable(entry_point.name, missing, install_command(entry_point)))
+            else:
+                self.errors.append(LoadError(entry_point.name, f"{type(error).__name__}: {message(error, 1000)}"))
+        else:
+            self.implementations[entry_point.name] = implementation
 
     def add(self, name: str, source: str, origin: str, typed: bool = False) -> None:
         """Load one plugin; a failure is recorded against its name, never raised, except
@@ -84,6 +120,61 @@ class Registry:
             self.errors.append(LoadError(name, f"{type(error).__name__}: {message(error, 1000)}"))
         else:
             self.implementations[name] = implementation
+
+
+def _requirements(dist: Distribution, extra: str) -> list[str]:
+    """The names of the distributions ``dist``'s ``extra`` requires (``name>=1; extra == "x"``)."""
+    names = []
+    for requirement in dist.requires or []:
+        spec, _, marker = requirement.partition(";")
+        if re.search(rf"""extra\s*==\s*["']{re.escape(extra)}["']""", marker):
+            found = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", spec.strip())
+            if found:
+                names.append(found.group())
+    return names
+
+
+def _installed(name: str) -> bool:
+    try:
+        distribution(name)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def _missing_requirements(entry_point: EntryPoint) -> tuple[str, ...]:
+    """The requirements of the extras ``entry_point`` names that are not installed (none for
+    an entry point without extras, or outside a distribution)."""
+    if entry_point.dist is None:
+        return ()
+    return tuple(name for extra in entry_point.extras for name in _requirements(entry_point.dist, extra)
+                 if not _installed(name))
+
+
+def install_command(entry_point: EntryPoint) -> str:
+    """How to install what ``entry_point``'s extras need: from its source tree where the
+    plugin runs from one (a project with a pyproject.toml or setup.py, installed editable),
+    else its distribution by name."""
+    extras = ",".join(entry_point.extras)
+    tree = _source_tree(entry_point.module.partition(".")[0])
+    if tree is not None:
+        return f"pip install -e '{'.' if tree == Path.cwd() else tree}[{extras}]'"
+    name = entry_point.dist.metadata["Name"] if entry_point.dist is not None else entry_point.module
+    return f"pip install '{name}[{extras}]'"
+
+
+def _source_tree(top_level: str) -> Path | None:
+    """The project folder a top-level module or package is run from, if it is one; found
+    without importing it."""
+    try:
+        spec = importlib.util.find_spec(top_level)
+    except Exception:  # a parent that fails to import: no tree to point at
+        return None
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        return None
+    origin = Path(spec.origin)
+    folder = origin.parent.parent if spec.submodule_search_locations else origin.parent
+    return folder if any((folder / name).is_file() for name in ("pyproject.toml", "setup.py")) else None
 
 
 def implementation_from(name: str, fn: Any, origin: str = "", source: str = "") -> Implementation:
@@ -236,15 +327,16 @@ def discover(specs: Iterable[str] = ()) -> Registry:
     """
     registry = Registry()
     for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
-        registry.add(entry_point.name, entry_point.value, f"entry point {entry_point.value}")
+        registry.add_entry_point(entry_point)
     specs = list(specs)
     if not specs:
         return registry
-    selected = Registry(errors=[e for e in registry.errors if e.name in specs])
+    selected = Registry(errors=[e for e in registry.errors if e.name in specs],
+                        unavailable=[u for u in registry.unavailable if u.name in specs])
     for spec in specs:
         if spec in registry.implementations:
             selected.implementations[spec] = registry.implementations[spec]
-        elif any(error.name == spec for error in registry.errors):
+        elif spec in {failed.name for failed in registry.errors} | {u.name for u in selected.unavailable}:
             continue
         elif ":" not in spec and spec.endswith(".py"):
             raise SpecError(f"--impl {spec!r}: name the function too, as {spec}:FUNCTION")
