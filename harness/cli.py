@@ -301,9 +301,9 @@ def _skipped(registry: Registry) -> None:
 def command_fuzz(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
     shards = _shards(args)
-    _skipped(registry)
     if args.impl and not registry.implementations and not registry.errors:
-        raise UsageError("nothing to fuzz: every implementation named is unavailable (see above)")
+        raise UsageError("nothing to fuzz: every implementation named is unavailable: "
+                         + "; ".join(str(unavailable) for unavailable in registry.unavailable))
     if args.scheduler is not None:
         try:
             cluster.require()
@@ -313,6 +313,7 @@ def command_fuzz(args: argparse.Namespace) -> int:
     corpus = None if args.no_save else args.corpus.resolve()
     report_path = None if args.report is None else args.report.resolve()
     _outputs_writable(corpus, report_path)
+    _skipped(registry)  # after every usage error: a command refused prints nothing on stdout
     seed = random.getrandbits(32) if args.seed is None else args.seed
     workers = 0 if args.scheduler else _workers(args.workers or 1, len(shards))
     started = time.monotonic()
@@ -407,7 +408,6 @@ def _targets(items: Sequence[str], limits: Limits) -> list[Target]:
 
 def command_replay(args: argparse.Namespace) -> int:
     registry = _registry(args.impl)
-    _skipped(registry)
     _outputs_writable(None, args.report)
     implementations = list(registry.implementations.values())
     errors = [f"{e.name}: not loaded: {e.reason}" for e in registry.errors]
@@ -419,6 +419,7 @@ def command_replay(args: argparse.Namespace) -> int:
         errors += corpus.errors
         notes = absent(corpus, implementations)
         targets = targets_from(corpus)
+    _skipped(registry)  # after every usage error: a command refused prints nothing on stdout
     rows = replay(targets, implementations)
     table = [[row.target.case.id, row.implementation, row.outcome, "" if row.expected else "UNEXPECTED"]
              for row in rows]

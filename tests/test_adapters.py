@@ -219,7 +219,8 @@ def test_list_shows_an_unavailable_adapter_and_fuzz_skips_it_in_one_line(fake_di
             "(pip install 'fake-adapters[absent]')") in fuzzed.stdout
     assert "NOT LOADED" not in fuzzed.stdout
     alone = _harness("fuzz", "--impl", "absentlib", "--max-examples", "10", "--no-save", path=fake_distribution)
-    assert alone.returncode == 2 and "nothing to fuzz" in alone.stderr
+    assert alone.returncode == 2 and alone.stdout == "" and len(alone.stderr.splitlines()) == 1
+    assert "nothing to fuzz: every implementation named is unavailable: absentlib: unavailable" in alone.stderr
 
 
 def test_the_adapters_are_entry_points_named_after_their_library_each_naming_its_extra() -> None:
