@@ -156,13 +156,8 @@ def check_variants(case: Case, domain: Capabilities, implementations: Iterable[I
         yield from variants()
         return
     # Exploring takes every variant: the shared state is checked once for all of them, and
-    # if a call changed it, every variant is checked again, call by call (`check_prepared`).
-    since = supervisor.watching()
-    checked = list(variants())
-    if supervisor.shared_state_changed(since):
-        with supervisor.each_call_checked():
-            checked = list(variants())
-    yield from checked
+    # if a call changed it, every variant is checked again, call by call (`Supervisor.watched`).
+    yield from supervisor.watched(lambda: list(variants()))
 
 
 def attributed(finding: Finding, implementation: Implementation, supervisor: Supervisor,

@@ -41,8 +41,10 @@ def check_case(case: Case, implementations: Iterable[Implementation], inputs: In
 def as_expected(capabilities: Capabilities, case: Case, verdict: Verdict) -> Verdict:
     """``verdict``, or, for a failure the implementation declares as a known disagreement
     on this case, an "expected" verdict naming the declaration (reason and link)."""
+    if not verdict.failed:
+        return verdict
     for index, entry in enumerate(capabilities.expected):
-        if verdict.failed and entry.explains(verdict.kind, case):
+        if entry.explains(verdict.kind, case):
             return Verdict(EXPECTED, message=f"[{verdict.kind}] {verdict.message}; expected: {entry}",
                            signature=f"expected:{index}")
     return verdict
@@ -58,7 +60,7 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
     a call that passed, a second call (determinism) and, where autograd is declared, a
     gradient check: the campaign makes them on some variants only, as each costs a call.
     ``beyond`` calls implementations on cases outside their declared capabilities too.
-    ``watched``: the shared process state (`Supervisor.shared_state_changed`) is checked
+    ``watched``: the shared process state (`Supervisor.watched`) is checked
     once for these calls, and all are made again, each checked, if one changed it; a
     caller that checks it once for several cases says ``False``.
     """
@@ -102,14 +104,4 @@ def check_prepared(case: Case, implementations: Iterable[Implementation], fresh:
         return verdicts
 
     implementations = list(implementations)
-    if not watched:
-        return each()
-    since = supervisor.watching()
-    verdicts = each()
-    if supervisor.shared_state_changed(since):
-        # One of them changed the shared state (put back now), and those called after it
-        # ran with the change: all are checked again, each call on its own, which tells
-        # who, and judges the others on what they do.
-        with supervisor.each_call_checked():
-            verdicts = each()
-    return verdicts
+    return supervisor.watched(each) if watched else each()

@@ -11,8 +11,9 @@ attributing a bug it has found still call it.)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import torch
 
@@ -27,6 +28,8 @@ from harness.tensors import Inputs
 
 QUARANTINE_AFTER = 3
 BACKWARD_FACTOR = 3  # a forward and a backward pass get this many forward time limits
+
+T = TypeVar("T")
 
 
 class Supervisor:
@@ -78,13 +81,25 @@ class Supervisor:
         """Whether a call made in this process since `watching` said ``since`` changed the
         shared state (torch's switches, the working directory, a function of
         ``torch.nn.functional`` or ``torch.Tensor``, a process left running...); put back
-        if one did. Who did is not known: `harness.check.check_prepared` calls each again,
-        with `each_call_checked` on, to find out."""
+        if one did. Who did is not known: `watched` makes the calls again, with
+        `each_call_checked` on, to find out."""
         guard = self._guard()
         if guard.each_call or not guard.shared_changed(since):
             return False
         guard.put_back_shared(since)
         return True
+
+    def watched(self, calls: Callable[[], T]) -> T:
+        """``calls()``, with the shared state checked once for all the calls it makes; if
+        one changed it (put back now), the calls after it ran with the change, so all are
+        made again, each checked on its own, which tells who, and judges the others on
+        what they do."""
+        since = self.watching()
+        made = calls()
+        if self.shared_state_changed(since):
+            with self.each_call_checked():
+                made = calls()
+        return made
 
     @contextmanager
     def each_call_checked(self) -> Iterator[None]:

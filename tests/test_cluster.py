@@ -125,20 +125,29 @@ def test_a_worker_killed_mid_campaign_costs_nothing_the_campaign_completes_the_s
     assert _corpus(tmp_path / "killed") == _corpus(tmp_path / "calm")  # each finding saved once
 
 
-def test_an_implementation_that_kills_its_worker_costs_only_the_cases_it_crashed_on(
-        tmp_path: Path, cluster: Any) -> None:
-    crasher = f"{MISBEHAVING}:segfaults_with_bias"
-    common = ["--impl", crasher, "--impl", CORRECT, "--max-examples", "120", "--shards", "1", "--seed", "1"]
+CRASHER = f"{MISBEHAVING}:segfaults_with_bias"
+
+
+def _crasher_isolated_then_on_the_cluster(tmp_path: Path, cluster: Any, examples: str, shards: str, seed: str,
+                                          *saving: str) -> subprocess.CompletedProcess[str]:
+    """`CRASHER` beside a correct implementation, with --isolate here (isolated.json), then
+    on the cluster (report.json, its run returned): both exit 1 for the crash, with no traceback."""
+    common = ["--impl", CRASHER, "--impl", CORRECT, "--max-examples", examples, "--shards", shards, "--seed", seed]
     isolated = fuzz(*common, "--isolate", "--no-save", "--report", "isolated.json", cwd=tmp_path)
     assert isolated.returncode == 1, isolated.stdout[-2000:]
-    ran = fuzz(*common, "--scheduler", _address(cluster), "--corpus", "corpus", "--report", "report.json",
-               cwd=tmp_path)
+    ran = fuzz(*common, "--scheduler", _address(cluster), *saving, "--report", "report.json", cwd=tmp_path)
     assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stdout[-3000:] + ran.stderr[-3000:]
+    return ran
+
+
+def test_an_implementation_that_kills_its_worker_costs_only_the_cases_it_crashed_on(
+        tmp_path: Path, cluster: Any) -> None:
+    ran = _crasher_isolated_then_on_the_cluster(tmp_path, cluster, "120", "1", "1", "--corpus", "corpus")
     # Its worker died; Dask's second run of the task (not a task of ours) isolated everything.
     assert "cluster: shard 1/1 ran again on tcp://127.0.0.1:" in ran.stdout
     assert "with every implementation isolated: a worker running it was lost" in ran.stdout
     report = _report(tmp_path / "report.json")
-    correct, crashing = report["implementations"][CORRECT], report["implementations"][crasher]
+    correct, crashing = report["implementations"][CORRECT], report["implementations"][CRASHER]
     # The correct one is blamed for nothing; both checked what --isolate checks here, case for case.
     assert correct["as_registered"] and correct["failures"] == [] and correct["statuses"].get("failed", 0) == 0
     assert _outcome(report) == _outcome(_report(tmp_path / "isolated.json"))
@@ -148,13 +157,8 @@ def test_an_implementation_that_kills_its_worker_costs_only_the_cases_it_crashed
 
 def test_an_implementation_found_crashing_runs_isolated_in_the_shards_handed_out_after(
         tmp_path: Path, cluster: Any) -> None:
-    crasher = f"{MISBEHAVING}:segfaults_with_bias"
-    common = ["--impl", crasher, "--impl", CORRECT, "--max-examples", "800", "--shards", "8", "--seed", "2"]
-    isolated = fuzz(*common, "--isolate", "--no-save", "--report", "isolated.json", cwd=tmp_path)
-    assert isolated.returncode == 1, isolated.stdout[-2000:]
-    ran = fuzz(*common, "--scheduler", _address(cluster), "--no-save", "--report", "report.json", cwd=tmp_path)
-    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stdout[-3000:] + ran.stderr[-3000:]
-    assert ran.stdout.count(f"cluster: {crasher} crashed a worker's process; it runs isolated") == 1
+    ran = _crasher_isolated_then_on_the_cluster(tmp_path, cluster, "800", "8", "2", "--no-save")
+    assert ran.stdout.count(f"cluster: {CRASHER} crashed a worker's process; it runs isolated") == 1
     # Only the shards handed out before the first crash was found run it in process and can
     # lose a worker to it (2 workers x QUEUED_PER_WORKER); a shard waiting on a dying worker
     # is blamed too and may be run again as well. Without this, every one of the 8 died.
