@@ -34,8 +34,18 @@ CHECKS = re.compile(r"seed \d+: (\d+) checks in ([0-9.]+)s")
 
 
 def run(how: list[str], examples: int, seed: int) -> tuple[int, float, float]:
-    command = [sys.executable, "-m", "harness", "fuzz", "--no-save", "--seed", str(seed),
-               "--max-examples", str(examples), *how]
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "fuzz",
+        "--no-save",
+        "--seed",
+        str(seed),
+        "--max-examples",
+        str(examples),
+        *how,
+    ]
     started = time.monotonic()
     finished = subprocess.run(command, capture_output=True, text=True)
     elapsed = time.monotonic() - started
@@ -59,17 +69,44 @@ def dask_cluster(workers: int) -> Iterator[str]:
         environment = {**os.environ, "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
 
         def quiet(command: list[str]) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True, env=environment)
+            return subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=environment
+            )
 
-        processes = [quiet([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                            "--scheduler-file", str(address_file)])]
+        processes = [
+            quiet(
+                [
+                    *dask,
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--no-dashboard",
+                    "--scheduler-file",
+                    str(address_file),
+                ]
+            )
+        ]
         try:
             while not address_file.exists():
                 time.sleep(0.1)
-            processes += [quiet([*dask, "worker", "--scheduler-file", str(address_file), "--nthreads", "1",
-                                 "--host", "127.0.0.1", "--no-dashboard"])
-                          for _ in range(workers)]
+            processes += [
+                quiet(
+                    [
+                        *dask,
+                        "worker",
+                        "--scheduler-file",
+                        str(address_file),
+                        "--nthreads",
+                        "1",
+                        "--host",
+                        "127.0.0.1",
+                        "--no-dashboard",
+                    ]
+                )
+                for _ in range(workers)
+            ]
             with Client(scheduler_file=str(address_file), timeout=60) as client:  # type: ignore[no-untyped-call]
                 client.wait_for_workers(workers, timeout=120)
                 client.run(exec, "import harness.cli")
@@ -92,12 +129,17 @@ def main() -> None:
     def measure(label: str, how: list[str]) -> None:
         checks, campaign, wall = run(how, args.examples, args.seed)
         rates[label], walls[label] = checks / campaign, checks / wall
-        print(f"{label}: {checks} checks; campaign {campaign:.1f} s = {rates[label]:.0f} checks/s; "
-              f"whole command {wall:.1f} s = {walls[label]:.0f} checks/s", flush=True)
+        print(
+            f"{label}: {checks} checks; campaign {campaign:.1f} s = {rates[label]:.0f} checks/s; "
+            f"whole command {wall:.1f} s = {walls[label]:.0f} checks/s",
+            flush=True,
+        )
 
     def ratio(label: str, base: str, target: str) -> None:
-        print(f"speed-up, {label}: {rates[label] / rates[base]:.2f}x over the campaign ({target}), "
-              f"{walls[label] / walls[base]:.2f}x for the whole command")
+        print(
+            f"speed-up, {label}: {rates[label] / rates[base]:.2f}x over the campaign ({target}), "
+            f"{walls[label] / walls[base]:.2f}x for the whole command"
+        )
 
     one, many = "--workers 1", f"--workers {args.workers}"
     measure(one, ["--workers", "1"])

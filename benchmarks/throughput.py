@@ -9,34 +9,34 @@ One *check* is one case checked against one implementation. Three modes, measure
 side in one process, on the same machine, in the same run:
 
 (a) bare loop, "the limit": no Hypothesis, no harness. A fixed list of cases is drawn up
-    front from the harness's own strategy (``harness.strategies.cases()``, via a @given
+    front from the harness's own strategy (``harness.generate.strategies.cases()``, via a @given
     function under a fixed ``@seed`` that appends each case to a list; drawing is not
     timed). The timed loop then does, per case, what a bare loop would: ``torch.randn``
     input/weight/bias in the case's dtype, the reference once (``torch.nn.functional.conv2d``,
     which is ``torch.nn.Conv2d``'s forward, in the case's dtype, on the contiguous tensors),
     then one call per implementation on copies in the case's memory layout
-    (``harness.tensors.lay_out``: the layout is part of the case). No comparison at all.
+    (``harness.generate.tensors.lay_out``: the layout is part of the case). No comparison at all.
 (b) plain @given test, as a user would write it today for ONE implementation:
     ``@settings(max_examples=N, deadline=None, database=None) @seed(S)
-    @given(harness.strategies.cases())``; the body makes ``torch.randn`` tensors (case dtype),
-    runs ``F.conv2d`` as the reference, calls the implementation on copies in the case's
+    @given(harness.generate.strategies.cases())``; the body makes ``torch.randn`` tensors (case dtype),
+    runs ``F.conv2d`` as the reference (on float64 copies), calls the implementation on copies in the case's
     memory layout and
     ``torch.testing.assert_close`` (looser for float16/bfloat16). Run once per implementation. Under the same seed and
     strategy it draws the same cases as (a).
-(c) the harness: ``harness.campaign.fuzz(implementations, max_examples=N, seed=S)``;
+(c) the harness: ``harness.campaign.engine.fuzz(implementations, max_examples=N, seed=S)``;
     checks = sum of ``result.tallies[name].examples``. The harness draws from the same
     strategy, restricted to the group's first layout, and checks each draw in every layout
     of the group, so (c) sees the same distribution of shapes, arguments and dtypes as (a)
     and (b), with layouts enumerated rather than drawn. It generates its own data
-    (``harness.tensors.make_inputs``), runs a float64 reference (``torch.nn.Conv2d``'s
+    (``harness.generate.tensors.make_inputs``), runs a float64 reference (``torch.nn.Conv2d``'s
     forward, ``F.conv2d``) plus a magnitude conv for the derived tolerance, and judges every
     output; on one layout of each draw it also calls each implementation a second time
     (determinism) and checks gradients where autograd is declared; around every call it
-    checks the process-wide state the call could have changed (``harness.process_state``);
+    checks the process-wide state the call could have changed (``harness.execute.process_state``);
     an implementation that declares less than everything also gets a quarter more cases
     just outside its declaration. None of that extra work is in (a) or (b).
 
-Fairness: everything runs single-threaded (``harness.process_state.one_thread()``: one process is
+Fairness: everything runs single-threaded (``harness.execute.process_state.one_thread()``: one process is
 one core), each mode checks every case against the same implementations (checks are
 counted per (case, implementation), about N per implementation in every mode), and all
 three modes get one untimed warm-up. Because other jobs share these machines, the modes are
@@ -76,14 +76,14 @@ from hypothesis import given, settings
 from hypothesis import seed as hypothesis_seed
 
 import harness
-from harness.campaign import fuzz, group_by_domain
-from harness.capabilities import ARG_FORMS, Capabilities, call_arguments
-from harness.case import Case
-from harness.process_state import one_thread
-from harness.registry import Implementation, SpecError, discover
-from harness.strategies import cases
-from harness.support import runnable
-from harness.tensors import lay_out
+from harness.campaign.engine import fuzz, group_by_domain
+from harness.execute.process_state import one_thread
+from harness.generate.strategies import cases
+from harness.generate.support import runnable
+from harness.generate.tensors import lay_out
+from harness.model.capabilities import ARG_FORMS, Capabilities, call_arguments
+from harness.model.case import Case
+from harness.model.registry import Implementation, SpecError, discover
 
 DEFAULT_IMPLEMENTATIONS = ("loop", "unfold", "strided", "gather", "numpy")  # vectorised, full semantics
 DEFAULT_EXAMPLES = 1000  # per implementation per mode per round
@@ -96,7 +96,8 @@ MODES = ("a", "b", "c")
 # What a user of (b) would reach for where assert_close's defaults are too tight for the
 # half types' rounding (and the bare loop has no reference at all to fail).
 PLAIN_TOLERANCES: dict[str, dict[str, Any]] = {
-    "float16": {"rtol": 2e-2, "atol": 2e-2}, "bfloat16": {"rtol": 1e-1, "atol": 1e-1},
+    "float16": {"rtol": 2e-2, "atol": 2e-2},
+    "bfloat16": {"rtol": 1e-1, "atol": 1e-1},
 }
 PROJECT = Path(harness.__file__).resolve().parents[1]  # where harness/ and implementations/ are
 MODE_NAMES = {"a": "(a) bare loop (limit)", "b": "(b) plain @given", "c": "(c) harness"}
@@ -123,8 +124,7 @@ def _kwargs(implementation: Implementation, case: Case) -> dict[str, Any]:
     Only an implementation that takes ints or pairs but not both needs them converted.
     """
     if implementation.capabilities.arg_forms == ARG_FORMS:
-        return {"stride": case.stride, "padding": case.padding, "dilation": case.dilation,
-                "groups": case.groups}
+        return {"stride": case.stride, "padding": case.padding, "dilation": case.dilation, "groups": case.groups}
     return call_arguments(implementation.capabilities, case)
 
 
@@ -200,8 +200,13 @@ def _plain_test(implementation: Implementation, n: int, seed: int, ran: list[int
         w = torch.randn(case.weight_shape, dtype=dtype)
         b = torch.randn(case.out_channels, dtype=dtype) if case.bias else None
         x, w = lay_out(x, case.layout), lay_out(w, case.layout)  # "expanded" repeats values
-        expected = F.conv2d(x.contiguous(), w.contiguous(), b, case.stride, case.padding, case.dilation,
-                            case.groups)
+        # On float64 copies with standard strides, as the harness does: torch's oneDNN path
+        # segfaults on some channels_last weights (README, "A torch bug") and on some bfloat16
+        # 'same'-padded dilated grouped ones (seed 20240601, 3,000 examples).
+        x64, w64 = (t.to(torch.float64, memory_format=torch.contiguous_format) for t in (x, w))
+        expected = F.conv2d(
+            x64, w64, None if b is None else b.double(), case.stride, case.padding, case.dilation, case.groups
+        ).to(dtype)
         actual = fn(x, w, b, **_kwargs(implementation, case))
         torch.testing.assert_close(actual, expected, **PLAIN_TOLERANCES.get(case.dtype, {}))
 
@@ -234,18 +239,22 @@ def cpu_model() -> str:
 
 def environment() -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (f"python {platform.python_version()} | torch {torch.__version__} | hypothesis "
-            f"{hypothesis.__version__} | torch threads {torch.get_num_threads()}\n"
-            f"CPU: {cpu_model()} | {os.cpu_count()} cores | load average {load}")
+    return (
+        f"python {platform.python_version()} | torch {torch.__version__} | hypothesis "
+        f"{hypothesis.__version__} | torch threads {torch.get_num_threads()}\n"
+        f"CPU: {cpu_model()} | {os.cpu_count()} cores | load average {load}"
+    )
 
 
-def report(timings: dict[str, list[Timing]], implementations: list[Implementation],
-           examples: int, rounds: int, seed: int) -> None:
+def report(
+    timings: dict[str, list[Timing]], implementations: list[Implementation], examples: int, rounds: int, seed: int
+) -> None:
     names = ", ".join(impl.name for impl in implementations)
-    print(f"\nimplementations: {names}; --examples {examples} per implementation; "
-          f"--rounds {rounds}; --seed {seed}")
-    print("one check = one case against one implementation; medians over rounds; "
-          "per core = per CPU-second of this single-threaded process\n")
+    print(f"\nimplementations: {names}; --examples {examples} per implementation; --rounds {rounds}; --seed {seed}")
+    print(
+        "one check = one case against one implementation; medians over rounds; "
+        "per core = per CPU-second of this single-threaded process\n"
+    )
     header = f"{'mode':<24}{'checks':>8}{'wall s':>9}{'cpu s':>9}{'checks/s/core':>15}{'checks/s wall':>15}"
     print(header)
     print("-" * len(header))
@@ -258,23 +267,29 @@ def report(timings: dict[str, list[Timing]], implementations: list[Implementatio
         rate_cpu[mode] = statistics.median(t.checks / t.cpu for t in runs)
         rate_wall[mode] = statistics.median(t.checks / t.wall for t in runs)
         notes = sorted({t.note for t in runs if t.note})
-        print(f"{MODE_NAMES[mode]:<24}{checks:>8}{wall:>9.2f}{cpu:>9.2f}{rate_cpu[mode]:>15.0f}"
-              f"{rate_wall[mode]:>15.0f}" + (f"   ({'; '.join(notes)})" if notes else ""))
-    spread = {m: (min(t.checks / t.cpu for t in timings[m]), max(t.checks / t.cpu for t in timings[m]))
-              for m in MODES}
-    print("range over rounds (checks/s/core): "
-          + ", ".join(f"{m}: {lo:.0f}-{hi:.0f}" for m, (lo, hi) in spread.items()))
+        print(
+            f"{MODE_NAMES[mode]:<24}{checks:>8}{wall:>9.2f}{cpu:>9.2f}{rate_cpu[mode]:>15.0f}"
+            f"{rate_wall[mode]:>15.0f}" + (f"   ({'; '.join(notes)})" if notes else "")
+        )
+    spread = {m: (min(t.checks / t.cpu for t in timings[m]), max(t.checks / t.cpu for t in timings[m])) for m in MODES}
+    print(
+        "range over rounds (checks/s/core): " + ", ".join(f"{m}: {lo:.0f}-{hi:.0f}" for m, (lo, hi) in spread.items())
+    )
     print()
-    for label, numerator, denominator, target in (("c/b", "c", "b", TARGET_C_OVER_B),
-                                                  ("c/a", "c", "a", TARGET_C_OVER_A)):
-        per_round = [(c.checks / c.cpu) / (d.checks / d.cpu)
-                     for c, d in zip(timings[numerator], timings[denominator])]
-        per_round_wall = [(c.checks / c.wall) / (d.checks / d.wall)
-                          for c, d in zip(timings[numerator], timings[denominator])]
+    for label, numerator, denominator, target in (
+        ("c/b", "c", "b", TARGET_C_OVER_B),
+        ("c/a", "c", "a", TARGET_C_OVER_A),
+    ):
+        per_round = [(c.checks / c.cpu) / (d.checks / d.cpu) for c, d in zip(timings[numerator], timings[denominator])]
+        per_round_wall = [
+            (c.checks / c.wall) / (d.checks / d.wall) for c, d in zip(timings[numerator], timings[denominator])
+        ]
         by_cpu, by_wall = statistics.median(per_round), statistics.median(per_round_wall)
         verdict = "met" if by_cpu >= target else "NOT met"
-        print(f"{label} = {by_cpu:.2f} per core (rounds: {', '.join(f'{r:.2f}' for r in per_round)}; "
-              f"wall: {by_wall:.2f}); target >= {target:g}: {verdict}")
+        print(
+            f"{label} = {by_cpu:.2f} per core (rounds: {', '.join(f'{r:.2f}' for r in per_round)}; "
+            f"wall: {by_wall:.2f}); target >= {target:g}: {verdict}"
+        )
     print()
     print(environment())
 
@@ -289,26 +304,36 @@ def profile(implementations: list[Implementation], examples: int, seed: int, top
     profiler.disable()
     cpu = time.process_time() - start
     names = ", ".join(impl.name for impl in implementations)
-    print(f"(c) harness under cProfile: {names}; {checks} checks in {cpu:.2f} CPU s "
-          f"({1000 * cpu / max(checks, 1):.3f} ms per check, profiler overhead included)"
-          + (f"; {note}" if note else ""))
+    print(
+        f"(c) harness under cProfile: {names}; {checks} checks in {cpu:.2f} CPU s "
+        f"({1000 * cpu / max(checks, 1):.3f} ms per check, profiler overhead included)" + (f"; {note}" if note else "")
+    )
     stats = pstats.Stats(profiler)
     entries = list(stats.stats.items())  # type: ignore[attr-defined]
     total = sum(tottime for (_, _, _), (_, _, tottime, _, _) in entries)
-    body = sum(cumtime for (filename, _, function), (_, _, _, cumtime, _) in entries
-               if function == "check_variants" and filename.endswith("campaign.py"))
-    examples = sum(ncalls for (filename, _, function), (_, ncalls, _, _, _) in entries
-                   if function == "explore_step" and filename.endswith("campaign.py"))
-    print(f"checking the drawn cases (campaign.check_variants): {body:.2f} s, "
-          f"{1000 * body / max(checks, 1):.3f} ms per check; everything else (Hypothesis: "
-          f"generation, engine; the campaign's bookkeeping): {total - body:.2f} s, "
-          f"{1000 * (total - body) / max(examples, 1):.2f} ms per drawn example, "
-          f"{1000 * (total - body) / max(checks, 1):.3f} ms per check ({examples} examples)")
+    body = sum(
+        cumtime
+        for (filename, _, function), (_, _, _, cumtime, _) in entries
+        if function == "check_variants" and filename.endswith("engine.py")
+    )
+    examples = sum(
+        ncalls
+        for (filename, _, function), (_, ncalls, _, _, _) in entries
+        if function == "_explore_step" and filename.endswith("engine.py")
+    )
+    print(
+        f"checking the drawn cases (engine.check_variants): {body:.2f} s, "
+        f"{1000 * body / max(checks, 1):.3f} ms per check; everything else (Hypothesis: "
+        f"generation, engine; the campaign's bookkeeping): {total - body:.2f} s, "
+        f"{1000 * (total - body) / max(examples, 1):.2f} ms per drawn example, "
+        f"{1000 * (total - body) / max(checks, 1):.3f} ms per check ({examples} examples)"
+    )
     in_project = [entry for entry in entries if entry[0][0].startswith(str(PROJECT))]
     for title, rows_of, column, count in (
-            ("functions by cumulative time", entries, 3, top),
-            ("functions by own time (tottime)", entries, 2, 15),
-            ("harness and implementation functions by cumulative time", in_project, 3, 15)):
+        ("functions by cumulative time", entries, 3, top),
+        ("functions by own time (tottime)", entries, 2, 15),
+        ("harness and implementation functions by cumulative time", in_project, 3, 15),
+    ):
         rows = sorted(rows_of, key=lambda item: item[1][column], reverse=True)[:count]
         print(f"\ntop {count} {title}")
         print(f"{'ncalls':>9}{'tottime':>9}{'cumtime':>9}{'ms/check':>10}  function")
@@ -322,7 +347,7 @@ def profile(implementations: list[Implementation], examples: int, seed: int, top
 
 def _short(filename: str) -> str:
     if filename.startswith(str(PROJECT)):
-        return filename[len(str(PROJECT)) + 1:]
+        return filename[len(str(PROJECT)) + 1 :]
     if "site-packages/" in filename:
         return filename.split("site-packages/", 1)[1]
     parts = filename.split("/")
@@ -330,18 +355,33 @@ def _short(filename: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
-                        help=f"checks per implementation per mode per round (default {DEFAULT_EXAMPLES})")
-    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
-                        help=f"interleaved rounds; medians are reported (default {DEFAULT_ROUNDS})")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--examples",
+        type=int,
+        default=DEFAULT_EXAMPLES,
+        help=f"checks per implementation per mode per round (default {DEFAULT_EXAMPLES})",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help=f"interleaved rounds; medians are reported (default {DEFAULT_ROUNDS})",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Hypothesis and campaign seed")
-    parser.add_argument("--impl", action="append", metavar="NAME",
-                        help="implementation to check (repeatable; default: "
-                             + ", ".join(DEFAULT_IMPLEMENTATIONS) + ")")
-    parser.add_argument("--profile", action="store_true",
-                        help="run only (c) under cProfile and print the top 25 functions by cumulative time")
+    parser.add_argument(
+        "--impl",
+        action="append",
+        metavar="NAME",
+        help="implementation to check (repeatable; default: " + ", ".join(DEFAULT_IMPLEMENTATIONS) + ")",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run only (c) under cProfile and print the top 25 functions by cumulative time",
+    )
     args = parser.parse_args(argv)
     if args.examples < 1 or args.rounds < 1:
         parser.error("--examples and --rounds must be >= 1")
@@ -361,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     # Same cases for (a) as (b) draws: per group of implementations claiming the same domain.
-    groups = [(members, draw_cases(runnable(domain) or domain, args.examples, args.seed))
-              for domain, members in group_by_domain(implementations).items()]
+    groups = [
+        (members, draw_cases(runnable(domain) or domain, args.examples, args.seed))
+        for domain, members in group_by_domain(implementations).items()
+    ]
     warm_groups = [(members, drawn[:WARMUP_EXAMPLES]) for members, drawn in groups]
     warm_up: dict[str, Callable[[], tuple[int, str]]] = {
         "a": lambda: bare_loop(warm_groups),
@@ -381,13 +423,16 @@ def main(argv: list[str] | None = None) -> int:
         warm_up[mode]()
     timings: dict[str, list[Timing]] = {mode: [] for mode in MODES}
     for round_ in range(args.rounds):
-        order = MODES[round_ % 3:] + MODES[:round_ % 3]  # rotate, so no mode always runs first
+        order = MODES[round_ % 3 :] + MODES[: round_ % 3]  # rotate, so no mode always runs first
         for mode in order:
             timing = _timed(work[mode])
             timings[mode].append(timing)
-            print(f"round {round_ + 1}/{args.rounds} {MODE_NAMES[mode]:<24} {timing.checks:>6} checks "
-                  f"{timing.wall:7.2f} s wall {timing.cpu:7.2f} s cpu {timing.checks / timing.cpu:8.0f} checks/s/core"
-                  + (f"  ({timing.note})" if timing.note else ""), flush=True)
+            print(
+                f"round {round_ + 1}/{args.rounds} {MODE_NAMES[mode]:<24} {timing.checks:>6} checks "
+                f"{timing.wall:7.2f} s wall {timing.cpu:7.2f} s cpu {timing.checks / timing.cpu:8.0f} checks/s/core"
+                + (f"  ({timing.note})" if timing.note else ""),
+                flush=True,
+            )
     report(timings, implementations, args.examples, args.rounds, args.seed)
     return 0
 

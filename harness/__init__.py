@@ -11,29 +11,29 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports them
-    from harness.api import assert_conv2d_matches
-    from harness.campaign import CampaignResult, fuzz
-    from harness.capabilities import Capabilities, declare
-    from harness.case import Case
-    from harness.check import check_case
-    from harness.finding import Finding
-    from harness.registry import Implementation, discover, implementation_from
-    from harness.verdict import KINDS, Verdict
+    from harness.api import assert_conv2d_matches, fuzz
+    from harness.campaign.check import check_case
+    from harness.campaign.engine import CampaignResult
+    from harness.model.capabilities import Capabilities, declare
+    from harness.model.case import Case
+    from harness.model.finding import Finding
+    from harness.model.registry import Implementation, discover, implementation_from
+    from harness.model.verdict import KINDS, Verdict
 
 _HOMES = {
     "assert_conv2d_matches": "harness.api",
-    "CampaignResult": "harness.campaign",
-    "fuzz": "harness.campaign",
-    "Capabilities": "harness.capabilities",
-    "declare": "harness.capabilities",
-    "Case": "harness.case",
-    "check_case": "harness.check",
-    "Finding": "harness.finding",
-    "Implementation": "harness.registry",
-    "discover": "harness.registry",
-    "implementation_from": "harness.registry",
-    "KINDS": "harness.verdict",
-    "Verdict": "harness.verdict",
+    "CampaignResult": "harness.campaign.engine",
+    "fuzz": "harness.api",  # the campaign, with the caller's process as it was afterwards
+    "Capabilities": "harness.model.capabilities",
+    "declare": "harness.model.capabilities",
+    "Case": "harness.model.case",
+    "check_case": "harness.campaign.check",
+    "Finding": "harness.model.finding",
+    "Implementation": "harness.model.registry",
+    "discover": "harness.model.registry",
+    "implementation_from": "harness.model.registry",
+    "KINDS": "harness.model.verdict",
+    "Verdict": "harness.model.verdict",
 }
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """Import a public name from its module the first time it is asked for, then keep it."""
     if name == "__version__":
-        from harness.provenance import harness_version
+        from harness.model.provenance import harness_version
 
         value: Any = harness_version()
     elif name in _HOMES:

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, settings
 
 
 def register() -> None:
-    settings.register_profile("im2col-fast", max_examples=100, deadline=None, database=None,
-                              suppress_health_check=[HealthCheck.too_slow])
-    settings.register_profile("im2col-campaign", max_examples=5000, deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile(
+        "im2col-fast", max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.register_profile(
+        "im2col-campaign", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )

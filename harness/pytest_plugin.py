@@ -31,8 +31,9 @@ CI_SEED = 0
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("im2col-harness")
-    group.addoption("--im2col-seed", type=int, default=None,
-                    help="seed for the harness's fuzz campaigns (default: random, printed)")
+    group.addoption(
+        "--im2col-seed", type=int, default=None, help="seed for the harness's fuzz campaigns (default: random, printed)"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,7 +19,7 @@ class RunningTest:
         """The seed of this test's campaigns: the same in every xdist worker, and again
         whenever the run is repeated with its seed; different from other tests' so that
         they do not all draw the same cases."""
-        from harness.campaign import derive_seed  # only once a test asks for a campaign
+        from harness.campaign.engine import derive_seed  # only once a test asks for a campaign
 
         return derive_seed(self.run_seed, self.nodeid)
 

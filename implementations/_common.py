@@ -76,15 +76,31 @@ class Problem:
     out_w: int
 
 
-def problem(x: torch.Tensor, weight: torch.Tensor, stride: IntOrPair, padding: IntOrPair | str,
-            dilation: IntOrPair) -> Problem:
+def problem(
+    x: torch.Tensor, weight: torch.Tensor, stride: IntOrPair, padding: IntOrPair | str, dilation: IntOrPair
+) -> Problem:
     """Read the geometry off a batched input, the weight and the arguments."""
     n, c_in, h, w = x.shape
     c_out, c_per_group, kh, kw = weight.shape
     (sh, sw), (dh, dw) = pair(stride), pair(dilation)
     paddings = top, bottom, left, right = four_paddings(padding, (kh, kw), (dh, dw))
-    return Problem(n, c_in, h, w, c_out, c_per_group, kh, kw, sh, sw, dh, dw, paddings,
-                   output_size(h, kh, sh, dh, top, bottom), output_size(w, kw, sw, dw, left, right))
+    return Problem(
+        n,
+        c_in,
+        h,
+        w,
+        c_out,
+        c_per_group,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        paddings,
+        output_size(h, kh, sh, dh, top, bottom),
+        output_size(w, kw, sw, dw, left, right),
+    )
 
 
 def accumulating(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

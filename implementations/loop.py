@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.capabilities import declare
+from harness import declare
 from implementations._common import IntOrPair, accumulating, batched, finish, pad, problem
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.capabilities import declare
+from harness import declare
 from implementations._common import IntOrPair, accumulating, batched, finish, pad, problem
 
 

@@ -8,7 +8,7 @@ import os
 import pytest
 from hypothesis import settings
 
-from harness.process_state import one_thread
+from harness.execute.process_state import one_thread
 from harness.pytest_plugin import PROFILE_VARIABLE
 
 

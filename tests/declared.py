@@ -11,16 +11,25 @@ from typing import Any
 import planted_bugs
 from planted_bugs import _pair, correct, drops_last_row, same_padding_odd_pixel_first
 
-from harness.capabilities import declare
+from harness.model.capabilities import declare
 
-SAME_WITHOUT_DILATION = {"when": {"padding": "same"}, "require": {"dilation": 1},
-                         "why": "its 'same' pads for an undilated kernel"}
-STRIDE_DIVIDES = {"when": {"padding_mode": "explicit"}, "require": {"stride_divides": True},
-                  "why": "it sizes the output as if the stride divided H + 2p - k"}
-SCIPY_SAME = {"when": {"padding": "same", "uneven_padding": True}, "kind": ["values", "layout", "nonfinite"],
-              "reason": "scipy.signal's 'same' puts the odd padding pixel of an even kernel first",
-              "link": "https://docs.scipy.org/doc/scipy/reference/generated/scipy.signal.convolve2d.html"}
-FORMS = {"stride": "int", "dilation": "int", "padding": "pair"}
+SAME_WITHOUT_DILATION: dict[str, Any] = {
+    "when": {"padding": "same"},
+    "require": {"dilation": 1},
+    "why": "its 'same' pads for an undilated kernel",
+}
+STRIDE_DIVIDES: dict[str, Any] = {
+    "when": {"padding_mode": "explicit"},
+    "require": {"stride_divides": True},
+    "why": "it sizes the output as if the stride divided H + 2p - k",
+}
+SCIPY_SAME: dict[str, Any] = {
+    "when": {"padding": "same", "uneven_padding": True},
+    "kind": ["values", "layout", "nonfinite"],
+    "reason": "scipy.signal's 'same' puts the odd padding pixel of an even kernel first",
+    "link": "https://docs.scipy.org/doc/scipy/reference/generated/scipy.signal.convolve2d.html",
+}
+FORMS: dict[str, Any] = {"stride": "int", "dilation": "int", "padding": "pair"}
 SEEN_FORMS: set[tuple[str, str]] = set()  # (argument, type name) as `takes_declared_forms` got them
 
 
@@ -89,7 +98,10 @@ def takes_declared_forms(input, weight, bias=None, stride=1, padding=0, dilation
     """Refuses to compute unless handed stride and dilation as ints, padding as a pair."""
     for name, value in (("stride", stride), ("padding", padding), ("dilation", dilation)):
         SEEN_FORMS.add((name, type(value).__name__))
-    if not (isinstance(stride, int) and isinstance(dilation, int) and (isinstance(padding, tuple) or padding in
-                                                                         ("same", "valid"))):
+    if not (
+        isinstance(stride, int)
+        and isinstance(dilation, int)
+        and (isinstance(padding, tuple) or padding in ("same", "valid"))
+    ):
         raise TypeError(f"wrong forms: stride={stride!r}, padding={padding!r}, dilation={dilation!r}")
     return correct(input, weight, bias, stride, padding, dilation, groups)

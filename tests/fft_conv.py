@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.capabilities import declare
+from harness.model.capabilities import declare
 
 
 def _pair(value):
@@ -38,8 +38,8 @@ def _paddings(padding, kernel, dilation):
 
 def _fft_conv2d(input, weight, bias, stride, padding, dilation, groups, first_row=0):
     if input.dtype in (torch.float16, torch.bfloat16):
-        as_float = [None if t is None else t.float() for t in (input, weight, bias)]
-        return _fft_conv2d(*as_float, stride, padding, dilation, groups, first_row).to(input.dtype)
+        x, w, b = (None if t is None else t.float() for t in (input, weight, bias))
+        return _fft_conv2d(x, w, b, stride, padding, dilation, groups, first_row).to(input.dtype)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.case import Case
-from harness.tensors import make_inputs
+from harness.generate.tensors import make_inputs
+from harness.model.case import Case
 
 
 def _have(module: str) -> bool:
@@ -35,10 +35,17 @@ def jax_grouped_float64_inf_leaks_into_another_group() -> None:
     w = np.ones((2, 1, 1, 1))
     want = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), groups=2).flatten().tolist()
     for dtype in ("float64", "float32"):
-        got = jax.lax.conv_general_dilated(x.astype(dtype), w.astype(dtype), (1, 1), "VALID",
-                                           dimension_numbers=("NCHW", "OIHW", "NCHW"), feature_group_count=2)
-        print(f"  {dtype}: conv_general_dilated gives {np.asarray(got).flatten().tolist()}, "
-              f"float64 F.conv2d gives {want}")
+        got = jax.lax.conv_general_dilated(
+            x.astype(dtype),
+            w.astype(dtype),
+            (1, 1),
+            "VALID",
+            dimension_numbers=("NCHW", "OIHW", "NCHW"),
+            feature_group_count=2,
+        )
+        print(
+            f"  {dtype}: conv_general_dilated gives {np.asarray(got).flatten().tolist()}, float64 F.conv2d gives {want}"
+        )
 
 
 def tensorflow_empty_batch_keeps_the_input_shape() -> None:
@@ -50,8 +57,10 @@ def tensorflow_empty_batch_keeps_the_input_shape() -> None:
     for dtype in (tf.float32, tf.float64, tf.float16, tf.bfloat16):
         x, w = tf.zeros((0, 5, 5, 3), dtype), tf.zeros((3, 3, 3, 4), dtype)  # NHWC, HWIO
         got = tf.nn.conv2d(x, w, strides=1, padding="VALID").shape
-        print(f"  {dtype.name}: tf.nn.conv2d on NHWC (0, 5, 5, 3) with a 3x3 filter, 3 -> 4 channels gives "
-              f"{tuple(got)}; F.conv2d gives NCHW {want}, i.e. NHWC (0, 3, 3, 4)")
+        print(
+            f"  {dtype.name}: tf.nn.conv2d on NHWC (0, 5, 5, 3) with a 3x3 filter, 3 -> 4 channels gives "
+            f"{tuple(got)}; F.conv2d gives NCHW {want}, i.e. NHWC (0, 3, 3, 4)"
+        )
 
 
 def tensorflow_bfloat16_nan_in_an_all_finite_window() -> None:
@@ -86,13 +95,14 @@ def onnxruntime_refuses_same_padding_with_dilation() -> None:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 4
         try:
-            session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                                   providers=["CPUExecutionProvider"])
+            session = onnxruntime.InferenceSession(
+                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
             (y,) = session.run(None, {"X": x.astype(dtype), "W": w.astype(dtype)})
         except Exception as error:
             return f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
-        error = np.abs(y.astype(np.float64) - want.numpy()).max()
-        return f"shape {y.shape}, max |error| vs float64 F.conv2d {error:.1e}"
+        worst = np.abs(y.astype(np.float64) - want.numpy()).max()
+        return f"shape {y.shape}, max |error| vs float64 F.conv2d {worst:.1e}"
 
     print(f"  auto_pad=SAME_UPPER, dilations 2: {run(TensorProto.FLOAT, 'float32', auto_pad='SAME_UPPER')}")
     print(f"  pads=[2, 2, 2, 2], dilations 2:  {run(TensorProto.FLOAT, 'float32', pads=[2, 2, 2, 2])}")

@@ -42,11 +42,21 @@ def _conv(input, weight, bias=None, *arguments):
 
 # -- kill the process ---------------------------------------------------------------------
 
+
 def segfaults_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Reads address 0, as a C extension with a null pointer would: SIGSEGV."""
     if bias is not None:
         ctypes.string_at(0)
     return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def segfaults_with_bias_declared(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """`segfaults_with_bias`, declaring the cases it crashes on to be called isolated (as a
+    plain dict: a file loaded by path need not import the harness)."""
+    return segfaults_with_bias(input, weight, bias, stride, padding, dilation, groups)
+
+
+segfaults_with_bias_declared.__conv2d_declaration__ = {"isolate": {"bias": True}}  # type: ignore[attr-defined]
 
 
 def exits_with_groups(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -63,7 +73,47 @@ def aborts_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, 
     return _conv(input, weight, bias, stride, padding, dilation, groups)
 
 
+# -- at an extreme argument (`harness.campaign.extremes`) ------------------------------------
+
+
+def _huge(value):
+    return (max(value) if isinstance(value, tuple) else value) >= 2**31 - 1
+
+
+def _conv_refusing_huge(input, weight, bias, stride, padding, dilation, groups):
+    """`_conv`, refusing a huge padding or dilation itself: torch 2.13 returns a wrong tensor
+    for a dilation of 2**63 - 1 (docs/torch.md), and these are right but at a huge stride."""
+    if _huge(padding) or _huge(dilation):
+        raise ValueError("padding or dilation too large")
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def segfaults_on_a_huge_stride(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """An int32 size computation gone wrong: reads address 0 for a stride of 2**31 - 1 or more."""
+    if _huge(stride):
+        ctypes.string_at(0)
+    return _conv_refusing_huge(input, weight, bias, stride, padding, dilation, groups)
+
+
+def hangs_on_a_huge_stride(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Blocks for ever in C on a stride of 2**31 - 1 or more given as an int (a pair is fine)."""
+    if isinstance(stride, int) and _huge(stride):
+        libc = ctypes.CDLL(None)
+        mutex = ctypes.create_string_buffer(64)
+        libc.pthread_mutex_lock(mutex)
+        libc.pthread_mutex_lock(mutex)  # the second lock never returns
+    return _conv_refusing_huge(input, weight, bias, stride, padding, dilation, groups)
+
+
+def raises_on_a_huge_stride(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Refuses a stride of 2**31 - 1 or more, as a library with int32 sizes must."""
+    if _huge(stride):
+        raise ValueError("stride too large")
+    return _conv_refusing_huge(input, weight, bias, stride, padding, dilation, groups)
+
+
 # -- never return -------------------------------------------------------------------------
+
 
 def loops_with_float64_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """A Python loop that never ends (in float64 with a bias): a time limit in this process
@@ -93,6 +143,7 @@ def hangs_in_c_with_float64_bias(input, weight, bias=None, stride=1, padding=0, 
 
 # -- exhaust memory (isolated only) -------------------------------------------------------
 
+
 def allocates_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Keeps every 256 MiB buffer it allocates, without bound. ONLY run it isolated: the
     child's address space is capped, this process's is not. (``torch.empty`` maps the memory
@@ -112,6 +163,7 @@ def raises_memory_error_with_bias(input, weight, bias=None, stride=1, padding=0,
 
 
 # -- return the wrong thing ---------------------------------------------------------------
+
 
 def returns_list_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     out = _conv(input, weight, bias, stride, padding, dilation, groups)
@@ -141,6 +193,7 @@ def returns_view_of_input_with_groups(input, weight, bias=None, stride=1, paddin
 
 # -- raise what is not an Exception ---------------------------------------------------------
 
+
 def raises_keyboard_interrupt_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Raises KeyboardInterrupt itself: not the user pressing Ctrl-C."""
     if bias is not None:
@@ -169,6 +222,7 @@ def raises_unprintable_with_bias(input, weight, bias=None, stride=1, padding=0, 
 
 # -- return a tensor that is not quite one -------------------------------------------------
 
+
 class RaisingTensor(torch.Tensor):
     """A subclass every torch function on which raises, ``.device`` and ``.shape`` included."""
 
@@ -194,6 +248,7 @@ def returns_unpicklable_off_by_one_with_bias(input, weight, bias=None, stride=1,
 
 
 # -- change what the whole process shares ----------------------------------------------------
+
 
 def turns_off_grad_with_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Switches autograd off for everything after it, and never back on."""

@@ -7,10 +7,12 @@ catches that bug and only that one: `correct` is the same wrapper with nothing b
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
-from harness.capabilities import declare
+from harness.model.capabilities import declare
 
 
 def _conv(input, weight, bias=None, *arguments):
@@ -61,8 +63,9 @@ def swaps_stride(input, weight, bias=None, stride=1, padding=0, dilation=1, grou
 
 def float32_math(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Computes in float32 whatever the input dtype, then casts back."""
-    out = _conv(input.float(), weight.float(), None if bias is None else bias.float(),
-                   stride, padding, dilation, groups)
+    out = _conv(
+        input.float(), weight.float(), None if bias is None else bias.float(), stride, padding, dilation, groups
+    )
     return out.to(input.dtype)
 
 
@@ -144,8 +147,10 @@ def sums_channels_in_random_order(input, weight, bias=None, stride=1, padding=0,
     """Adds up the per-channel partial sums and the bias in a different order on every
     call, as GPU atomics do: right to within rounding, but not the same bits twice."""
     per_group = weight.shape[1]
-    parts = [_conv(input[..., c::per_group, :, :], weight[:, c : c + 1], None, stride, padding, dilation, groups)
-             for c in range(per_group)]
+    parts = [
+        _conv(input[..., c::per_group, :, :], weight[:, c : c + 1], None, stride, padding, dilation, groups)
+        for c in range(per_group)
+    ]
     if bias is not None:
         parts.append(bias.reshape(-1, 1, 1).expand_as(parts[0]))
     order = torch.randperm(len(parts)).tolist()
@@ -232,9 +237,61 @@ def reverses_groups(input, weight, bias=None, stride=1, padding=0, dilation=1, g
 
 # -- two independent bugs in one implementation -----------------------------------------
 
+
 def flips_kernel_and_ignores_bias(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return flips_kernel(input, weight, None, stride, padding, dilation, groups)
 
 
 def swaps_stride_and_swallows_nan(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return swallows_nan(input, weight, bias, _pair(stride)[::-1], padding, dilation, groups)
+
+
+def wrong_on_one_thread(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Right with several threads, wrong with one, as torch 2.13.0's own bfloat16 conv2d is
+    on a one-channel channels_last input (docs/torch.md): a bug that shows only under the
+    harness's one-thread rule, so a repro must keep that rule to show it."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    return out * 2 if torch.get_num_threads() == 1 else out
+
+
+def wrong_on_fake_torch(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Right, unless the environment variable PLANTED_FAKE_TORCH is set, as in the second
+    "torch version" of the matrix's test (tests/test_matrix.py): there it ignores the bias,
+    a bug that appears in one version and not in the other."""
+    if os.environ.get("PLANTED_FAKE_TORCH"):
+        return ignores_bias(input, weight, bias, stride, padding, dilation, groups)
+    return correct(input, weight, bias, stride, padding, dilation, groups)
+
+
+# -- bugs in the dimensions explored only where declared (weight layout, threads, size) --
+
+
+def reads_weight_as_laid_out_like_input(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Reads a channels_last weight's memory as if it were laid out as a contiguous batched
+    input is (a kernel that picks its path by the input's layout): right whenever the two
+    share a layout, which a weight laid out as the input is always does."""
+
+    def channels_last(tensor):
+        return not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last)
+
+    contiguous = input.is_contiguous() and not input.is_contiguous(memory_format=torch.channels_last)
+    if input.dim() == 4 and contiguous and channels_last(weight):
+        weight = weight.permute(0, 2, 3, 1).contiguous().view(weight.shape)  # its memory, read in order
+    return _conv(input, weight, bias, stride, padding, dilation, groups)
+
+
+def wrong_on_several_threads(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Right on one thread, wrong on several (a race in a parallel loop): never seen under
+    the harness's one-thread rule unless threads are explored."""
+    out = _conv(input, weight, bias, stride, padding, dilation, groups)
+    return out * 2 if torch.get_num_threads() > 1 else out
+
+
+def wrong_from_16_channels(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Counts the last input channel of a 16-channel block twice (a blocked kernel's
+    remainder loop off by one), so wrong only with 16 input channels per group or more:
+    realistic sizes. (Twice, not never: an inf or NaN stays where it was.)"""
+    if weight.shape[1] >= 16:
+        weight = weight.clone()
+        weight[:, 15] *= 2
+    return _conv(input, weight, bias, stride, padding, dilation, groups)

@@ -17,21 +17,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness import registry as registry_module
-from harness.campaign import fuzz
-from harness.capabilities import refusal
-from harness.case import Case
-from harness.registry import ENTRY_POINT_GROUP, discover
-from harness.report import campaign_report, format_failures
+from harness.campaign.engine import CampaignResult, fuzz
+from harness.model import registry as registry_module
+from harness.model.capabilities import refusal
+from harness.model.case import Case
+from harness.model.registry import ENTRY_POINT_GROUP, Implementation, discover
+from harness.reporting.report import campaign_report, format_failures
 
 # name -> (the library's module, the extra that installs it)
-LIBRARIES = {"jax": ("jax", "jax"), "onnxruntime": ("onnxruntime", "onnxruntime"),
-             "tensorflow": ("tensorflow", "tensorflow"), "mlx": ("mlx.core", "mlx")}
+LIBRARIES = {
+    "jax": ("jax", "jax"),
+    "onnxruntime": ("onnxruntime", "onnxruntime"),
+    "tensorflow": ("tensorflow", "tensorflow"),
+    "mlx": ("mlx.core", "mlx"),
+}
 SEED = 20261130
 
 # (input shape, weight shape, stride, padding, dilation, groups): grouped, strided and dilated
 # with padding of two values; unbatched; 'same'; 'valid' with a dilated depthwise kernel.
-FIXED = [
+FIXED: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, int], tuple[int, int] | str, tuple[int, int], int]] = [
     ((2, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 2), (1, 2), 2),
     ((4, 5, 5), (3, 4, 3, 3), (1, 1), (1, 1), (1, 1), 1),
     ((1, 3, 6, 9), (5, 3, 3, 1), (1, 1), "same", (1, 1), 1),
@@ -39,24 +43,42 @@ FIXED = [
 ]
 
 
-def _implementation(name: str):  # type: ignore[no-untyped-def]
+def _implementation(name: str) -> Implementation:
     if name in LIBRARIES:
         module, extra = LIBRARIES[name]
         pytest.importorskip(module, reason=f"{name} is not installed (pip install -e '.[{extra}]')")
     return discover([name]).implementations[name]
 
 
-def _case(input_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: tuple[int, int],
-          padding: tuple[int, int] | str, dilation: tuple[int, int], groups: int, dtype: str) -> Case:
+def _case(
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    stride: tuple[int, int],
+    padding: tuple[int, int] | str,
+    dilation: tuple[int, int],
+    groups: int,
+    dtype: str,
+) -> Case:
     batch = input_shape[0] if len(input_shape) == 4 else None
-    return Case(batch, input_shape[-3], weight_shape[0], groups, input_shape[-2], input_shape[-1],
-                (weight_shape[2], weight_shape[3]), stride, padding, dilation, True, dtype)
+    return Case(
+        batch,
+        input_shape[-3],
+        weight_shape[0],
+        groups,
+        input_shape[-2],
+        input_shape[-1],
+        (weight_shape[2], weight_shape[3]),
+        stride,
+        padding,
+        dilation,
+        True,
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("name", [*LIBRARIES, "torch_no_mkldnn"])
-def test_each_adapter_agrees_with_f_conv2d_on_fixed_cases_inside_its_declaration(
-        name: str, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("name", [*LIBRARIES, "torch", "torch_no_mkldnn"])
+def test_each_adapter_agrees_with_f_conv2d_on_fixed_cases_inside_its_declaration(name: str, dtype: torch.dtype) -> None:
     implementation = _implementation(name)
     generator = torch.Generator().manual_seed(0)
     checked = 0
@@ -75,12 +97,13 @@ def test_each_adapter_agrees_with_f_conv2d_on_fixed_cases_inside_its_declaration
         assert checked >= 2, f"{name}: only {checked} of the fixed cases are inside its declaration"
 
 
-def _campaign(name: str, examples: int):  # type: ignore[no-untyped-def]
+def _campaign(name: str, examples: int) -> tuple[CampaignResult, str]:
     implementation = _implementation(name)
     # The library's import (JAX and TensorFlow import theirs at the first call) is not a
     # case's time: a first call here, outside the campaign's 2 s per case.
-    implementation.fn(torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1), None, stride=(1, 1), padding=(0, 0),
-                      dilation=(1, 1), groups=1)
+    implementation.fn(
+        torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1), None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1
+    )
     result = fuzz([implementation], examples, SEED)
     assert result.tallies[name].statuses["passed"] > examples // 2
     return result, "\n".join(format_failures(campaign_report(result, discover([name]), examples)))
@@ -98,9 +121,12 @@ def test_onnxruntime_passes_a_campaign_and_just_outside_its_declared_limit_it_ra
     implementation = _implementation("onnxruntime")
     limited = replace(implementation, capabilities=replace(implementation.capabilities, limits=()))
     findings = fuzz([limited], 200, 1).findings
-    assert findings and all("Dilation not supported for AutoPadType::SAME_UPPER" in f.verdict.message
-                            and f.case.padding == "same" and f.case.dilation not in (1, (1, 1))
-                            for f in findings), [f.diagnosis for f in findings]
+    assert findings and all(
+        "Dilation not supported for AutoPadType::SAME_UPPER" in f.verdict.message
+        and f.case.padding == "same"
+        and f.case.dilation not in (1, (1, 1))
+        for f in findings
+    ), [f.diagnosis for f in findings]
 
 
 def test_onnxruntime_computes_the_same_case_with_explicit_pads() -> None:
@@ -130,9 +156,11 @@ def test_a_short_campaign_finds_only_the_disagreements_the_readme_keeps(name: st
 
 
 # What each disagreement the README keeps needs (the campaign's "fails this way only with").
-KEPT = {"jax": lambda case, message: case.dtype == "float64" and case.groups > 1 and case.data == "special",
-        "tensorflow": lambda case, message: case.batch == 0 or (case.dtype == "bfloat16" and case.data == "special"),
-        "mlx": lambda case, message: False}
+KEPT = {
+    "jax": lambda case, message: case.dtype == "float64" and case.groups > 1 and case.data == "special",
+    "tensorflow": lambda case, message: case.batch == 0 or (case.dtype == "bfloat16" and case.data == "special"),
+    "mlx": lambda case, message: False,
+}
 
 
 # -- the registry: a library that is not installed ---------------------------------------------
@@ -168,7 +196,8 @@ def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_an_adapter_whose_library_is_not_installed_is_unavailable_with_the_install_command(
-        fake_distribution: Path) -> None:
+    fake_distribution: Path,
+) -> None:
     found = discover()
     (absent,) = [u for u in found.unavailable if u.name == "absentlib"]
     assert absent.missing == ("surely-absent-library-im2col",)
@@ -187,7 +216,7 @@ def test_an_adapter_whose_library_is_installed_but_fails_to_import_is_a_load_err
 def test_a_shipped_adapter_is_unavailable_when_its_library_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     (jax,) = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == "jax"]
     monkeypatch.setitem(sys.modules, "jax", None)  # import jax raises ImportError
-    monkeypatch.delitem(sys.modules, "adapters.jax_lax", raising=False)
+    monkeypatch.delitem(sys.modules, "harness.adapters.jax_lax", raising=False)
     monkeypatch.setattr(registry_module, "_installed", lambda name: name not in ("jax", "jaxlib"))
     found = discover(["jax"])
     assert not found.implementations and not found.errors
@@ -203,23 +232,32 @@ def test_a_shipped_adapter_is_unavailable_when_its_library_is_missing(monkeypatc
 
 
 def _harness(*argv: str, path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(path)}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(path)},
+        timeout=300,
+    )
 
 
 def test_list_shows_an_unavailable_adapter_and_fuzz_skips_it_in_one_line(fake_distribution: Path) -> None:
     (fake_distribution / "fake_adapters-0.1.dist-info" / "entry_points.txt").write_text(
-        ENTRY_POINTS.replace("brokenlib = fake_broken_adapter:conv2d [present]\n", ""))
+        ENTRY_POINTS.replace("brokenlib = fake_broken_adapter:conv2d [present]\n", "")
+    )
     listed = _harness("list", path=fake_distribution)
     assert listed.returncode == 0, listed.stdout + listed.stderr
     (line,) = [line for line in listed.stdout.splitlines() if line.startswith("absentlib")]
     assert line.split()[1] == "unavailable"
     assert "surely-absent-library-im2col not installed: pip install 'fake-adapters[absent]'" in line
-    fuzzed = _harness("fuzz", "--impl", "absentlib", "--impl", "loop", "--max-examples", "10", "--no-save",
-                      path=fake_distribution)
+    fuzzed = _harness(
+        "fuzz", "--impl", "absentlib", "--impl", "loop", "--max-examples", "10", "--no-save", path=fake_distribution
+    )
     assert fuzzed.returncode == 0, fuzzed.stdout + fuzzed.stderr
-    assert ("skipped absentlib: unavailable, surely-absent-library-im2col not installed "
-            "(pip install 'fake-adapters[absent]')") in fuzzed.stdout
+    assert (
+        "skipped absentlib: unavailable, surely-absent-library-im2col not installed "
+        "(pip install 'fake-adapters[absent]')"
+    ) in fuzzed.stdout
     assert "NOT LOADED" not in fuzzed.stdout
     alone = _harness("fuzz", "--impl", "absentlib", "--max-examples", "10", "--no-save", path=fake_distribution)
     assert alone.returncode == 2 and alone.stdout == "" and len(alone.stderr.splitlines()) == 1
@@ -230,5 +268,5 @@ def test_the_adapters_are_entry_points_named_after_their_library_each_naming_its
     found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     for name, (_, extra) in LIBRARIES.items():
         assert found[name].extras == [extra]
-        assert found[name].module.startswith("adapters.")
-    assert found["torch_no_mkldnn"].extras == []
+        assert found[name].module.startswith("harness.adapters.")
+    assert found["torch"].extras == found["torch_no_mkldnn"].extras == []

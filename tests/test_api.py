@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import harness
 from harness import assert_conv2d_matches, running_test
-from harness.corpus import load
+from harness.store.corpus import load
 
 
 def test_a_correct_callable_passes_and_reports_how_much_was_checked() -> None:
@@ -42,7 +42,7 @@ def test_every_public_name_is_the_object_its_module_defines_and_is_listed() -> N
 
 
 def test_a_callable_that_cannot_be_called_as_conv2d_is_a_type_error_at_once() -> None:
-    def conv2d(input, weight):  # type: ignore[no-untyped-def]
+    def conv2d(input, weight):
         return F.conv2d(input, weight)
 
     with pytest.raises(TypeError) as raised:
@@ -50,14 +50,15 @@ def test_a_callable_that_cannot_be_called_as_conv2d_is_a_type_error_at_once() ->
     assert str(raised.value) == (
         "conv2d(input, weight) has no parameter 'stride', 'padding', 'dilation' or 'groups' "
         "(implementations are called like torch.nn.functional.conv2d(input, weight, bias, "
-        "stride=..., padding=..., dilation=..., groups=...))")
+        "stride=..., padding=..., dilation=..., groups=...))"
+    )
 
 
 def test_inside_a_pytest_run_the_campaign_seed_is_this_test_s_im2col_seed(im2col_seed: int) -> None:
     assert assert_conv2d_matches(planted_bugs.correct, max_examples=10).seed == im2col_seed
 
 
-def _adds_one(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # type: ignore[no-untyped-def]
+def _adds_one(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return F.conv2d(input, weight, bias, stride, padding, dilation, groups) + 1
 
 
@@ -66,7 +67,8 @@ def _failures(message: str) -> list[str]:
 
 
 def test_outside_a_pytest_run_the_seed_is_drawn_and_the_failure_names_it_to_reproduce(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(running_test, "current", None)
     with pytest.raises(AssertionError) as drawn:
         assert_conv2d_matches(_adds_one, max_examples=30)

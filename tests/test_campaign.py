@@ -14,26 +14,30 @@ import math
 import planted_bugs
 import pytest
 
-from harness.campaign import CampaignResult, Finding, fuzz
-from harness.cli import DEFAULT_MAX_EXAMPLES
-from harness.features import describe, features
-from harness.registry import implementation_from
+from harness.arguments import DEFAULT_MAX_EXAMPLES
+from harness.campaign.engine import CampaignResult, fuzz
+from harness.model.features import describe, features
+from harness.model.finding import Finding
+from harness.model.registry import implementation_from
 
 ONE_BUG = {
     # bug -> (its kind, exactly the features it needs)
     "flips_kernel": ("values", {"kernel>1"}),  # geometry
-    "same_padding_odd_pixel_first": ("values", {"kernel>1", "padding='same'"}),  # padding side
+    # padding side: the odd pixel of an even kernel's 'same' padding
+    "same_padding_odd_pixel_first": ("values", {"kernel>1", "padding='same'", "padding='same' uneven"}),
     "reverses_groups": ("layout", {"groups>1", "in_channels>1", "out_channels>1"}),  # groups order
     "ignores_bias": ("values", {"bias"}),
     "float32_math": ("values", {"dtype=float64"}),  # dtype
     "swallows_nan": ("nonfinite", {"data=special"}),  # NaN handling
     "reinterprets_channels_last": ("values", {"in_channels>1", "layout=channels_last"}),  # layout
-    "drops_last_row": ("shape", {"stride>1"}),  # shape
+    "drops_last_row": ("shape", {"stride>1", "rows left over"}),  # shape: a stride that does not divide
 }
 TWO_BUGS = {
     "flips_kernel_and_ignores_bias": {("values", frozenset({"kernel>1"})), ("values", frozenset({"bias"}))},
-    "swaps_stride_and_swallows_nan": {("nonfinite", frozenset({"data=special"})),
-                                      ("shape", frozenset({"stride>1", "stride_h!=stride_w"}))},
+    "swaps_stride_and_swallows_nan": {
+        ("nonfinite", frozenset({"data=special"})),
+        ("shape", frozenset({"stride>1", "stride_h!=stride_w"})),
+    },
 }
 
 
@@ -42,8 +46,7 @@ def campaign(request: pytest.FixtureRequest) -> CampaignResult:
     """One default campaign over all of them (and the same wrapper with no bug)."""
     names = [*ONE_BUG, *TWO_BUGS, "correct"]
     seed = request.config._im2col_seed  # type: ignore[attr-defined]
-    return fuzz([implementation_from(name, getattr(planted_bugs, name)) for name in names],
-                DEFAULT_MAX_EXAMPLES, seed)
+    return fuzz([implementation_from(name, getattr(planted_bugs, name)) for name in names], DEFAULT_MAX_EXAMPLES, seed)
 
 
 def reports(campaign: CampaignResult, name: str) -> list[Finding]:
@@ -54,8 +57,9 @@ def reports(campaign: CampaignResult, name: str) -> list[Finding]:
 def test_one_bug_is_one_report_naming_exactly_what_it_needs(campaign: CampaignResult, name: str) -> None:
     kind, needs = ONE_BUG[name]
     found = reports(campaign, name)
-    assert [(f.verdict.kind, set(f.needs)) for f in found] == [(kind, needs)], \
-        [(f.verdict.kind, f.case.id, sorted(f.needs)) for f in found]
+    assert [(f.verdict.kind, set(f.needs)) for f in found] == [(kind, needs)], [
+        (f.verdict.kind, f.case.id, sorted(f.needs)) for f in found
+    ]
     (finding,) = found
     assert finding.shrunk and finding.reproducible
     assert finding.diagnosis.endswith("; " + describe(frozenset(needs)))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.capabilities import (
+from harness.model.capabilities import (
     Capabilities,
     Declaration,
     call_arguments,
@@ -16,7 +16,7 @@ from harness.capabilities import (
     refusal,
     widenings,
 )
-from harness.case import Case
+from harness.model.case import Case
 
 CASE = Case(batch=1, in_channels=2, out_channels=2, groups=1, height=6, width=6, kernel=(3, 3))
 
@@ -28,18 +28,21 @@ def _conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 # -- validation ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields, named", [
-    pytest.param({"dtypes": ("float32", "float8")}, "dtypes", id="unknown-dtype"),
-    pytest.param({"layouts": ("sparse",)}, "layouts", id="unknown-layout"),
-    pytest.param({"padding_modes": ("reflect",)}, "padding_modes", id="unknown-padding-mode"),
-    pytest.param({"arg_forms": ("list",)}, "arg_forms", id="unknown-arg-form"),
-    pytest.param({"arg_forms": ()}, "arg_forms", id="empty-arg-forms"),
-    pytest.param({"batched": False, "unbatched": False}, "batched", id="neither-batched-nor-unbatched"),
-    pytest.param({"dtypes": ()}, "dtypes", id="no-dtypes"),
-    pytest.param({"layouts": ()}, "layouts", id="no-layouts"),
-    pytest.param({"algorithm": "strassen"}, "algorithm", id="unknown-algorithm"),
-    pytest.param({"algorithm": "fft", "autograd": True}, "autograd", id="autograd-of-a-transform"),
-])
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        pytest.param({"dtypes": ("float32", "float8")}, "dtypes", id="unknown-dtype"),
+        pytest.param({"layouts": ("sparse",)}, "layouts", id="unknown-layout"),
+        pytest.param({"padding_modes": ("reflect",)}, "padding_modes", id="unknown-padding-mode"),
+        pytest.param({"arg_forms": ("list",)}, "arg_forms", id="unknown-arg-form"),
+        pytest.param({"arg_forms": ()}, "arg_forms", id="empty-arg-forms"),
+        pytest.param({"batched": False, "unbatched": False}, "batched", id="neither-batched-nor-unbatched"),
+        pytest.param({"dtypes": ()}, "dtypes", id="no-dtypes"),
+        pytest.param({"layouts": ()}, "layouts", id="no-layouts"),
+        pytest.param({"algorithm": "strassen"}, "algorithm", id="unknown-algorithm"),
+        pytest.param({"algorithm": "fft", "autograd": True}, "autograd", id="autograd-of-a-transform"),
+    ],
+)
 def test_invalid_capabilities_are_rejected_naming_the_field(fields: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError) as raised:
         Capabilities(**fields)
@@ -84,8 +87,9 @@ def test_differences_lists_only_the_narrowed_fields() -> None:
 def test_a_bad_algorithm_is_one_line_naming_the_choices() -> None:
     with pytest.raises(ValueError) as raised:
         Capabilities.from_mapping({"algorithm": "FFT"})
-    assert str(raised.value) == ("capabilities: unknown algorithm 'FFT'; "
-                                 "choose from ('direct', 'fft', 'winograd', 'any')")
+    assert str(raised.value) == (
+        "capabilities: unknown algorithm 'FFT'; choose from ('direct', 'fft', 'winograd', 'any')"
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["direct", "fft", "winograd", "any"])
@@ -153,37 +157,69 @@ def test_a_declaration_of_another_type_is_rejected_naming_the_type() -> None:
 NARROWED = [
     pytest.param(Capabilities(unbatched=False), CASE, replace(CASE, batch=None), "unbatched", id="unbatched"),
     pytest.param(Capabilities(batched=False), replace(CASE, batch=None), CASE, "batched", id="batched"),
-    pytest.param(Capabilities(max_in_channels=2), CASE, replace(CASE, in_channels=3), "in_channels",
-                 id="max-in-channels"),
-    pytest.param(Capabilities(max_out_channels=2), CASE, replace(CASE, out_channels=4), "out_channels",
-                 id="max-out-channels"),
+    pytest.param(
+        Capabilities(max_in_channels=2), CASE, replace(CASE, in_channels=3), "in_channels", id="max-in-channels"
+    ),
+    pytest.param(
+        Capabilities(max_out_channels=2), CASE, replace(CASE, out_channels=4), "out_channels", id="max-out-channels"
+    ),
     pytest.param(Capabilities(groups=False), CASE, replace(CASE, groups=2), "groups", id="groups"),
     pytest.param(Capabilities(bias=False), CASE, replace(CASE, bias=True), "bias", id="bias"),
-    pytest.param(Capabilities(dilation=False), replace(CASE, dilation=(1, 1)), replace(CASE, dilation=2),
-                 "dilation", id="dilation"),
-    pytest.param(Capabilities(dilation=False), CASE, replace(CASE, dilation=(1, 2)), "dilation",
-                 id="dilation-pair"),
-    pytest.param(Capabilities(square_kernels_only=True), CASE, replace(CASE, kernel=(3, 2)), "kernel",
-                 id="square-kernels"),
-    pytest.param(Capabilities(padding_modes=("valid",)), replace(CASE, padding="valid"),
-                 replace(CASE, padding="same"), "same", id="padding-mode"),
-    pytest.param(Capabilities(padding_modes=()), replace(CASE, padding=1), replace(CASE, padding="valid"),
-                 "valid", id="no-padding-modes"),
+    pytest.param(
+        Capabilities(dilation=False),
+        replace(CASE, dilation=(1, 1)),
+        replace(CASE, dilation=2),
+        "dilation",
+        id="dilation",
+    ),
+    pytest.param(Capabilities(dilation=False), CASE, replace(CASE, dilation=(1, 2)), "dilation", id="dilation-pair"),
+    pytest.param(
+        Capabilities(square_kernels_only=True), CASE, replace(CASE, kernel=(3, 2)), "kernel", id="square-kernels"
+    ),
+    pytest.param(
+        Capabilities(padding_modes=("valid",)),
+        replace(CASE, padding="valid"),
+        replace(CASE, padding="same"),
+        "same",
+        id="padding-mode",
+    ),
+    pytest.param(
+        Capabilities(padding_modes=()),
+        replace(CASE, padding=1),
+        replace(CASE, padding="valid"),
+        "valid",
+        id="no-padding-modes",
+    ),
     pytest.param(Capabilities(dtypes=("float64",)), replace(CASE, dtype="float64"), CASE, "float32", id="dtype"),
-    pytest.param(Capabilities(layouts=("contiguous",)), CASE, replace(CASE, layout="strided"), "strided",
-                 id="layout"),
-    pytest.param(Capabilities(arg_forms=("int",)), replace(CASE, stride=(2, 2)), replace(CASE, stride=(1, 2)),
-                 "stride", id="stride-pair-to-int-only"),
-    pytest.param(Capabilities(arg_forms=("int",)), replace(CASE, padding=(1, 1)), replace(CASE, padding=(0, 1)),
-                 "padding", id="padding-pair-to-int-only"),
-    pytest.param(Capabilities(arg_forms=("int",)), replace(CASE, dilation=(2, 2)), replace(CASE, dilation=(2, 1)),
-                 "dilation", id="dilation-pair-to-int-only"),
+    pytest.param(Capabilities(layouts=("contiguous",)), CASE, replace(CASE, layout="strided"), "strided", id="layout"),
+    pytest.param(
+        Capabilities(arg_forms=("int",)),
+        replace(CASE, stride=(2, 2)),
+        replace(CASE, stride=(1, 2)),
+        "stride",
+        id="stride-pair-to-int-only",
+    ),
+    pytest.param(
+        Capabilities(arg_forms=("int",)),
+        replace(CASE, padding=(1, 1)),
+        replace(CASE, padding=(0, 1)),
+        "padding",
+        id="padding-pair-to-int-only",
+    ),
+    pytest.param(
+        Capabilities(arg_forms=("int",)),
+        replace(CASE, dilation=(2, 2)),
+        replace(CASE, dilation=(2, 1)),
+        "dilation",
+        id="dilation-pair-to-int-only",
+    ),
 ]
 
 
 @pytest.mark.parametrize("caps, inside, outside, named", NARROWED)
 def test_refusal_names_each_narrowed_dimension_and_accepts_cases_inside(
-        caps: Capabilities, inside: Case, outside: Case, named: str) -> None:
+    caps: Capabilities, inside: Case, outside: Case, named: str
+) -> None:
     assert inside.problems() == [] and outside.problems() == []
     assert refusal(caps, inside) is None
     reason = refusal(caps, outside)
@@ -199,16 +235,20 @@ def test_batched_refusal_does_not_claim_the_case_is_unbatched() -> None:
 # -- call arguments -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("forms, given, passed", [
-    pytest.param(("int",), (2, 2), 2, id="equal-pair-to-int"),
-    pytest.param(("pair",), 2, (2, 2), id="int-to-pair"),
-    pytest.param(("int", "pair"), 2, 2, id="int-kept"),
-    pytest.param(("int", "pair"), (2, 2), (2, 2), id="pair-kept"),
-    pytest.param(("pair",), (1, 2), (1, 2), id="unequal-pair-kept"),
-    pytest.param(("int",), 3, 3, id="int-to-int"),
-])
+@pytest.mark.parametrize(
+    "forms, given, passed",
+    [
+        pytest.param(("int",), (2, 2), 2, id="equal-pair-to-int"),
+        pytest.param(("pair",), 2, (2, 2), id="int-to-pair"),
+        pytest.param(("int", "pair"), 2, 2, id="int-kept"),
+        pytest.param(("int", "pair"), (2, 2), (2, 2), id="pair-kept"),
+        pytest.param(("pair",), (1, 2), (1, 2), id="unequal-pair-kept"),
+        pytest.param(("int",), 3, 3, id="int-to-int"),
+    ],
+)
 def test_call_arguments_give_stride_padding_and_dilation_in_a_declared_form(
-        forms: tuple[str, ...], given: Any, passed: Any) -> None:
+    forms: tuple[str, ...], given: Any, passed: Any
+) -> None:
     caps = Capabilities(arg_forms=forms)
     case = replace(CASE, height=12, width=12, stride=given, padding=given, dilation=given, groups=2)
     arguments = call_arguments(caps, case)
@@ -234,8 +274,11 @@ def test_widenings_lift_one_declared_limit_at_a_time() -> None:
     declared = Capabilities(bias=False, dtypes=("float32",), arg_forms=("int",))
     everything = Capabilities()
     lifted = widenings(declared, everything)
-    assert lifted == [replace(declared, bias=True), replace(declared, arg_forms=("int", "pair")),
-                      replace(declared, dtypes=everything.dtypes)]
+    assert lifted == [
+        replace(declared, bias=True),
+        replace(declared, arg_forms=("int", "pair")),
+        replace(declared, dtypes=everything.dtypes),
+    ]
     assert widenings(everything, everything) == []
     assert widenings(replace(everything, autograd=True), everything) == []  # not a limit on cases
     assert widenings(replace(everything, algorithm="fft"), everything) == []  # nor is this
@@ -245,3 +288,58 @@ def test_a_device_outside_the_declared_ones_is_refused() -> None:
     assert refusal(Capabilities(devices=("cpu",)), replace(CASE, device="cuda")) == "device cuda"
     with pytest.raises(ValueError, match="devices"):
         Capabilities(devices=("tpu",))
+
+
+# -- isolate: the cases called in a child process ------------------------------------------
+
+NOT_ISOLATE = "capabilities: isolate must be true, false, a condition or a list of conditions,"
+FP16_ON_AVX512 = {"dtype": "float16", "cpu_flags": {"contains": "avx512_fp16"}}
+
+
+@pytest.mark.parametrize(
+    "declared, isolated",
+    [
+        pytest.param(False, (False, False), id="false"),
+        pytest.param(True, (True, True), id="true"),
+        pytest.param({"dtype": "float16"}, (True, False), id="a-condition"),
+        pytest.param([{"bias": True}, {"dtype": "float16"}], (True, True), id="any-of-a-list"),
+        pytest.param([{"groups": 2}, {"layout": "strided"}], (False, False), id="none-of-a-list"),
+    ],
+)
+def test_isolate_picks_the_cases_meeting_its_conditions(declared: object, isolated: tuple[bool, bool]) -> None:
+    caps = Capabilities.from_mapping({"isolate": declared})
+    half, biased = replace(CASE, dtype="float16"), replace(CASE, bias=True)
+    assert (caps.isolates(half), caps.isolates(biased)) == isolated
+    assert Capabilities.from_mapping(caps.to_mapping()) == caps and caps.to_mapping()["isolate"] == declared
+
+
+def test_isolate_says_how_not_where_it_is_called_so_the_draws_stay_the_same() -> None:
+    caps = Capabilities(bias=False, isolate=FP16_ON_AVX512)  # type: ignore[arg-type]
+    assert repr(caps) == repr(Capabilities(bias=False))
+    assert caps.domain() == Capabilities(bias=False) and widenings(caps, Capabilities()) == [replace(caps, bias=True)]
+    assert replace(caps, bias=True).isolate == caps.isolate  # kept as it is through replace
+
+
+def test_list_shows_what_is_isolated() -> None:
+    caps = Capabilities.from_mapping({"isolate": [FP16_ON_AVX512, {"groups": 2}]})
+    assert caps.shown() == ["isolate: cpu_flags contains 'avx512_fp16', dtype='float16' or groups=2"]
+    assert Capabilities(isolate=True).shown() == ["isolate: every case"]  # type: ignore[arg-type]
+    assert Capabilities(isolate=False).differences() == {}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "declared, message",
+    [
+        ("yes", f"{NOT_ISOLATE} not 'yes' (of type str)"),
+        (1, f"{NOT_ISOLATE} not 1 (of type int)"),
+        ({}, "capabilities: isolate is an empty condition; to isolate every case, say true"),
+        ([{"bias": True}, {}], "capabilities: isolate[1] is an empty condition; to isolate every case, say true"),
+        ({"dtype": "float8"}, "capabilities: isolate: dtype='float8' is not one of"),
+        ([{"cpu_flags": "avx512_fp16"}], "capabilities: isolate[0]: cpu_flags is compared with 'contains'"),
+        (["bias"], "capabilities: isolate[0] must be a mapping of field to value, not str"),
+    ],
+)
+def test_a_bad_isolate_is_one_line_naming_it(declared: object, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        Capabilities.from_mapping({"isolate": declared})
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)

@@ -19,17 +19,18 @@ from pathlib import Path
 import noisy
 import pytest
 
-from harness import runner
 from harness.api import assert_conv2d_matches
-from harness.campaign import fuzz
-from harness.capture import KEPT_BYTES
-from harness.case import Case
-from harness.noise import WARNINGS_KEPT
-from harness.process_state import Guard
-from harness.registry import Implementation, discover
-from harness.report import campaign_report, format_failures, format_summary
-from harness.supervisor import Supervisor
-from harness.tensors import make_inputs
+from harness.campaign.engine import fuzz
+from harness.execute import runner
+from harness.execute.capture import KEPT_BYTES
+from harness.execute.process_state import Guard
+from harness.execute.supervisor import Supervisor
+from harness.generate.tensors import make_inputs
+from harness.model.case import Case
+from harness.model.noise import WARNINGS_KEPT
+from harness.model.outcome import Outcome
+from harness.model.registry import Implementation, discover
+from harness.reporting.report import campaign_report, format_failures, format_summary
 
 NOISY = str(Path(noisy.__file__).resolve())
 CASE = Case.from_id("mb1ic2oc2g1ih4iw4kh2kw2s1p0d1-bias-float32-contiguous-uniform-cpu-seed0")
@@ -50,7 +51,7 @@ def loaded(*names: str) -> list[Implementation]:
     return list(registry.implementations.values())
 
 
-def called(name: str, supervisor: Supervisor | None = None, guard: Guard | None = None) -> runner.Outcome:
+def called(name: str, supervisor: Supervisor | None = None, guard: Guard | None = None) -> Outcome:
     (implementation,) = loaded(name)
     pristine = make_inputs(CASE)
     if supervisor is not None:
@@ -64,8 +65,10 @@ def where_descriptors_point() -> tuple[tuple[int, int], ...]:
 
 # -- one call --------------------------------------------------------------------------------
 
+
 def test_in_process_what_a_call_says_comes_back_with_it_and_nothing_reaches_the_descriptors(
-        capfd: pytest.CaptureFixture[str]) -> None:
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     streams, descriptors, filters = (sys.stdout, sys.stderr), where_descriptors_point(), warnings.filters
     outcome = called("talks")
     assert outcome.result is not None and not outcome.error_type
@@ -101,7 +104,8 @@ def test_isolated_what_a_call_says_comes_back_with_its_outcome(capfd: pytest.Cap
 
 
 def test_isolated_what_a_child_wrote_before_it_crashed_is_reported_with_the_crash(
-        capfd: pytest.CaptureFixture[str]) -> None:
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     supervisor = Supervisor(isolate=True)
     try:
         outcome = called("says_then_aborts_with_bias", supervisor)
@@ -142,9 +146,28 @@ def test_warnings_are_caught_under_the_filters_in_force() -> None:
 
 @pytest.mark.parametrize("how", [[], ["--isolate"]], ids=["in-process", "isolated"])
 def test_a_warning_python_w_makes_an_error_is_raised_into_the_call(how: list[str], tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "harness", "fuzz", "--impl",
-                          spec("talks"), "--max-examples", "10", "--seed", str(SEED), "--no-save", *how],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::RuntimeWarning",
+            "-m",
+            "harness",
+            "fuzz",
+            "--impl",
+            spec("talks"),
+            "--max-examples",
+            "10",
+            "--seed",
+            str(SEED),
+            "--no-save",
+            *how,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 1, run.stderr[-2000:]
     assert re.search(rf"^FAILED .*:talks \[exception\] .*\n    RuntimeWarning: {noisy.WARNING} ", run.stdout, re.M)
 
@@ -157,6 +180,7 @@ def test_an_implementation_that_replaces_sys_stderr_still_changes_global_state()
 
 
 # -- a campaign --------------------------------------------------------------------------------
+
 
 def test_a_campaign_counts_the_checks_that_said_something_and_the_failure_carries_its_own_warning() -> None:
     talks, buggy = loaded("talks", "talks_off_by_one_with_bias")
@@ -175,12 +199,16 @@ def test_a_campaign_counts_the_checks_that_said_something_and_the_failure_carrie
     report = campaign_report(result, registry, 100)
     failure = "\n".join(format_failures(report))
     assert re.search(rf"\n    warned: {WARNED_WITH_BIAS.pattern}\n", failure), failure
-    assert "\n    stderr: noisy: \x1b[31mred\x1b[0m on stderr from Python\\nnoisy: written to file descriptor 2\\n" \
-        in failure  # each on its line (escaped for a terminal by whoever prints it)
+    assert (
+        "\n    stderr: noisy: \x1b[31mred\x1b[0m on stderr from Python\\nnoisy: written to file descriptor 2\\n"
+        in failure
+    )  # each on its line (escaped for a terminal by whoever prints it)
     summary = format_summary(report)
     examples = result.tallies[talks.name].examples
-    assert (f"noise ({talks.name}): of its {examples} checks, {examples} warned ({examples} warnings), "
-            f"{examples} wrote to stderr, {examples} wrote to stdout; first said:") in summary
+    assert (
+        f"noise ({talks.name}): of its {examples} checks, {examples} warned ({examples} warnings), "
+        f"{examples} wrote to stderr, {examples} wrote to stdout; first said:"
+    ) in summary
     as_json = report.to_json()["implementations"]
     assert as_json[talks.name]["noise"]["warned"]["checks"] == examples
     assert as_json[talks.name]["noise"]["warned"]["warnings"] == examples
@@ -203,14 +231,35 @@ HARNESS_LINE = re.compile(rf"FAILED |    |implementation |--|{re.escape(NOISY)}:
 PROGRESS = re.compile(r"fuzzing: \d+/\d+ cases, \d+ bug\(s\), \d+ cases/s(, about \d+s left)?")
 
 
-@pytest.mark.parametrize("how", [[], ["--isolate"], ["--workers", "2", "--shards", "2"]],
-                         ids=["in-process", "isolated", "two-workers"])
+@pytest.mark.parametrize(
+    "how", [[], ["--isolate"], ["--workers", "2", "--shards", "2"]], ids=["in-process", "isolated", "two-workers"]
+)
 def test_the_terminal_shows_only_the_harness_and_the_report_has_the_noise(how: list[str], tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    run = subprocess.run([sys.executable, "-m", "harness", "fuzz", "--impl", spec("talks"),
-                          "--impl", spec("talks_off_by_one_with_bias"), "--max-examples", "100", "--seed", str(SEED),
-                          "--no-save", "--report", str(report), *how],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "fuzz",
+            "--impl",
+            spec("talks"),
+            "--impl",
+            spec("talks_off_by_one_with_bias"),
+            "--max-examples",
+            "100",
+            "--seed",
+            str(SEED),
+            "--no-save",
+            "--report",
+            str(report),
+            *how,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 1, run.stderr[-2000:]
     assert "\x1b" not in run.stdout + run.stderr  # the escape sequence it writes arrives escaped
     strays = [line for line in run.stdout.splitlines() if not HARNESS_LINE.match(line)]
@@ -222,7 +271,8 @@ def test_the_terminal_shows_only_the_harness_and_the_report_has_the_noise(how: l
     implementations = json.loads(report.read_text())["implementations"]
     talks, buggy = implementations[spec("talks")], implementations[spec("talks_off_by_one_with_bias")]
     assert {channel: said["checks"] for channel, said in talks["noise"].items()} == dict.fromkeys(
-        ("warned", "stderr", "stdout"), talks["examples"])
+        ("warned", "stderr", "stdout"), talks["examples"]
+    )
     # One warning a check, and where torch warns once per process (a fresh child), one more.
     assert talks["noise"]["warned"]["warnings"] >= talks["examples"]
     (failure,) = buggy["failures"]
@@ -232,8 +282,13 @@ def test_the_terminal_shows_only_the_harness_and_the_report_has_the_noise(how: l
 
 def test_replay_shows_only_the_harness_and_its_report_has_the_noise(tmp_path: Path) -> None:
     report = tmp_path / "replay.json"
-    run = subprocess.run([sys.executable, "-m", "harness", "replay", CASE.id, "--impl", spec("talks"),
-                          "--report", str(report)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "harness", "replay", CASE.id, "--impl", spec("talks"), "--report", str(report)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "noisy: " not in run.stdout + run.stderr  # what it says starts so; its file name is noisy.py
     (row,) = json.loads(report.read_text())["rows"]
@@ -245,9 +300,29 @@ def test_on_dask_what_python_says_is_caught_and_what_c_writes_is_the_worker_s(tm
     threads write there too): Python's warnings and prints are caught, C's writes are not."""
     pytest.importorskip("distributed")
     report = tmp_path / "report.json"
-    run = subprocess.run([sys.executable, "-m", "harness", "fuzz", "--impl", spec("talks"), "--max-examples", "30",
-                          "--seed", str(SEED), "--no-save", "--report", str(report), "--scheduler", "local:2"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "fuzz",
+            "--impl",
+            spec("talks"),
+            "--max-examples",
+            "30",
+            "--seed",
+            str(SEED),
+            "--no-save",
+            "--report",
+            str(report),
+            "--scheduler",
+            "local:2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     lines = (run.stdout + run.stderr).splitlines()
     assert noisy.STDOUT not in lines and noisy.STDERR not in lines  # only in the report's lines, escaped
@@ -255,6 +330,7 @@ def test_on_dask_what_python_says_is_caught_and_what_c_writes_is_the_worker_s(tm
     assert re.search(rf"\n    warned: {WARNED.pattern}\n", run.stdout)
     (talks,) = json.loads(report.read_text())["implementations"].values()
     assert {channel: said["checks"] for channel, said in talks["noise"].items()} == dict.fromkeys(
-        ("warned", "stderr", "stdout"), talks["examples"])
+        ("warned", "stderr", "stdout"), talks["examples"]
+    )
     assert talks["noise"]["stderr"]["first"] == [f"{noisy.STDERR}\n"]  # Python's line only
     assert talks["noise"]["stdout"]["first"] == [f"{noisy.STDOUT}\n"]

@@ -5,18 +5,34 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import fields, replace
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 
-from harness.case import Case, CaseError, CaseIdError, Limits
-from harness.strategies import cases
+from harness.generate.strategies import cases
+from harness.model.case import OPTIONAL, Case, CaseError, CaseIdError, Limits, pair
 
-BASE = Case(batch=2, in_channels=4, out_channels=8, groups=2, height=7, width=5, kernel=(3, 2),
-            stride=1, padding=1, dilation=1, bias=True, dtype="float32", layout="contiguous",
-            data="uniform", device="cpu", seed=12)
+BASE = Case(
+    batch=2,
+    in_channels=4,
+    out_channels=8,
+    groups=2,
+    height=7,
+    width=5,
+    kernel=(3, 2),
+    stride=1,
+    padding=1,
+    dilation=1,
+    bias=True,
+    dtype="float32",
+    layout="contiguous",
+    data="uniform",
+    device="cpu",
+    seed=12,
+)
 GOOD_ID = BASE.id
 
 
@@ -24,6 +40,12 @@ def _with_part(index: int, part: str) -> str:
     parts = GOOD_ID.split("-")
     parts[index] = part
     return "-".join(parts)
+
+
+def _replaced(name: str, value: Any) -> Case:
+    """BASE with the field a test is parametrized over set to value."""
+    changes: dict[str, Any] = {name: value}
+    return replace(BASE, **changes)
 
 
 # -- the id -------------------------------------------------------------------------------
@@ -39,8 +61,8 @@ def test_an_id_parses_back_to_the_same_case(case: Case) -> None:
 
 @pytest.mark.parametrize("name, letter", [("stride", "s"), ("padding", "p"), ("dilation", "d")])
 def test_an_int_and_an_equal_pair_get_different_ids_and_keep_their_form(name: str, letter: str) -> None:
-    as_int = replace(BASE, **{name: 2})
-    as_pair = replace(BASE, **{name: (2, 2)})
+    as_int = _replaced(name, 2)
+    as_pair = _replaced(name, (2, 2))
     assert f"{letter}2" in as_int.id.split("-")[0]
     assert f"{letter}h2{letter}w2" in as_pair.id.split("-")[0]
     assert as_int.id != as_pair.id
@@ -79,29 +101,32 @@ def test_surrounding_whitespace_does_not_stop_an_id_from_parsing() -> None:
     assert Case.from_id(f"  {GOOD_ID}\n") == BASE
 
 
-@pytest.mark.parametrize("text, named", [
-    pytest.param(GOOD_ID.rsplit("-", 1)[0], "found 6", id="too-few-parts"),
-    pytest.param(GOOD_ID + "-extra", "found 8", id="too-many-parts"),
-    pytest.param(_with_part(0, "mb2ic4oc8g2ih7iw5kh3s1p1d1"), "mb2ic4oc8g2ih7iw5kh3s1p1d1",
-                 id="shape-missing-kw"),
-    pytest.param(_with_part(0, "mb2ic4oc8g2ih7iw5kh3kw2s1p1"), "mb2ic4oc8g2ih7iw5kh3kw2s1p1",
-                 id="shape-missing-dilation"),
-    pytest.param(_with_part(0, "mb2ic4oc8g2ih7iw5kh3kw2s1pfulld1"), "pfull", id="shape-bad-padding-mode"),
-    pytest.param(_with_part(1, "withbias"), "withbias", id="bias"),
-    pytest.param(_with_part(6, "seedx"), "seedx", id="seed-not-digits"),
-    pytest.param(_with_part(6, "seed"), "'seed'", id="seed-without-digits"),
-    pytest.param(_with_part(6, "12"), "'12'", id="seed-without-prefix"),
-    pytest.param(_with_part(2, "float8"), "dtype", id="dtype"),
-    pytest.param(_with_part(3, "rowmajor"), "layout", id="layout"),
-    pytest.param(_with_part(4, "normal"), "data", id="data-kind"),
-    pytest.param(_with_part(5, "tpu"), "device", id="device"),
-    pytest.param(replace(BASE, in_channels=5).id, "multiples of groups", id="channels-not-divisible-by-groups"),
-    pytest.param(replace(BASE, out_channels=3).id, "multiples of groups", id="out-channels-not-divisible"),
-    pytest.param(replace(BASE, height=1, padding=0).id, "larger than the padded input", id="kernel-too-large"),
-    pytest.param(replace(BASE, padding="same", stride=2).id, "stride 1", id="same-with-stride"),
-    pytest.param(replace(BASE, in_channels=0, groups=1).id, "in_channels must be >= 1", id="no-channels"),
-    pytest.param(replace(BASE, stride=0).id, "stride must be >= 1", id="zero-stride"),
-])
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        pytest.param(GOOD_ID.rsplit("-", 1)[0], "found 6", id="too-few-parts"),
+        pytest.param(GOOD_ID + "-extra", "found 8", id="too-many-parts"),
+        pytest.param(_with_part(0, "mb2ic4oc8g2ih7iw5kh3s1p1d1"), "mb2ic4oc8g2ih7iw5kh3s1p1d1", id="shape-missing-kw"),
+        pytest.param(
+            _with_part(0, "mb2ic4oc8g2ih7iw5kh3kw2s1p1"), "mb2ic4oc8g2ih7iw5kh3kw2s1p1", id="shape-missing-dilation"
+        ),
+        pytest.param(_with_part(0, "mb2ic4oc8g2ih7iw5kh3kw2s1pfulld1"), "pfull", id="shape-bad-padding-mode"),
+        pytest.param(_with_part(1, "withbias"), "withbias", id="bias"),
+        pytest.param(_with_part(6, "seedx"), "seedx", id="seed-not-digits"),
+        pytest.param(_with_part(6, "seed"), "'seed'", id="seed-without-digits"),
+        pytest.param(_with_part(6, "12"), "'12'", id="seed-without-prefix"),
+        pytest.param(_with_part(2, "float8"), "dtype", id="dtype"),
+        pytest.param(_with_part(3, "rowmajor"), "layout", id="layout"),
+        pytest.param(_with_part(4, "normal"), "data", id="data-kind"),
+        pytest.param(_with_part(5, "tpu"), "device", id="device"),
+        pytest.param(replace(BASE, in_channels=5).id, "multiples of groups", id="channels-not-divisible-by-groups"),
+        pytest.param(replace(BASE, out_channels=3).id, "multiples of groups", id="out-channels-not-divisible"),
+        pytest.param(replace(BASE, height=1, padding=0).id, "larger than the padded input", id="kernel-too-large"),
+        pytest.param(replace(BASE, padding="same", stride=2).id, "stride 1", id="same-with-stride"),
+        pytest.param(replace(BASE, in_channels=0, groups=1).id, "in_channels must be >= 1", id="no-channels"),
+        pytest.param(replace(BASE, stride=0).id, "stride must be >= 1", id="zero-stride"),
+    ],
+)
 def test_a_malformed_id_is_rejected_with_a_message_naming_the_bad_part(text: str, named: str) -> None:
     with pytest.raises(CaseIdError) as raised:
         Case.from_id(text)
@@ -121,11 +146,13 @@ def test_a_case_id_error_is_a_value_error() -> None:
 @pytest.mark.parametrize("part", ["mb", "ic", "iw", "sh", "seed"])
 def test_a_number_of_thousands_of_digits_is_a_case_id_error_naming_it_in_one_short_line(part: str) -> None:
     digits = "9" * 5000  # past what int() will convert
-    text = {"mb": _with_part(0, f"mb{digits}ic4oc8g2ih7iw5kh3kw2s1p1d1"),
-            "ic": _with_part(0, f"mb2ic{digits}oc8g2ih7iw5kh3kw2s1p1d1"),
-            "iw": _with_part(0, f"mb2ic4oc8g2ih7iw{digits}kh3kw2s1p1d1"),
-            "sh": _with_part(0, f"mb2ic4oc8g2ih7iw5kh3kw2sh{digits}sw1p1d1"),
-            "seed": _with_part(6, f"seed{digits}")}[part]
+    text = {
+        "mb": _with_part(0, f"mb{digits}ic4oc8g2ih7iw5kh3kw2s1p1d1"),
+        "ic": _with_part(0, f"mb2ic{digits}oc8g2ih7iw5kh3kw2s1p1d1"),
+        "iw": _with_part(0, f"mb2ic4oc8g2ih7iw{digits}kh3kw2s1p1d1"),
+        "sh": _with_part(0, f"mb2ic4oc8g2ih7iw5kh3kw2sh{digits}sw1p1d1"),
+        "seed": _with_part(6, f"seed{digits}"),
+    }[part]
 
     with pytest.raises(CaseIdError) as raised:
         Case.from_id(text)
@@ -135,13 +162,17 @@ def test_a_number_of_thousands_of_digits_is_a_case_id_error_naming_it_in_one_sho
     assert "\n" not in message and len(message) < 500
 
 
-@pytest.mark.parametrize("text", [
-    "x" * 100_000,
-    _with_part(0, "mb2" + "ic4" * 30_000),
-    _with_part(1, "b" * 100_000),
-    _with_part(6, "seed" + "x" * 100_000),
-    GOOD_ID.replace("-cpu-", "-" + "c" * 100_000 + "-"),
-], ids=["no-parts", "shape", "bias", "seed", "device"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 100_000,
+        _with_part(0, "mb2" + "ic4" * 30_000),
+        _with_part(1, "b" * 100_000),
+        _with_part(6, "seed" + "x" * 100_000),
+        GOOD_ID.replace("-cpu-", "-" + "c" * 100_000 + "-"),
+    ],
+    ids=["no-parts", "shape", "bias", "seed", "device"],
+)
 def test_an_error_about_a_long_id_quotes_only_its_start(text: str) -> None:
     with pytest.raises(CaseIdError) as raised:
         Case.from_id(text)
@@ -151,7 +182,7 @@ def test_an_error_about_a_long_id_quotes_only_its_start(text: str) -> None:
 @pytest.mark.parametrize("name", ["stride", "padding", "dilation", "kernel", "batch"])
 def test_a_value_beyond_torchs_int64_is_out_of_range(name: str) -> None:
     value = (2**63, 1) if name == "kernel" else 2**63
-    assert f"{name} must be at most 2**63 - 1" in "; ".join(replace(BASE, **{name: value}).problems())
+    assert f"{name} must be at most 2**63 - 1" in "; ".join(_replaced(name, value).problems())
     assert not [p for p in replace(BASE, stride=2**63 - 1).problems() if "2**63" in p]
 
 
@@ -179,12 +210,29 @@ def test_output_shape_agrees_with_torch_conv2d(case: Case) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
-@pytest.mark.parametrize("kernel, dilation", [
-    ((2, 2), 1), ((2, 4), 1), ((4, 3), 1), ((3, 2), (1, 3)), ((2, 2), 2), ((1, 4), (2, 1)),
-])
+@pytest.mark.parametrize(
+    "kernel, dilation",
+    [
+        ((2, 2), 1),
+        ((2, 4), 1),
+        ((4, 3), 1),
+        ((3, 2), (1, 3)),
+        ((2, 2), 2),
+        ((1, 4), (2, 1)),
+    ],
+)
 def test_same_padding_puts_the_extra_pixel_last_as_torch_does(kernel: tuple[int, int], dilation) -> None:
-    case = Case(batch=1, in_channels=2, out_channels=3, groups=1, height=6, width=7, kernel=kernel,
-                padding="same", dilation=dilation)
+    case = Case(
+        batch=1,
+        in_channels=2,
+        out_channels=3,
+        groups=1,
+        height=6,
+        width=7,
+        kernel=kernel,
+        padding="same",
+        dilation=dilation,
+    )
     top, bottom, left, right = case.paddings
     dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
     assert (top + bottom, left + right) == (dh * (kernel[0] - 1), dw * (kernel[1] - 1))
@@ -218,7 +266,14 @@ def test_elements_and_macs_count_what_torch_allocates_and_computes(case: Case) -
     one = case if case.batch else replace(case, batch=1)  # an empty batch counts as one
     x, w = torch.zeros(one.input_shape), torch.zeros(one.weight_shape)
     out = _conv_call(one, x, w)
-    assert case.elements == x.numel() + w.numel() + out.numel()
+    # What an implementation that pads the input and spreads the kernel out allocates.
+    top, bottom, left, right = one.paddings
+    (dh, dw), (kh, kw) = pair(one.dilation), one.kernel
+    padded = F.pad(x, (left, right, top, bottom))
+    spread = w.new_zeros(*w.shape[:2], dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    spread[..., ::dh, ::dw] = w
+    assert F.conv2d(padded, spread, None, one.stride, 0, 1, one.groups).shape == out.shape
+    assert case.elements == padded.numel() + spread.numel() + out.numel()
     assert case.macs == out.numel() * w[0].numel()
 
 
@@ -238,18 +293,21 @@ def test_a_case_over_a_limit_is_refused_naming_the_case_the_limit_and_the_flag()
     with pytest.raises(CaseError) as macs:
         Limits(macs=BASE.macs - 1).check(BASE)
 
-    assert str(elements.value) == (f"case {GOOD_ID!r} is too large: {BASE.elements:,} elements (input + weight + "
-                                   f"output), over the limit of {BASE.elements - 1:,}; raise the limit with "
-                                   "--max-elements N")
+    assert str(elements.value) == (
+        f"case {GOOD_ID!r} is too large: {BASE.elements:,} elements (padded input + "
+        f"dilated weight + output), over the limit of {BASE.elements - 1:,}; raise the "
+        "limit with --max-elements N"
+    )
     assert "multiply-adds" in str(macs.value) and "--max-macs N" in str(macs.value)
 
 
+@pytest.mark.timing
 def test_a_huge_case_is_refused_in_well_under_a_second_without_allocating() -> None:
     huge = replace(BASE, batch=10**9, height=10**9, width=10**9, in_channels=10**9, groups=1)
     started = time.perf_counter()
     with pytest.raises(CaseError) as raised:
         Limits().check(huge)
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 1.0  # microseconds here: arithmetic, nothing allocated
     assert len(str(raised.value)) < 400
 
 
@@ -264,7 +322,7 @@ def test_a_case_survives_a_json_round_trip_through_its_dict(case: Case) -> None:
     assert restored.id == case.id
 
 
-@pytest.mark.parametrize("name", [field.name for field in fields(Case)])
+@pytest.mark.parametrize("name", [field.name for field in fields(Case) if field.name not in OPTIONAL])
 def test_a_dict_missing_any_field_is_an_error_naming_it_never_a_default(name: str) -> None:
     data = BASE.to_dict()
     del data[name]

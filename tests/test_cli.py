@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from harness.case import Case, Limits
-from harness.cli import UsageError, _outputs_writable, _writable, main
-from harness.corpus import filename, load, save, to_json
-from harness.finding import Finding, identity
-from harness.journal import Journal
-from harness.registry import ENTRY_POINT_GROUP, discover
-from harness.verdict import FAILED, Verdict
+from harness.arguments import UsageError
+from harness.cli import _outputs_writable, _writable, main
+from harness.execute.journal import Journal
+from harness.model.case import Case, Limits
+from harness.model.finding import Finding, identity
+from harness.model.registry import ENTRY_POINT_GROUP, discover
+from harness.model.verdict import FAILED, Kind, Verdict
+from harness.store.corpus import filename, load, save, to_json
 
 PLUGIN = """
 import torch
@@ -41,7 +42,7 @@ FIXED = PLUGIN.replace("{bias}", "bias")  # the same size: a one-word fix
 
 
 # The project's own implementations, and the torch paths: always there, and all must pass but the canary.
-OWN = {"original", "loop", "unfold", "strided", "gather", "numpy", "torch_no_mkldnn"}
+OWN = {"original", "loop", "unfold", "strided", "gather", "numpy", "torch", "torch_no_mkldnn"}
 LIBRARIES = {entry_point.name for entry_point in entry_points(group=ENTRY_POINT_GROUP) if entry_point.extras}
 
 
@@ -61,14 +62,26 @@ def test_list_shows_every_shipped_implementation_and_the_canary(capsys: pytest.C
 
 
 def test_fuzz_catches_the_canary_passes_the_rest_and_writes_the_report(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = tmp_path / "report.json"
     # Every registered implementation, as the main job runs it; a real library installed here
     # (an extra) has real bugs (tests/test_adapters.py), so then the others are named instead.
     libraries = sorted(set(discover().implementations) & LIBRARIES)
     named = [argument for name in sorted(OWN) for argument in ("--impl", name)] if libraries else []
-    status, out, _ = _run(capsys, "fuzz", "--max-examples", "40", "--seed", "7", *named,
-                          "--report", str(report), "--corpus", str(tmp_path / "corpus"))
+    status, out, _ = _run(
+        capsys,
+        "fuzz",
+        "--max-examples",
+        "40",
+        "--seed",
+        "7",
+        *named,
+        "--report",
+        str(report),
+        "--corpus",
+        str(tmp_path / "corpus"),
+    )
     assert status == 0, out
     data = json.loads(report.read_text())
     entries = data["implementations"]
@@ -86,22 +99,46 @@ def test_the_same_seed_gives_the_same_report(tmp_path: Path, capsys: pytest.Capt
     reports = []
     for run in range(2):
         path = tmp_path / f"{run}.json"
-        _run(capsys, "fuzz", "--impl", "original", "--max-examples", "30", "--seed", "3",
-             "--report", str(path), "--no-save")
+        _run(
+            capsys,
+            "fuzz",
+            "--impl",
+            "original",
+            "--max-examples",
+            "30",
+            "--seed",
+            "3",
+            "--report",
+            str(path),
+            "--no-save",
+        )
         reports.append(json.loads(path.read_text())["implementations"])
     assert reports[0] == reports[1]
 
 
 def test_a_third_party_file_is_fuzzed_and_its_bug_caught_then_replayed_until_fixed(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plugin = tmp_path / "elsewhere" / "my_conv.py"
     plugin.parent.mkdir()
     plugin.write_text(BROKEN)
     spec = f"{plugin}:conv2d"
     report, corpus = tmp_path / "report.json", tmp_path / "corpus"
 
-    status, out, _ = _run(capsys, "fuzz", "--impl", spec, "--max-examples", "300", "--seed", "1",
-                          "--report", str(report), "--corpus", str(corpus))
+    status, out, _ = _run(
+        capsys,
+        "fuzz",
+        "--impl",
+        spec,
+        "--max-examples",
+        "300",
+        "--seed",
+        "1",
+        "--report",
+        str(report),
+        "--corpus",
+        str(corpus),
+    )
     assert status == 1
     failures = json.loads(report.read_text())["implementations"][spec]["failures"]
     assert failures and failures[0]["kind"] == "values" and failures[0]["needs"] == ["bias"]
@@ -126,7 +163,8 @@ def test_replay_takes_a_case_id_and_reports_each_implementation(capsys: pytest.C
 
 
 def test_show_prints_a_script_that_reproduces_the_failure_with_torch_alone(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     case = "mbnoneic1oc1g1ih5iw5kh3kw3s2p1d1-nobias-float32-contiguous-uniform-cpu-seed4"
     status, out, _ = _run(capsys, "show", case, "--impl", "original")
     assert status == 0
@@ -143,10 +181,21 @@ def test_show_prints_a_script_that_reproduces_the_failure_with_torch_alone(
 
 def test_corpus_merge_keeps_one_file_per_bug(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for machine in ("a", "b"):
-        _run(capsys, "fuzz", "--impl", "original", "--max-examples", "20", "--seed", "5",
-             "--corpus", str(tmp_path / machine))
-    status, out, _ = _run(capsys, "corpus", "merge", str(tmp_path / "a"), str(tmp_path / "b"),
-                          "--into", str(tmp_path / "merged"))
+        _run(
+            capsys,
+            "fuzz",
+            "--impl",
+            "original",
+            "--max-examples",
+            "20",
+            "--seed",
+            "5",
+            "--corpus",
+            str(tmp_path / machine),
+        )
+    status, out, _ = _run(
+        capsys, "corpus", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "--into", str(tmp_path / "merged")
+    )
     assert status == 0 and "1 added" in out and "1 already there" in out
     assert len(list((tmp_path / "merged" / "failures").glob("*.json"))) == 1
 
@@ -155,36 +204,49 @@ SMALL = "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-see
 HUGE = "mb1ic1oc1g1ih1000000iw1000000kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"  # 8 TB
 
 
-@pytest.mark.parametrize(("argv", "named"), [
-    (["fuzz", "--impl", "nosuch"], "no implementation registered under that name"),
-    (["fuzz", "--impl", "some_file.py"], "name the function too, as some_file.py:FUNCTION"),
-    (["fuzz", "--impl", "pkg.mod:"], "expected a registered name, FILE.py:FUNCTION"),
-    (["fuzz", "--impl", "missing.py:conv2d"], "no such file 'missing.py'"),
-    (["fuzz", "--impl", "no_such_package.mod:conv2d"], "no module named 'no_such_package'"),
-    (["fuzz", "--max-examples", "0"], "must be at least 1"),
-    (["fuzz", "--max-examples", "-3"], "must be at least 1"),
-    (["fuzz", "--max-examples", "many"], "expected a whole number"),
-    (["replay", "mb1ic1-nonsense"], "must have 7 '-'-separated parts"),
-    (["show", "mb1ic3oc2g2ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"], "multiples of groups"),
-    (["show", "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0", "--impl", "nosuch"],
-     "no implementation registered under that name (registered: gather,"),
-    (["show", "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0", "--impl",
-      "missing.py:conv2d"], "no such file 'missing.py'"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["fuzz", "--impl", ".my_conv:conv2d"], "'.my_conv' is neither a FILE.py nor an absolute module name"),
-    (["replay", SMALL, "--impl", "..:conv2d"], "'..' is neither a FILE.py nor an absolute module name"),
-    (["show", SMALL, "--impl", ".:conv2d"], "'.' is neither a FILE.py nor an absolute module name"),
-    (["replay", HUGE], "too large"),
-    (["show", HUGE], "--max-elements N"),
-    (["replay", SMALL, "--max-elements", "0"], "must be at least 1"),
-    (["show", SMALL, "--max-macs", "lots"], "expected a whole number"),
-    (["replay", "mb" + "9" * 5000 + SMALL[3:]], "mb has 5,000 digits"),
-    (["fuzz", "--shard", "1/4", "--shards", "8"], "--shard 1/4 is one of 4 shards, but --shards says 8"),
-    (["fuzz", "--shard", "1/4", "--workers", "2"], "--workers and --shard do not combine"),
-    (["fuzz", "--shard", "5/4"], "argument --shard: expected I/N with 1 <= I <= N, got '5/4'"),
-])
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["fuzz", "--impl", "nosuch"], "no implementation registered under that name"),
+        (["fuzz", "--impl", "some_file.py"], "name the function too, as some_file.py:FUNCTION"),
+        (["fuzz", "--impl", "pkg.mod:"], "expected a registered name, FILE.py:FUNCTION"),
+        (["fuzz", "--impl", "missing.py:conv2d"], "no such file 'missing.py'"),
+        (["fuzz", "--impl", "no_such_package.mod:conv2d"], "no module named 'no_such_package'"),
+        (["fuzz", "--max-examples", "0"], "must be at least 1"),
+        (["fuzz", "--max-examples", "-3"], "must be at least 1"),
+        (["fuzz", "--max-examples", "many"], "expected a whole number"),
+        (["replay", "mb1ic1-nonsense"], "must have 7 '-'-separated parts"),
+        (["show", "mb1ic3oc2g2ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"], "multiples of groups"),
+        (
+            ["show", "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0", "--impl", "nosuch"],
+            "no implementation registered under that name (registered: gather,",
+        ),
+        (
+            [
+                "show",
+                "mb1ic1oc1g1ih5iw5kh3kw3s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0",
+                "--impl",
+                "missing.py:conv2d",
+            ],
+            "no such file 'missing.py'",
+        ),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["fuzz", "--impl", ".my_conv:conv2d"], "'.my_conv' is neither a FILE.py nor an absolute module name"),
+        (["replay", SMALL, "--impl", "..:conv2d"], "'..' is neither a FILE.py nor an absolute module name"),
+        (["show", SMALL, "--impl", ".:conv2d"], "'.' is neither a FILE.py nor an absolute module name"),
+        (["replay", HUGE], "too large"),
+        (["show", HUGE], "--max-elements N"),
+        (["replay", SMALL, "--max-elements", "0"], "must be at least 1"),
+        (["show", SMALL, "--max-macs", "lots"], "expected a whole number"),
+        (["replay", "mb" + "9" * 5000 + SMALL[3:]], "mb has 5,000 digits"),
+        (["fuzz", "--shard", "1/4", "--shards", "8"], "--shard 1/4 is one of 4 shards, but --shards says 8"),
+        (["fuzz", "--shard", "1/4", "--workers", "2"], "--workers and --shard do not combine"),
+        (["fuzz", "--shard", "5/4"], "argument --shard: expected I/N with 1 <= I <= N, got '5/4'"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_problem_with_status_2(
-        argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     status, out, err = _run(capsys, *argv)
     assert status == 2
     assert err.count("\n") == 1 and named in err, err
@@ -199,20 +261,32 @@ def test_an_unwritable_corpus_directory_is_a_usage_error(tmp_path: Path, capsys:
 
 
 def test_python_dash_m_harness_is_the_command_line() -> None:
-    ran = subprocess.run([sys.executable, "-m", "harness", "fuzz", "--max-examples", "0"],
-                         capture_output=True, text=True)
+    ran = subprocess.run(
+        [sys.executable, "-m", "harness", "fuzz", "--max-examples", "0"], capture_output=True, text=True
+    )
     assert ran.returncode == 2
     assert ran.stderr == "python -m harness: error: argument --max-examples: must be at least 1, got 0\n"
 
 
 def test_fuzzing_again_with_another_seed_adds_no_duplicate_files(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plugin = tmp_path / "my_conv.py"
     plugin.write_text(BROKEN)
     corpus = tmp_path / "corpus"
     for seed in ("1", "2"):
-        status, out, _ = _run(capsys, "fuzz", "--impl", f"{plugin}:conv2d", "--max-examples", "300",
-                              "--seed", seed, "--corpus", str(corpus))
+        status, out, _ = _run(
+            capsys,
+            "fuzz",
+            "--impl",
+            f"{plugin}:conv2d",
+            "--max-examples",
+            "300",
+            "--seed",
+            seed,
+            "--corpus",
+            str(corpus),
+        )
         assert status == 1
     assert "corpus: kept" in out or "corpus: replaced" in out
     assert len(list((corpus / "failures").glob("*.json"))) == 1
@@ -234,8 +308,11 @@ ZEN = "Beautiful is better than ugly"
 
 
 def _saved_failure(directory: Path, implementation: str) -> Path:
-    entry = Finding(implementation, Case.from_id(SHOWN_CASE),
-                    Verdict(FAILED, "exception", "RuntimeError: called", "exception:RuntimeError@x"))
+    entry = Finding(
+        implementation,
+        Case.from_id(SHOWN_CASE),
+        Verdict(FAILED, Kind.EXCEPTION, "RuntimeError: called", "exception:RuntimeError@x"),
+    )
     path = directory / "failures" / "saved.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(to_json(entry)))
@@ -244,7 +321,8 @@ def _saved_failure(directory: Path, implementation: str) -> Path:
 
 @pytest.mark.parametrize("named", ["../evil.py:conv2d", "evilmod:conv2d", "this:x"])
 def test_nothing_a_corpus_file_names_is_imported_by_show_by_any_command_or_by_the_script(
-        named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     work, marker = tmp_path / "work", tmp_path / "marker"
     work.mkdir()
     for plugin in (tmp_path / "evil.py", work / "evilmod.py"):
@@ -257,9 +335,14 @@ def test_nothing_a_corpus_file_names_is_imported_by_show_by_any_command_or_by_th
     hostile = _saved_failure(corpus, named)
 
     status, script, _ = _run(capsys, "show", str(hostile))
-    printed = [_run(capsys, *argv)[1] for argv in (
-        ["replay", str(hostile)], ["replay", "--corpus", str(corpus)],
-        ["corpus", "merge", str(corpus), "--into", str(tmp_path / "merged")])]
+    printed = [
+        _run(capsys, *argv)[1]
+        for argv in (
+            ["replay", str(hostile)],
+            ["replay", "--corpus", str(corpus)],
+            ["corpus", "merge", str(corpus), "--into", str(tmp_path / "merged")],
+        )
+    ]
     assert not marker.exists() and ZEN not in "".join([script, *printed])
 
     # The script quotes the name, and runs torch's conv2d, not what the name names.
@@ -272,7 +355,8 @@ def test_nothing_a_corpus_file_names_is_imported_by_show_by_any_command_or_by_th
 
 
 def test_show_imports_nothing_given_with_impl_and_the_script_it_writes_does(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     marker, plugin = tmp_path / "marker", tmp_path / "mine.py"
     plugin.write_text(MARKS.format(marker=str(marker)))
     for module in [m for m in sys.modules if m.split(".")[0] in ("implementations", "this")]:
@@ -293,7 +377,8 @@ def test_show_imports_nothing_given_with_impl_and_the_script_it_writes_does(
 
 
 def test_a_saved_failure_of_a_registered_implementation_is_shown_importing_it_from_its_package(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     saved = _saved_failure(tmp_path, "original")  # a name, resolved by this installation
     status, script, _ = _run(capsys, "show", str(saved))
     assert status == 0 and "getattr(importlib.import_module('implementations.original'), 'conv2d')" in script
@@ -308,11 +393,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def test_a_message_that_closes_a_docstring_stays_a_string_from_fuzz_to_corpus_to_script(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plugin, corpus, repro = tmp_path / "injecting.py", tmp_path / "corpus", tmp_path / "repro.py"
     plugin.write_text(INJECTING)
-    status, _, _ = _run(capsys, "fuzz", "--impl", f"{plugin}:conv2d", "--corpus", str(corpus),
-                        "--max-examples", "5", "--seed", "1")
+    status, _, _ = _run(
+        capsys, "fuzz", "--impl", f"{plugin}:conv2d", "--corpus", str(corpus), "--max-examples", "5", "--seed", "1"
+    )
     assert status == 1
     (saved,) = (corpus / "failures").glob("*.json")
     assert '"""' in json.loads(saved.read_text())["failure"]["message"]
@@ -338,27 +425,40 @@ def _terminal_safe(text: str) -> bool:
 
 
 def test_escape_sequences_an_implementation_raises_reach_the_terminal_escaped_and_the_json_exact(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plugin, corpus = tmp_path / "red\x1b[31m.py", tmp_path / "corpus"  # its file name too
     plugin.write_text(ESCAPING)
     spec = f"{plugin}:conv2d"
-    status, out, err = _run(capsys, "fuzz", "--impl", spec, "--max-examples", "5", "--seed", "1",
-                            "--corpus", str(corpus), "--report", str(tmp_path / "fuzz.json"))
+    status, out, err = _run(
+        capsys,
+        "fuzz",
+        "--impl",
+        spec,
+        "--max-examples",
+        "5",
+        "--seed",
+        "1",
+        "--corpus",
+        str(corpus),
+        "--report",
+        str(tmp_path / "fuzz.json"),
+    )
     assert status == 1 and _terminal_safe(out + err)
     assert SHOWN in out and "red\\x1b[31m.py" in out and "fuzzing: " in err
     (failure,) = json.loads((tmp_path / "fuzz.json").read_text())["implementations"][spec]["failures"]
     assert failure["message"].startswith(f"RuntimeError: {RAW} (at ")
 
     for target in (["--corpus", str(corpus)], [failure["case"]]):
-        status, out, err = _run(capsys, "replay", *target, "--impl", spec,
-                                "--report", str(tmp_path / "replay.json"))
+        status, out, err = _run(capsys, "replay", *target, "--impl", spec, "--report", str(tmp_path / "replay.json"))
         assert status == 1 and _terminal_safe(out + err) and f"    RuntimeError: {SHOWN}" in out
         (row,) = json.loads((tmp_path / "replay.json").read_text())["rows"]
         assert row["message"].startswith(f"RuntimeError: {RAW} (at ")
 
 
 def test_corpus_file_names_and_case_ids_in_errors_reach_the_terminal_escaped_and_clipped(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus = tmp_path / "corpus"
     (corpus / "failures").mkdir(parents=True)
     (corpus / "failures" / "\x1b[2J\u202e.json").write_text("{")
@@ -376,15 +476,20 @@ def test_corpus_file_names_and_case_ids_in_errors_reach_the_terminal_escaped_and
 # -- limits --------------------------------------------------------------------------------
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("command", ["replay", "show"])
 def test_a_case_over_the_size_limit_is_refused_at_once_in_one_line_naming_it_the_limit_and_the_override(
-        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     started = time.perf_counter()
     status, out, err = _run(capsys, command, HUGE)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0  # milliseconds here: nothing of its size is made
     assert status == 2 and out == ""
-    assert err == (f"python -m harness: error: case {HUGE!r} is too large: 2,000,000,000,001 elements (input + "
-                   "weight + output), over the limit of 16,777,216; raise the limit with --max-elements N\n")
+    assert err == (
+        f"python -m harness: error: case {HUGE!r} is too large: 2,000,000,000,001 elements (padded "
+        "input + dilated weight + output), over the limit of 16,777,216; raise the limit with "
+        "--max-elements N\n"
+    )
 
 
 def test_an_error_about_a_long_id_on_the_command_line_is_one_short_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -394,7 +499,8 @@ def test_an_error_about_a_long_id_on_the_command_line_is_one_short_line(capsys: 
 
 @pytest.mark.parametrize(("flag", "over", "within"), [("--max-elements", "42", "43"), ("--max-macs", "80", "81")])
 def test_the_limits_can_be_raised_or_lowered_on_the_command_line(
-        flag: str, over: str, within: str, capsys: pytest.CaptureFixture[str]) -> None:
+    flag: str, over: str, within: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     # SMALL: 25 + 9 + 9 = 43 elements, 9 x 9 = 81 multiply-adds.
     for command in ("replay", "show"):
         status, _, err = _run(capsys, command, SMALL, flag, over)
@@ -404,11 +510,12 @@ def test_the_limits_can_be_raised_or_lowered_on_the_command_line(
 
 
 def test_replay_and_merge_refuse_an_oversized_corpus_entry_and_carry_on_with_the_others(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus = tmp_path / "corpus"
     big = Case.from_id(HUGE)
     for case, signature in ((Case.from_id(SMALL), "values:small"), (big, "values:huge")):
-        save(corpus, Finding("loop", case, Verdict(FAILED, "values", "wrong values", signature)))
+        save(corpus, Finding("loop", case, Verdict(FAILED, Kind.VALUES, "wrong values", signature)))
     [big_path] = [path for path, e in load(corpus, Limits(big.elements, big.macs)).entries if e.case == big]
 
     status, out, _ = _run(capsys, "replay", "--corpus", str(corpus), "--impl", "loop")
@@ -424,9 +531,10 @@ def test_replay_and_merge_refuse_an_oversized_corpus_entry_and_carry_on_with_the
 
 
 def test_replay_during_or_after_a_fuzz_run_ignores_its_crash_journal(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus = tmp_path / "corpus"
-    save(corpus, Finding("loop", Case.from_id(SMALL), Verdict(FAILED, "values", "wrong values", "values:old")))
+    save(corpus, Finding("loop", Case.from_id(SMALL), Verdict(FAILED, Kind.VALUES, "wrong values", "values:old")))
     journal = Journal(corpus)  # what a campaign running on this corpus keeps there
     journal.running("loop", Case.from_id(SMALL))
     try:
@@ -439,23 +547,31 @@ def test_replay_during_or_after_a_fuzz_run_ignores_its_crash_journal(
 
 
 def test_replay_of_a_corpus_holding_a_fifo_says_so_in_one_line_and_replays_the_rest(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus = tmp_path / "corpus"
-    save(corpus, Finding("loop", Case.from_id(SMALL), Verdict(FAILED, "values", "wrong values", "values:old")))
+    save(corpus, Finding("loop", Case.from_id(SMALL), Verdict(FAILED, Kind.VALUES, "wrong values", "values:old")))
     fifo = corpus / "failures" / "0-fifo.json"
     os.mkfifo(fifo)
-    ran = subprocess.run([sys.executable, "-m", "harness", "replay", "--corpus", str(corpus), "--impl", "loop"],
-                         capture_output=True, text=True, timeout=60)
+    ran = subprocess.run(
+        [sys.executable, "-m", "harness", "replay", "--corpus", str(corpus), "--impl", "loop"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ran.returncode == 1 and "fixed" in ran.stdout and "Traceback" not in ran.stderr
     assert [line for line in ran.stdout.splitlines() if line.startswith("ERROR")] == [
-        f"ERROR {fifo}: skipped: a FIFO, not a regular file"]
+        f"ERROR {fifo}: skipped: a FIFO, not a regular file"
+    ]
 
 
 def test_merge_past_a_directory_where_a_file_goes_says_so_in_one_line_and_merges_the_rest(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source, target = tmp_path / "source", tmp_path / "target"
-    entries = [Finding("loop", Case.from_id(SMALL), Verdict(FAILED, "values", "wrong", f"values:{i}"))
-               for i in range(3)]
+    entries = [
+        Finding("loop", Case.from_id(SMALL), Verdict(FAILED, Kind.VALUES, "wrong", f"values:{i}")) for i in range(3)
+    ]
     for entry in entries:
         save(source, entry)
     blocked = target / "failures" / filename(entries[1])
@@ -465,7 +581,8 @@ def test_merge_past_a_directory_where_a_file_goes_says_so_in_one_line_and_merges
 
     assert status == 1 and "Traceback" not in out + err
     assert [line for line in out.splitlines() if line.startswith("ERROR")] == [
-        f"ERROR {blocked}: cannot save: Is a directory"]
+        f"ERROR {blocked}: cannot save: Is a directory"
+    ]
     assert "2 added" in out and len(load(target).entries) == 2
 
 
@@ -474,22 +591,28 @@ def test_merge_past_a_directory_where_a_file_goes_says_so_in_one_line_and_merges
 
 @pytest.mark.parametrize("where", ["directory", "missing-folder", "file-as-folder"])
 def test_an_unwritable_report_path_is_a_usage_error_before_the_campaign_runs(
-        where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "file").write_text("")
-    report = {"directory": tmp_path, "missing-folder": tmp_path / "no" / "r.json",
-              "file-as-folder": tmp_path / "file" / "r.json"}[where]
-    status, out, err = _run(capsys, "fuzz", "--impl", "loop", "--max-examples", "5", "--no-save",
-                            "--report", str(report))
+    report = {
+        "directory": tmp_path,
+        "missing-folder": tmp_path / "no" / "r.json",
+        "file-as-folder": tmp_path / "file" / "r.json",
+    }[where]
+    status, out, err = _run(
+        capsys, "fuzz", "--impl", "loop", "--max-examples", "5", "--no-save", "--report", str(report)
+    )
     assert status == 2 and out == ""
     assert err.startswith(f"python -m harness: error: --report {report}: cannot write there: ")
     assert err.count("\n") == 1
 
 
 def test_a_writable_report_path_is_left_as_it_was_until_the_report_is_written(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = tmp_path / "report.json"
     report.write_text("old")
-    assert _outputs_writable(None, report) is None
+    _outputs_writable(None, report)  # raises nothing
     assert report.read_text() == "old" and os.listdir(tmp_path) == ["report.json"]
 
 
@@ -508,8 +631,9 @@ def test_concurrent_writability_probes_of_one_corpus_never_fail_each_other(tmp_p
     processes = 4
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(processes), context.Queue()
-    workers = [context.Process(target=_probe_many, args=(str(tmp_path), 1500, barrier, results))
-               for _ in range(processes)]
+    workers = [
+        context.Process(target=_probe_many, args=(str(tmp_path), 1500, barrier, results)) for _ in range(processes)
+    ]
     with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process
         warnings.simplefilter("ignore", DeprecationWarning)
         for worker in workers:
@@ -526,24 +650,38 @@ def test_concurrent_writability_probes_of_one_corpus_never_fail_each_other(tmp_p
 
 @pytest.mark.parametrize("command", ["fuzz", "replay", "show"])
 def test_a_spec_naming_a_function_the_file_lacks_is_a_usage_error_saying_what_it_has(
-        command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     Path("my_conv.py").write_text(FIXED + "\ndef helper():\n    pass\n")
     argv = {"fuzz": ["fuzz", "--no-save"], "replay": ["replay", SMALL], "show": ["show", SMALL]}[command]
     status, out, err = _run(capsys, *argv, "--impl", "my_conv.py:conv2")
     assert status == 2 and out == ""
-    assert err == ("python -m harness: error: --impl 'my_conv.py:conv2': my_conv.py has no function 'conv2' "
-                   "(it has: conv2d, helper)\n")
+    assert err == (
+        "python -m harness: error: --impl 'my_conv.py:conv2': my_conv.py has no function 'conv2' "
+        "(it has: conv2d, helper)\n"
+    )
 
 
 def test_a_file_implementation_fuzzed_by_absolute_path_is_replayed_by_a_relative_one_and_against_others(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / "my_conv.py").write_text(BROKEN)
     corpus = tmp_path / "corpus"
-    status, _, _ = _run(capsys, "fuzz", "--impl", f"{folder / 'my_conv.py'}:conv2d", "--max-examples", "300",
-                        "--seed", "1", "--corpus", str(corpus))
+    status, _, _ = _run(
+        capsys,
+        "fuzz",
+        "--impl",
+        f"{folder / 'my_conv.py'}:conv2d",
+        "--max-examples",
+        "300",
+        "--seed",
+        "1",
+        "--corpus",
+        str(corpus),
+    )
     assert status == 1
     (recorded,) = [entry for _, entry in load(corpus).entries]
     assert recorded.implementation == "my_conv.py:conv2d"  # no folder: portable between machines
@@ -559,10 +697,12 @@ def test_a_file_implementation_fuzzed_by_absolute_path_is_replayed_by_a_relative
 
 
 def test_progress_says_each_state_of_the_whole_campaign_once_and_always_its_end(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from harness import cli
+
     clock = [100.0]
-    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])  # the clock the cli reads
     progress = cli._Progress()  # stderr is captured: not a terminal, a line every 5 s at most
     for step in range(1, 11):
         clock[0] += 1.0
@@ -571,21 +711,25 @@ def test_progress_says_each_state_of_the_whole_campaign_once_and_always_its_end(
         clock[0] += 6.0
         progress(200, 200, 2)  # done, said three times: printed once
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["fuzzing: 50/200 cases, 1 bug(s), 10 cases/s, about 15s left",
-                     "fuzzing: 100/200 cases, 1 bug(s), 10 cases/s, about 10s left",
-                     "fuzzing: 200/200 cases, 2 bug(s), 12 cases/s"]
+    assert lines == [
+        "fuzzing: 50/200 cases, 1 bug(s), 10 cases/s, about 15s left",
+        "fuzzing: 100/200 cases, 1 bug(s), 10 cases/s, about 10s left",
+        "fuzzing: 200/200 cases, 2 bug(s), 12 cases/s",
+    ]
 
 
-@pytest.mark.parametrize("command", [[], ["list"], ["fuzz"], ["replay"], ["show"], ["corpus"], ["corpus", "merge"]],
-                         ids=lambda command: " ".join(command) or "main")
+@pytest.mark.parametrize(
+    "command",
+    [[], ["list"], ["fuzz"], ["replay"], ["show"], ["corpus"], ["corpus", "merge"]],
+    ids=lambda command: " ".join(command) or "main",
+)
 def test_help_is_plain_text_ending_with_the_exit_statuses(
-        command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main([*command, "--help"])
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--help"]) == 0  # returned: an exit raised from under main is a crash (harness.launcher)
     out = capsys.readouterr().out
-    assert exited.value.code == 0
     assert "`" not in out
-    statuses = out[out.index("\nexit status:\n"):].splitlines()[2:]
+    statuses = out[out.index("\nexit status:\n") :].splitlines()[2:]
     assert [line.split()[0] for line in statuses if not line.startswith("     ")] == ["0", "1", "2"]
     assert "usage error" in statuses[-1]
 
@@ -598,17 +742,25 @@ def test_every_column_of_the_replay_table_is_named(capsys: pytest.CaptureFixture
     assert header.split() == ["case", "implementation", "result", "note"] and len(rule.split()) == 4
 
 
-@pytest.mark.parametrize("source, reason", [
-    ("raise ImportError('needs a GPU library')\n", "ImportError: needs a GPU library"),
-    ("def conv2d(input, weight):\n    return input\n",
-     "TypeError: conv2d(input, weight) has no parameter 'stride'"),
-], ids=["import-error", "wrong-signature"])
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        ("raise ImportError('needs a GPU library')\n", "ImportError: needs a GPU library"),
+        (
+            "def conv2d(input, weight):\n    return input\n",
+            "TypeError: conv2d(input, weight) has no parameter 'stride'",
+        ),
+    ],
+    ids=["import-error", "wrong-signature"],
+)
 def test_a_plugin_that_cannot_load_is_named_not_loaded_and_the_others_still_run(
-        source: str, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source: str, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plugin = tmp_path / "plugin.py"
     plugin.write_text(source)
-    status, out, _ = _run(capsys, "fuzz", "--impl", f"{plugin}:conv2d", "--impl", "loop",
-                          "--max-examples", "10", "--no-save")
+    status, out, _ = _run(
+        capsys, "fuzz", "--impl", f"{plugin}:conv2d", "--impl", "loop", "--max-examples", "10", "--no-save"
+    )
     assert status == 1
     assert f"NOT LOADED {plugin}:conv2d: {reason}" in out
     assert "FAILED" not in out

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.case import Case
-from harness.compare import judge, judge_outside, judge_repeat
-from harness.oracle import expect, for_algorithm
-from harness.outcome import Outcome
-from harness.tensors import Inputs, make_inputs
-from harness.verdict import PASSED, UNSUPPORTED, core_signature, failure
+from harness.generate.tensors import Inputs, make_inputs
+from harness.judge.compare import judge, judge_outside, judge_repeat
+from harness.judge.oracle import expect, for_algorithm
+from harness.model.case import Case
+from harness.model.outcome import Outcome
+from harness.model.verdict import PASSED, UNSUPPORTED, core_signature, failure
 
 CASE = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=3, width=3, kernel=(1, 1))
 EXPECTED = expect(CASE, make_inputs(CASE))
@@ -65,8 +65,9 @@ def test_a_bug_inside_and_outside_the_declaration_is_one_bug() -> None:
 
 
 def test_values_in_a_scrambled_order_are_a_layout_failure_with_nan_and_inf_too() -> None:
-    case = Case(batch=1, in_channels=2, out_channels=2, groups=1, height=4, width=4, kernel=(1, 1),
-                data="special", seed=4)
+    case = Case(
+        batch=1, in_channels=2, out_channels=2, groups=1, height=4, width=4, kernel=(1, 1), data="special", seed=4
+    )
     expected = expect(case, make_inputs(case))
     assert not expected.values.isfinite().all()  # the point: NaN or inf among them
     scrambled = expected.values.flatten().flip(0).reshape(expected.shape).float()
@@ -98,8 +99,10 @@ def _judged(result: torch.Tensor) -> str | None:
 def test_an_infinity_turned_finite_or_flipped_is_a_nonfinite_failure_though_its_bound_is_infinite() -> None:
     expected = expect(SPECIAL, make_inputs(SPECIAL)).values
     assert expected.isinf().any() and not expected.isnan().any()  # the case this is about
-    assert judge(SPECIAL, expect(SPECIAL, make_inputs(SPECIAL)),
-                 Outcome(result=expected.float(), device="cpu")).status == PASSED
+    assert (
+        judge(SPECIAL, expect(SPECIAL, make_inputs(SPECIAL)), Outcome(result=expected.float(), device="cpu")).status
+        == PASSED
+    )
     assert _judged(expected.float().nan_to_num()) == "nonfinite"  # inf -> the largest float
     assert _judged(-expected.float()) == "nonfinite"  # every infinity of the other sign
 

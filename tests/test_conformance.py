@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.campaign import fuzz
-from harness.capabilities import Capabilities
+from harness.campaign.engine import fuzz
 from harness.cli import main
-from harness.conformance import COLUMNS, declared_out, markdown
-from harness.registry import Unavailable, discover
-from harness.report import campaign_report
+from harness.model.capabilities import Capabilities
+from harness.model.registry import Unavailable, discover
+from harness.reporting.conformance import COLUMNS, declared_out, markdown
+from harness.reporting.report import campaign_report
 
 NAMES = ["loop", "original"]
 
@@ -59,8 +59,18 @@ def test_declared_out_reads_each_field_of_the_declaration() -> None:
 
 def test_the_command_writes_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "conformance.md"
-    status = main(["conformance", *(a for name in NAMES for a in ("--impl", name)), "--max-examples", "30",
-                   "--seed", "3", "--output", str(output)])
+    status = main(
+        [
+            "conformance",
+            *(a for name in NAMES for a in ("--impl", name)),
+            "--max-examples",
+            "30",
+            "--seed",
+            "3",
+            "--output",
+            str(output),
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     text = output.read_text()

@@ -22,18 +22,31 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness import corpus
-from harness.campaign import CampaignResult
-from harness.capabilities import declare
-from harness.case import Case, Limits
-from harness.check import check_case
-from harness.corpus import SCHEMA, CorpusError, ShapeSet, filename, load, load_file, merge, save, save_findings, to_json
-from harness.finding import Finding, identity, size
-from harness.journal import Journal
-from harness.registry import implementation_from
-from harness.replay import FIXED, STILL_FAILING, Target, absent, judge_row, replay, targets_from
-from harness.tensors import GENERATOR
-from harness.verdict import FAILED, Verdict, failure
+from harness.campaign.check import check_case
+from harness.campaign.engine import CampaignResult
+from harness.campaign.replay import FIXED, STILL_FAILING, Target, absent, judge_row, replay, targets_from
+from harness.execute.journal import Journal
+from harness.generate.tensors import GENERATOR
+from harness.model.capabilities import declare
+from harness.model.case import OPTIONAL, Case, Limits
+from harness.model.features import features
+from harness.model.finding import Finding, identity, size
+from harness.model.provenance import provenance
+from harness.model.registry import implementation_from
+from harness.model.verdict import FAILED, Kind, Verdict, failure
+from harness.store import corpus
+from harness.store.corpus import (
+    SCHEMA,
+    CorpusError,
+    ShapeSet,
+    filename,
+    load,
+    load_file,
+    merge,
+    save,
+    save_findings,
+    to_json,
+)
 
 SHIPPED = Path(__file__).resolve().parent.parent / "corpus"
 FOUND = {"torch": "2.3.0", "python": "3.11.7", "harness": "0.1.0", "date": "2024-05-01T12:00:00+00:00"}
@@ -41,14 +54,40 @@ FOUND = {"torch": "2.3.0", "python": "3.11.7", "harness": "0.1.0", "date": "2024
 
 def small_case(height: int = 3, width: int = 3, channels: int = 1, seed: int = 0, **changes: Any) -> Case:
     """A valid 1x1-kernel case whose `size` grows with height, width and channels."""
-    return Case(batch=1, in_channels=channels, out_channels=channels, groups=1, height=height,
-                width=width, kernel=(1, 1), seed=seed, **changes)
+    return Case(
+        batch=1,
+        in_channels=channels,
+        out_channels=channels,
+        groups=1,
+        height=height,
+        width=width,
+        kernel=(1, 1),
+        seed=seed,
+        **changes,
+    )
 
 
-def entry(case: Case, implementation: str = "loop", signature: str = "values:rows 0-1",
-          kind: str = "values", message: str = "wrong values at row 0", found: dict[str, Any] | None = None) -> Finding:
-    return Finding(implementation, case, Verdict(FAILED, kind, message, signature),
-                   found=dict(FOUND if found is None else found))
+def entry(
+    case: Case,
+    implementation: str = "loop",
+    signature: str = "values:rows 0-1",
+    kind: str = "values",
+    message: str = "wrong values at row 0",
+    found: dict[str, Any] | None = None,
+) -> Finding:
+    return Finding(
+        implementation,
+        case,
+        Verdict(FAILED, Kind(kind), message, signature),
+        found=dict(FOUND if found is None else found),
+    )
+
+
+def _load_finding(path: Path) -> Finding:
+    """load_file for a file that holds a finding, not a shape set."""
+    loaded = load_file(path)
+    assert isinstance(loaded, Finding), loaded
+    return loaded
 
 
 def files_under(directory: Path) -> list[Path]:
@@ -60,22 +99,57 @@ def snapshot(directory: Path) -> dict[Path, tuple[bytes, int]]:
 
 
 RICH_CASES = [
-    Case(batch=None, in_channels=4, out_channels=6, groups=2, height=7, width=5, kernel=(3, 2),
-         stride=(2, 1), padding=(1, 0), dilation=2, bias=True, dtype="float64",
-         layout="channels_last", data="int", device="cpu", seed=12),
-    Case(batch=2, in_channels=3, out_channels=3, groups=3, height=6, width=6, kernel=(3, 3),
-         stride=1, padding="same", dilation=(1, 2), bias=False, dtype="float32",
-         layout="strided", data="uniform", seed=987654321),
+    Case(
+        batch=None,
+        in_channels=4,
+        out_channels=6,
+        groups=2,
+        height=7,
+        width=5,
+        kernel=(3, 2),
+        stride=(2, 1),
+        padding=(1, 0),
+        dilation=2,
+        bias=True,
+        dtype="float64",
+        layout="channels_last",
+        data="int",
+        device="cpu",
+        seed=12,
+    ),
+    Case(
+        batch=2,
+        in_channels=3,
+        out_channels=3,
+        groups=3,
+        height=6,
+        width=6,
+        kernel=(3, 3),
+        stride=1,
+        padding="same",
+        dilation=(1, 2),
+        bias=False,
+        dtype="float32",
+        layout="strided",
+        data="uniform",
+        seed=987654321,
+    ),
 ]
 
 
 # -- round trip and file format --------------------------------------------------------
 
+
 @pytest.mark.parametrize("case", RICH_CASES, ids=lambda case: case.id)
 def test_a_saved_entry_loads_back_equal_including_argument_forms(tmp_path: Path, case: Case) -> None:
     assert case.problems() == []
-    original = entry(case, "unfold", "exception:IndexError@unfold.py:42", "exception",
-                     "IndexError: index 3 is out of bounds (at unfold.py:42)")
+    original = entry(
+        case,
+        "unfold",
+        "exception:IndexError@unfold.py:42",
+        "exception",
+        "IndexError: index 3 is out of bounds (at unfold.py:42)",
+    )
 
     assert save(tmp_path, original) == "added"
     [path] = files_under(tmp_path)
@@ -100,8 +174,9 @@ def test_the_saved_file_is_readable_json_with_schema_case_data_failure_and_prove
     assert data["schema"] == SCHEMA
     assert data["kind"] == "failure"
     assert data["id"] == case.id
-    assert set(data["case"]) == {f.name for f in dataclasses.fields(Case)}
-    for name, value in dataclasses.asdict(case).items():
+    # Every field, less those a case written before them lacks, at their default here.
+    assert set(data["case"]) == {f.name for f in dataclasses.fields(Case)} - set(OPTIONAL)
+    for name, value in case.to_dict().items():
         stored = data["case"][name]
         assert (tuple(stored) if isinstance(stored, list) else stored) == value, name
     assert data["data"] == {"generator": GENERATOR, "seed": case.seed, "kind": case.data}
@@ -112,7 +187,7 @@ def test_the_saved_file_is_readable_json_with_schema_case_data_failure_and_prove
 
 
 def test_provenance_names_torch_python_harness_and_an_iso_date() -> None:
-    found = corpus.provenance()
+    found = provenance()
 
     assert found["torch"] == torch.__version__
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*", found["python"])
@@ -122,6 +197,7 @@ def test_provenance_names_torch_python_harness_and_an_iso_date() -> None:
 
 
 # -- file names ------------------------------------------------------------------------
+
 
 def test_the_file_name_depends_on_implementation_and_signature_but_not_on_the_case() -> None:
     first = entry(small_case(3, seed=1), "loop", "values:rows 0-1")
@@ -153,6 +229,7 @@ def test_the_same_failure_found_twice_lands_in_one_file_and_different_signatures
 
 # -- dedup -----------------------------------------------------------------------------
 
+
 def test_saving_a_larger_case_for_a_stored_signature_keeps_the_smaller(tmp_path: Path) -> None:
     smaller, larger = small_case(3, 3), small_case(9, 9, channels=2)
     assert size(smaller) < size(larger)
@@ -163,14 +240,14 @@ def test_saving_a_larger_case_for_a_stored_signature_keeps_the_smaller(tmp_path:
     assert save(tmp_path, entry(larger)) == "kept"
 
     assert path.read_bytes() == before
-    assert load_file(path).case == smaller
+    assert _load_finding(path).case == smaller
 
 
 def test_saving_the_same_case_again_keeps_the_stored_file(tmp_path: Path) -> None:
     save(tmp_path, entry(small_case(3), found={"date": "first"}))
     assert save(tmp_path, entry(small_case(3), found={"date": "second"})) == "kept"
     [path] = files_under(tmp_path)
-    assert load_file(path).found == {"date": "first"}
+    assert _load_finding(path).found == {"date": "first"}
 
 
 def test_saving_a_smaller_case_for_a_stored_signature_replaces_the_larger(tmp_path: Path) -> None:
@@ -180,21 +257,49 @@ def test_saving_a_smaller_case_for_a_stored_signature_replaces_the_larger(tmp_pa
     assert save(tmp_path, entry(smaller, message="smaller message")) == "replaced"
 
     [path] = files_under(tmp_path)
-    loaded = load_file(path)
+    loaded = _load_finding(path)
     assert loaded.case == smaller
     assert loaded.verdict.message == "smaller message"
 
 
+def _interrupted(case: Case) -> Finding:
+    """As a run interrupted while shrinking keeps it: not shrunk, nothing about it checked."""
+    return dataclasses.replace(entry(case), shrunk=False, untried=features(case))
+
+
+def test_a_finding_kept_from_an_interrupted_run_is_merged_into_its_report_when_a_run_finds_it(tmp_path: Path) -> None:
+    seen = _interrupted(small_case(9, 9, channels=2, bias=True))
+    assert seen.interrupted and "not shrunk, interrupted" in seen.diagnosis
+    save(tmp_path, seen)
+    shrunk = dataclasses.replace(entry(small_case(1, 1, bias=True)), needs=frozenset({"bias"}))
+    lines = save_findings([shrunk], 1, tmp_path)
+    [path] = files_under(tmp_path)
+    assert _load_finding(path).needs == {"bias"}  # the interrupted one's file is gone
+    assert lines[0] == f"corpus: added {path}" and "merged" in lines[1] and "(not shrunk, interrupted)" in lines[1]
+
+
+def test_a_finding_from_an_interrupted_run_whose_bug_is_stored_is_not_saved_as_a_new_bug(tmp_path: Path) -> None:
+    shrunk = dataclasses.replace(entry(small_case(1, 1, bias=True)), needs=frozenset({"bias"}))
+    save(tmp_path, shrunk)
+    assert save(tmp_path, _interrupted(small_case(9, 9, channels=2, bias=True))) == "kept"
+    [path] = files_under(tmp_path)
+    assert _load_finding(path) == shrunk
+    # Another bug's interrupted failure (a case without what the stored bug needs) is kept on its own.
+    assert save(tmp_path, _interrupted(small_case(9, 9, channels=2))) == "added"
+    assert len(files_under(tmp_path)) == 2
+
+
 # -- merge -----------------------------------------------------------------------------
+
 
 def test_merging_two_corpora_into_a_third_keeps_the_smallest_case_per_signature(tmp_path: Path) -> None:
     first, second, target = tmp_path / "first", tmp_path / "second", tmp_path / "target"
-    save(first, entry(small_case(3), signature="a"))            # only here
-    save(first, entry(small_case(8), signature="shared-1"))     # larger here
-    save(first, entry(small_case(4), signature="shared-2"))     # smaller here
-    save(second, entry(small_case(5), signature="shared-1"))    # smaller here
-    save(second, entry(small_case(7), signature="shared-2"))    # larger here
-    save(second, entry(small_case(6), signature="b"))           # only here
+    save(first, entry(small_case(3), signature="a"))  # only here
+    save(first, entry(small_case(8), signature="shared-1"))  # larger here
+    save(first, entry(small_case(4), signature="shared-2"))  # smaller here
+    save(second, entry(small_case(5), signature="shared-1"))  # smaller here
+    save(second, entry(small_case(7), signature="shared-2"))  # larger here
+    save(second, entry(small_case(6), signature="b"))  # only here
     sources_before = snapshot(tmp_path)
 
     counts, errors = merge(target, [first, second])
@@ -235,10 +340,13 @@ def test_merging_reports_bad_source_files_and_merges_the_good_ones(tmp_path: Pat
 
 # -- writing into a corpus that is not as expected --------------------------------------
 
-@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
-                         ids=["umask-022", "umask-077", "umask-002"])
+
+@pytest.mark.parametrize(
+    ("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)], ids=["umask-022", "umask-077", "umask-002"]
+)
 def test_a_saved_file_gets_the_mode_an_ordinary_file_gets_under_the_umask(
-        tmp_path: Path, umask: int, mode: int) -> None:
+    tmp_path: Path, umask: int, mode: int
+) -> None:
     previous = os.umask(umask)
     try:
         save(tmp_path, entry(small_case(4)))
@@ -247,7 +355,7 @@ def test_a_saved_file_gets_the_mode_an_ordinary_file_gets_under_the_umask(
         os.umask(previous)
 
     [path] = files_under(tmp_path)
-    assert load_file(path).case == small_case(3)
+    assert _load_finding(path).case == small_case(3)
     assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
@@ -287,7 +395,7 @@ def test_merging_carries_on_past_an_entry_that_cannot_be_saved(tmp_path: Path) -
 def test_saving_findings_says_which_could_not_be_saved_and_saves_the_others(tmp_path: Path) -> None:
     found = [Finding("loop", small_case(3 + i), failure("values", "wrong values", f"rows {i}")) for i in range(2)]
     result = CampaignResult(seed=1, findings=found)
-    blocked = Finding("loop", found[0].case, Verdict(FAILED, "values", "", found[0].verdict.signature))
+    blocked = Finding("loop", found[0].case, Verdict(FAILED, Kind.VALUES, "", found[0].verdict.signature))
     path = _in_the_way(tmp_path, blocked)
 
     lines = save_findings(result.findings, result.seed, tmp_path)
@@ -298,6 +406,7 @@ def test_saving_findings_says_which_could_not_be_saved_and_saves_the_others(tmp_
 
 
 # -- concurrency -----------------------------------------------------------------------
+
 
 def _save_all(directory: str, entries: list[Finding], barrier: Any, results: Any) -> None:
     barrier.wait()  # every process starts saving at the same moment
@@ -323,23 +432,28 @@ def _read_until(directory: str, barrier: Any, stop: Any, results: Any) -> None:
 def _random_entries(rng: random.Random, signatures: list[str], count: int) -> list[Finding]:
     entries = []
     for _ in range(count):
-        case = small_case(rng.randint(1, 12), rng.randint(1, 12), channels=rng.randint(1, 4),
-                          seed=rng.randint(0, 10**6))
+        case = small_case(
+            rng.randint(1, 12), rng.randint(1, 12), channels=rng.randint(1, 4), seed=rng.randint(0, 10**6)
+        )
         entries.append(entry(case, "loop", rng.choice(signatures)))
     return entries
 
 
 def test_concurrent_saves_from_several_processes_keep_one_smallest_file_per_signature_and_never_tear_one(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     processes, saves = 4, 100
     signatures = [f"values:sig{i}" for i in range(6)]
     rng = random.Random(20240501)
     batches = [_random_entries(rng, signatures, saves) for _ in range(processes)]
     # fork: a spawned child spends seconds importing torch; these children only touch files.
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    context = (
+        multiprocessing.get_context("fork")
+        if "fork" in multiprocessing.get_all_start_methods()
+        else multiprocessing.get_context("spawn")
+    )
     barrier, stop, results = context.Barrier(processes + 1), context.Event(), context.Queue()
-    workers = [context.Process(target=_save_all, args=(str(tmp_path), batch, barrier, results))
-               for batch in batches]
+    workers = [context.Process(target=_save_all, args=(str(tmp_path), batch, barrier, results)) for batch in batches]
     workers.append(context.Process(target=_read_until, args=(str(tmp_path), barrier, stop, results)))
     with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -365,7 +479,7 @@ def test_concurrent_saves_from_several_processes_keep_one_smallest_file_per_sign
     assert sorted(p.name for p in paths) == sorted({filename(e) for e in saved})  # no temp files
     assert not [p for p in (tmp_path / corpus.FAILURES).iterdir() if p.name.startswith(".")]
     for path in paths:
-        stored = load_file(path)
+        stored = _load_finding(path)
         candidates = [e.case for e in saved if e.verdict.signature == stored.verdict.signature]
         smallest = min(size(case) for case in candidates)
         assert size(stored.case) == smallest, stored.verdict.signature
@@ -382,6 +496,7 @@ def test_load_while_a_save_is_in_flight_does_not_read_its_temporary_file(tmp_pat
 
     assert len(loaded.entries) == 1
     assert loaded.errors == []
+
 
 # -- bad files -------------------------------------------------------------------------
 
@@ -421,15 +536,20 @@ BAD_FILES: list[Any] = [
     ("schema-3", with_changes(lambda d: d.update(schema=3)), ["schema", "3"]),
     ("schema-string", with_changes(lambda d: d.update(schema="1")), ["schema"]),
     ("unknown-kind", with_changes(lambda d: d.update(kind="crash")), ["kind", "crash"]),
-    *[(f"missing-{key}", with_changes(without(key)), [key])
-      for key in ("schema", "kind", "implementation", "signature", "failure", "case")],
+    *[
+        (f"missing-{key}", with_changes(without(key)), [key])
+        for key in ("schema", "kind", "implementation", "signature", "failure", "case")
+    ],
     ("failure-without-kind", with_changes(lambda d: d["failure"].pop("kind")), ["failure", "kind"]),
     ("failure-not-object", with_changes(lambda d: d.update(failure="values")), ["failure"]),
     ("case-not-object", with_changes(lambda d: d.update(case=7)), ["case"]),
     ("case-missing-height", with_changes(case_without("height")), ["case", "height"]),
     ("case-unknown-field", with_changes(case_with(colour="red")), ["case", "colour"]),
-    ("groups-not-dividing", with_changes(case_with(in_channels=3, out_channels=4, groups=2)),
-     ["out of range", "groups"]),
+    (
+        "groups-not-dividing",
+        with_changes(case_with(in_channels=3, out_channels=4, groups=2)),
+        ["out of range", "groups"],
+    ),
     ("negative-padding", with_changes(case_with(padding=-1)), ["out of range", "padding"]),
     ("zero-kernel", with_changes(case_with(kernel=[0, 1])), ["out of range", "kernel"]),
     ("kernel-too-large", with_changes(case_with(kernel=[5, 5])), ["out of range", "kernel"]),
@@ -440,13 +560,18 @@ BAD_FILES: list[Any] = [
     ("kernel-int", with_changes(case_with(kernel=3)), ["case"]),
     ("padding-null", with_changes(case_with(padding=None)), ["case"]),
     ("stride-triple", with_changes(case_with(stride=[1, 1, 1])), ["case"]),
-    ("shapes-bad-id",
-     shapes(small_case(3).id, "mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seedx"),
-     ["case id", "seedx"]),
+    (
+        "shapes-bad-id",
+        shapes(small_case(3).id, "mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seedx"),
+        ["case id", "seedx"],
+    ),
     ("shapes-not-an-id", shapes("resnet50-layer1"), ["case id", "resnet50-layer1"]),
     ("shapes-empty", shapes(), ["cases"]),
-    ("shapes-invalid-problem", shapes("mb1ic3oc4g2ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"),
-     ["groups"]),
+    (
+        "shapes-invalid-problem",
+        shapes("mb1ic3oc4g2ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"),
+        ["groups"],
+    ),
     ("seed-string", with_changes(case_with(seed="12")), ["seed"]),
     ("seed-negative", with_changes(case_with(seed=-5)), ["seed"]),
     ("bias-string", with_changes(case_with(bias="no")), ["bias"]),
@@ -454,13 +579,14 @@ BAD_FILES: list[Any] = [
     ("found-not-object", with_changes(lambda d: d.update(found="yesterday")), ["found"]),
     ("found-number", with_changes(lambda d: d.update(found=5)), ["found"]),
     ("deeply-nested", '{"schema": ' + "[" * 100_000 + "]" * 100_000 + "}", ["JSON"]),
-    ("huge-integer", with_changes(case_with(seed=0)).replace('"seed": 0', '"seed": ' + "9" * 5000),
-                 ["JSON"]),
+    ("huge-integer", with_changes(case_with(seed=0)).replace('"seed": 0', '"seed": ' + "9" * 5000), ["JSON"]),
     ("newline-in-field-name", with_changes(case_with(**{"col\nour": 1})), ["col\\nour"]),
     # Every field checked: none missing (not even one a Case has a default for), none
     # unknown, each of its JSON type, the copies of the case agreeing with it.
-    *[(f"case-missing-{key}", with_changes(case_without(key)), ["case", "missing", key])
-      for key in ("seed", "dtype", "bias", "stride", "layout", "device")],
+    *[
+        (f"case-missing-{key}", with_changes(case_without(key)), ["case", "missing", key])
+        for key in ("seed", "dtype", "bias", "stride", "layout", "device")
+    ],
     ("schema-true", with_changes(lambda d: d.update(schema=True)), ["schema"]),
     ("kind-list", with_changes(lambda d: d.update(kind=["failure"])), ["kind"]),
     ("implementation-list", with_changes(lambda d: d.update(implementation=["loop"])), ["implementation", "string"]),
@@ -472,16 +598,25 @@ BAD_FILES: list[Any] = [
     ("id-not-the-case", with_changes(lambda d: d.update(id=small_case(4).id)), ["id", "case"]),
     ("data-other-generator", with_changes(lambda d: d["data"].update(generator="hash32-v0")), ["data", "hash32-v0"]),
     ("data-other-seed", with_changes(lambda d: d["data"].update(seed=99)), ["data", "99"]),
-    ("shapes-name-number", json.dumps({"schema": SCHEMA, "kind": "shapes", "name": 5, "cases": [small_case(3).id]}),
-     ["name", "string"]),
+    (
+        "shapes-name-number",
+        json.dumps({"schema": SCHEMA, "kind": "shapes", "name": 5, "cases": [small_case(3).id]}),
+        ["name", "string"],
+    ),
     ("shapes-case-number", shapes(small_case(3).id, 7), ["cases[1]"]),
     ("stride-beyond-int64", with_changes(case_with(stride=2**63)), ["stride", "2**63"]),
     # Within range but too large to run: refused on the numbers, before anything is allocated.
     ("too-many-elements", with_changes(case_with(height=100_000, width=100_000)), ["too large", "--max-elements"]),
-    ("too-many-macs", with_changes(case_with(in_channels=512, out_channels=512, height=90, width=90,
-                                             kernel=[3, 3], padding=1)), ["too large", "--max-macs"]),
-    ("shapes-too-large", shapes(small_case(3).id, small_case(100_000, 100_000).id),
-     ["cases[1]", "too large", "--max-elements"]),
+    (
+        "too-many-macs",
+        with_changes(case_with(in_channels=512, out_channels=512, height=90, width=90, kernel=[3, 3], padding=1)),
+        ["too large", "--max-macs"],
+    ),
+    (
+        "shapes-too-large",
+        shapes(small_case(3).id, small_case(100_000, 100_000).id),
+        ["cases[1]", "too large", "--max-elements"],
+    ),
 ]
 
 
@@ -501,10 +636,12 @@ def assert_names_file_and_problem(message: str, path: Path, words: list[str]) ->
         assert word.lower() in message.lower(), (word, message)
 
 
-@pytest.mark.parametrize(("name", "contents", "words"), BAD_FILES,
-                         ids=[p[0] if type(p) is tuple else p.values[0] for p in BAD_FILES])
+@pytest.mark.parametrize(
+    ("name", "contents", "words"), BAD_FILES, ids=[p[0] if type(p) is tuple else p.values[0] for p in BAD_FILES]
+)
 def test_a_bad_file_raises_corpus_error_naming_the_file_and_the_problem(
-        tmp_path: Path, name: str, contents: str | bytes, words: list[str]) -> None:
+    tmp_path: Path, name: str, contents: str | bytes, words: list[str]
+) -> None:
     path = write(tmp_path / f"{name}.json", contents)
 
     with pytest.raises(CorpusError) as raised:
@@ -520,10 +657,12 @@ def _device(path: Path) -> None:
         pytest.skip("making a device node needs CAP_MKNOD")
 
 
-@pytest.mark.parametrize(("kind", "make"), [("directory", Path.mkdir), ("character device", _device)],
-                         ids=["directory", "device"])
+@pytest.mark.parametrize(
+    ("kind", "make"), [("directory", Path.mkdir), ("character device", _device)], ids=["directory", "device"]
+)
 def test_a_device_or_directory_named_json_is_skipped_with_a_line_naming_it(
-        tmp_path: Path, kind: str, make: Callable[[Path], Any]) -> None:
+    tmp_path: Path, kind: str, make: Callable[[Path], Any]
+) -> None:
     save(tmp_path, entry(small_case(3)))
     path = tmp_path / corpus.FAILURES / "0-odd.json"
     make(path)
@@ -540,7 +679,7 @@ def test_a_device_or_directory_named_json_is_skipped_with_a_line_naming_it(
 LOAD_A_FIFO = """
 import json, sys
 from pathlib import Path
-from harness.corpus import CorpusError, load, load_file
+from harness.store.corpus import CorpusError, load, load_file
 try:
     load_file(Path(sys.argv[2]))
 except CorpusError as error:
@@ -557,8 +696,9 @@ def test_a_fifo_named_json_is_skipped_with_a_line_naming_it_without_waiting_for_
 
     # In a child: a plain open() of a FIFO waits for a writer forever, and no signal is sure
     # to reach the thread it waits in.
-    ran = subprocess.run([sys.executable, "-c", LOAD_A_FIFO, str(tmp_path), str(fifo)],
-                         capture_output=True, text=True, timeout=60)
+    ran = subprocess.run(
+        [sys.executable, "-c", LOAD_A_FIFO, str(tmp_path), str(fifo)], capture_output=True, text=True, timeout=60
+    )
     raised, cases, errors = json.loads(ran.stdout)
 
     assert_names_file_and_problem(raised, fifo, ["skipped", "FIFO"])
@@ -588,11 +728,13 @@ def test_load_reads_only_the_corpus_folders_never_the_crash_journal_or_dot_files
     write(tmp_path / corpus.SHAPES / "net.json", shapes(small_case(4).id))
     journal = Journal(tmp_path)  # what a running (or killed) campaign leaves in the corpus
     journal.running("loop", small_case(5))
-    ignored = [write(tmp_path / ".hidden" / corpus.FAILURES / "x.json", "{"),
-               write(tmp_path / corpus.FAILURES / ".x.json", "{"),
-               write(tmp_path / corpus.FAILURES / "notes.txt", "{"),
-               write(tmp_path / "stray.json", "{"),
-               write(tmp_path / corpus.FAILURES / "nested" / "x.json", "{")]
+    ignored = [
+        write(tmp_path / ".hidden" / corpus.FAILURES / "x.json", "{"),
+        write(tmp_path / corpus.FAILURES / ".x.json", "{"),
+        write(tmp_path / corpus.FAILURES / "notes.txt", "{"),
+        write(tmp_path / "stray.json", "{"),
+        write(tmp_path / corpus.FAILURES / "nested" / "x.json", "{"),
+    ]
     try:
         loaded = load(tmp_path)
     finally:
@@ -628,11 +770,15 @@ def test_the_shipped_shape_sets_are_within_the_default_limits_as_replayed() -> N
         Limits().check(target.case)
 
 
-@pytest.mark.parametrize("contents", [
-    with_changes(lambda d: d.update(case="mb1" + "x" * 100_000)),
-    shapes("mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0" + "0" * 100_000),
-    with_changes(lambda d: d.update(implementation="i" * 100_000, id="x" * 100_000)),
-], ids=["bad-id", "long-number", "long-id-field"])
+@pytest.mark.parametrize(
+    "contents",
+    [
+        with_changes(lambda d: d.update(case="mb1" + "x" * 100_000)),
+        shapes("mb1ic1oc1g1ih3iw3kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0" + "0" * 100_000),
+        with_changes(lambda d: d.update(implementation="i" * 100_000, id="x" * 100_000)),
+    ],
+    ids=["bad-id", "long-number", "long-id-field"],
+)
 def test_an_error_about_a_long_field_is_one_short_line(tmp_path: Path, contents: str) -> None:
     path = write(tmp_path / "long.json", contents)
 
@@ -673,8 +819,9 @@ def test_load_reports_every_bad_file_loads_every_good_one_and_changes_nothing(tm
         assert_names_file_and_problem(error, path, words)
 
 
-@pytest.mark.parametrize("contents", [with_changes(lambda d: d.update(found=5)), "[" * 100_000],
-                         ids=["found-number", "deeply-nested"])
+@pytest.mark.parametrize(
+    "contents", [with_changes(lambda d: d.update(found=5)), "[" * 100_000], ids=["found-number", "deeply-nested"]
+)
 def test_load_survives_a_file_that_load_file_cannot_classify(tmp_path: Path, contents: str) -> None:
     save(tmp_path, entry(small_case(3)))
     bad = write(tmp_path / corpus.FAILURES / "bad.json", contents)
@@ -683,6 +830,7 @@ def test_load_survives_a_file_that_load_file_cannot_classify(tmp_path: Path, con
 
     assert len(loaded.entries) == 1
     assert len(loaded.errors) == 1 and loaded.errors[0].startswith(str(bad))
+
 
 def test_load_is_in_a_stable_order(tmp_path: Path) -> None:
     for i in range(5):
@@ -705,8 +853,9 @@ class _Touch:
 @pytest.mark.parametrize("protocol", [0, pickle.HIGHEST_PROTOCOL])
 def test_a_pickle_payload_is_an_error_and_is_never_unpickled(tmp_path: Path, protocol: int) -> None:
     marker = tmp_path / "executed"
-    path = write(tmp_path / "corpus" / corpus.FAILURES / "payload.json",
-                 pickle.dumps(_Touch(str(marker)), protocol=protocol))
+    path = write(
+        tmp_path / "corpus" / corpus.FAILURES / "payload.json", pickle.dumps(_Touch(str(marker)), protocol=protocol)
+    )
 
     with pytest.raises(CorpusError) as raised:
         load_file(path)
@@ -721,8 +870,10 @@ def test_python_code_in_a_corpus_file_is_an_error_and_is_never_run(tmp_path: Pat
     marker = tmp_path / "executed"
     code = f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
     path = write(tmp_path / "corpus" / corpus.FAILURES / "code.json", code)
-    as_string = write(tmp_path / "corpus" / corpus.FAILURES / "string.json",
-                      with_changes(lambda d: d.update(case=f"__import__('os').system('touch {marker}')")))
+    as_string = write(
+        tmp_path / "corpus" / corpus.FAILURES / "string.json",
+        with_changes(lambda d: d.update(case=f"__import__('os').system('touch {marker}')")),
+    )
 
     loaded = load(tmp_path / "corpus")
 
@@ -745,24 +896,26 @@ def test_loading_a_missing_directory_reports_an_error_instead_of_raising(tmp_pat
 
 # -- replay ----------------------------------------------------------------------------
 
-def _correct(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # type: ignore[no-untyped-def]
+
+def _correct(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
-def _off_by_one(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # type: ignore[no-untyped-def]
+def _off_by_one(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return F.conv2d(input, weight, bias, stride, padding, dilation, groups) + 1
 
 
 @declare(known_buggy=True)
-def _known_off_by_one(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # type: ignore[no-untyped-def]
+def _known_off_by_one(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return F.conv2d(input, weight, bias, stride, padding, dilation, groups) + 1
 
 
 CORRECT = implementation_from("correct", _correct)
 BROKEN = implementation_from("broken", _off_by_one)
 CANARY = implementation_from("canary", _known_off_by_one)
-REPLAY_CASE = Case(batch=1, in_channels=2, out_channels=3, groups=1, height=5, width=4, kernel=(3, 3),
-                   padding=1, bias=True, seed=7)
+REPLAY_CASE = Case(
+    batch=1, in_channels=2, out_channels=3, groups=1, height=5, width=4, kernel=(3, 3), padding=1, bias=True, seed=7
+)
 
 
 @pytest.fixture(scope="module")
@@ -779,7 +932,8 @@ def recorded(implementation: str, verdict: Any) -> Target:
 
 
 def test_a_known_buggy_implementation_failing_the_same_way_is_still_failing_as_expected(
-        verdicts: dict[str, Any]) -> None:
+    verdicts: dict[str, Any],
+) -> None:
     row = judge_row(recorded("canary", verdicts["canary"]), CANARY, verdicts["canary"])
     assert (row.implementation, row.outcome, row.expected) == ("canary", STILL_FAILING, True)
 
@@ -805,7 +959,7 @@ def test_a_recorded_implementation_failing_differently_is_reported_by_its_new_ki
     assert (row.outcome, row.expected) == ("failed (values)", False)
 
 
-def _raises(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # type: ignore[no-untyped-def]
+def _raises(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     raise IndexError("index 3 is out of bounds")
 
 
@@ -814,12 +968,16 @@ def test_a_recorded_implementation_failing_with_the_same_kind_but_another_signat
     verdict = check_case(REPLAY_CASE, [raising])["raising"]
     assert verdict.kind == "exception" and verdict.signature.startswith("exception:IndexError@")
     # Recorded: a different bug of the same kind (another exception, raised elsewhere).
-    elsewhere = Target("x.json", REPLAY_CASE, entry(REPLAY_CASE, "raising", "exception:KeyError@other.py:9",
-                                                     "exception", "KeyError: 3 (at other.py:9)"))
+    elsewhere = Target(
+        "x.json",
+        REPLAY_CASE,
+        entry(REPLAY_CASE, "raising", "exception:KeyError@other.py:9", "exception", "KeyError: 3 (at other.py:9)"),
+    )
     same = Target("x.json", REPLAY_CASE, entry(REPLAY_CASE, "raising", verdict.signature, "exception"))
 
     assert judge_row(same, raising, verdict).outcome == STILL_FAILING
     assert judge_row(elsewhere, raising, verdict).outcome == "failed (exception)"
+
 
 def test_other_implementations_on_a_recorded_case_are_judged_by_their_own_verdicts(verdicts: dict[str, Any]) -> None:
     target = recorded("canary", verdicts["canary"])
@@ -838,16 +996,25 @@ def test_cases_of_an_implementation_not_replayed_are_a_note_and_still_run(tmp_pa
     loaded = load(tmp_path)
 
     assert absent(loaded, [CORRECT, CANARY]) == [
-        "2 case(s) recorded against 'gone.py:conv2d', which this replay does not run; they are run against the others"]
+        "2 case(s) recorded against 'gone.py:conv2d', which this replay does not run; they are run against the others"
+    ]
     rows = replay(targets_from(loaded), [CORRECT])
     assert sorted(row.target.case.id for row in rows) == sorted(e.case.id for _, e in loaded.entries)
     assert all(row.expected and row.outcome == "passed" for row in rows)
 
 
-@pytest.mark.parametrize("spelling", ["/home/someone/work/my_conv.py:conv2d", "./my_conv.py:conv2d",
-                                      "my_conv.py:conv2d", "../elsewhere/my_conv.py:conv2d"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "/home/someone/work/my_conv.py:conv2d",
+        "./my_conv.py:conv2d",
+        "my_conv.py:conv2d",
+        "../elsewhere/my_conv.py:conv2d",
+    ],
+)
 def test_a_file_implementation_is_the_same_implementation_however_its_path_is_spelled(
-        spelling: str, verdicts: dict[str, Any]) -> None:
+    spelling: str, verdicts: dict[str, Any]
+) -> None:
     recorded = entry(REPLAY_CASE, "/tmp/x/my_conv.py:conv2d", verdicts["broken"].signature, "values")
     target = Target("corpus", REPLAY_CASE, recorded)
     row = judge_row(target, dataclasses.replace(BROKEN, name=spelling), verdicts["broken"])
@@ -856,8 +1023,9 @@ def test_a_file_implementation_is_the_same_implementation_however_its_path_is_sp
 
 
 def test_a_saved_file_implementation_is_recorded_without_its_folder(tmp_path: Path) -> None:
-    result = CampaignResult(seed=1, findings=[Finding("/home/me/proj/my_conv.py:conv2d", small_case(3),
-                                                      failure("values", "wrong"))])
+    result = CampaignResult(
+        seed=1, findings=[Finding("/home/me/proj/my_conv.py:conv2d", small_case(3), failure("values", "wrong"))]
+    )
     save_findings(result.findings, result.seed, tmp_path)
     ((_, saved),) = load(tmp_path).entries
     assert saved.implementation == "my_conv.py:conv2d"
@@ -869,7 +1037,10 @@ def test_replaying_a_saved_corpus_says_still_failing_and_fixed(tmp_path: Path, v
 
     rows = replay(targets_from(load(tmp_path)), [CORRECT, CANARY])
 
-    outcomes = {(row.target.entry.implementation, row.implementation): (row.outcome, row.expected) for row in rows}
+    outcomes = {}
+    for row in rows:
+        assert row.target.entry is not None  # every target is a saved finding
+        outcomes[(row.target.entry.implementation, row.implementation)] = (row.outcome, row.expected)
     assert outcomes == {
         ("canary", "canary"): (STILL_FAILING, True),
         ("canary", "correct"): ("passed", True),

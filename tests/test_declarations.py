@@ -17,46 +17,68 @@ import pytest
 from hypothesis import Phase, given, settings
 
 from harness.api import assert_conv2d_matches
-from harness.campaign import CampaignResult, Tally, fuzz, reached
-from harness.capabilities import Capabilities, call_arguments, declaration_of, declare, refusal, widenings
-from harness.case import Case
-from harness.check import check_case
+from harness.backends.base import merge
+from harness.campaign.check import check_case
+from harness.campaign.engine import CampaignResult, Tally, fuzz
+from harness.campaign.replay import Target, judge_row
+from harness.campaign.tallies import reached
 from harness.cli import main
-from harness.features import features
-from harness.finding import Finding
-from harness.parallel import merge
-from harness.registry import Registry, implementation_from
-from harness.replay import Target, judge_row
-from harness.report import campaign_report, format_failures, format_summary
-from harness.strategies import cases
-from harness.support import full_domain
-from harness.verdict import EXPECTED, OUTSIDE, UNSUPPORTED
+from harness.generate.strategies import cases
+from harness.generate.support import full_domain
+from harness.model.capabilities import Capabilities, call_arguments, declaration_of, declare, refusal, widenings
+from harness.model.case import Case
+from harness.model.features import features
+from harness.model.finding import Finding
+from harness.model.registry import Registry, implementation_from
+from harness.model.verdict import EXPECTED, OUTSIDE, UNSUPPORTED
+from harness.reporting.report import campaign_report, format_failures, format_summary
 
-LIMITED = Capabilities(limits=(declared.SAME_WITHOUT_DILATION, declared.STRIDE_DIVIDES))
-SAME_DILATED = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=6, width=6, kernel=(2, 2),
-                    padding="same", dilation=2)
+
+def _raw(**fields: Any) -> Capabilities:
+    """Capabilities from a declaration's fields as a plugin writes them, dicts, which its
+    __post_init__ converts; its annotations give the converted types. Passing them raw is the point."""
+    return Capabilities(**fields)
+
+
+LIMITED = _raw(limits=(declared.SAME_WITHOUT_DILATION, declared.STRIDE_DIVIDES))
+SAME_DILATED = Case(
+    batch=1, in_channels=1, out_channels=1, groups=1, height=6, width=6, kernel=(2, 2), padding="same", dilation=2
+)
 
 
 # -- the declaration ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mapping, named", [
-    pytest.param({"limits": [{"when": {"paddding": "same"}, "require": {"dilation": 1}}]}, "'paddding'",
-                 id="unknown-field-in-when"),
-    pytest.param({"limits": [{"when": {"padding": "same"}, "require": {"dilation": 0}}]}, "dilation=0",
-                 id="bad-value-in-require"),
-    pytest.param({"limits": [{"when": {"padding": "same"}}]}, "'require'", id="no-require"),
-    pytest.param({"limits": [{"require": {}}]}, "require is empty", id="empty-require"),
-    pytest.param({"limits": [{"require": {"bias": False}, "because": "x"}]}, "limits[0]", id="unknown-key"),
-    pytest.param({"expected": [{**declared.SCIPY_SAME, "kind": "wrong"}]}, "expected[0].kind", id="bad-kind"),
-    pytest.param({"expected": [{**declared.SCIPY_SAME, "kind": OUTSIDE}]}, "expected[0].kind",
-                 id="outside-declared-is-no-disagreement"),
-    pytest.param({"expected": [{"when": {"padding": "same"}, "kind": "values"}]}, "'reason'", id="no-reason"),
-    pytest.param({"expected": [{**declared.SCIPY_SAME, "when": {"odd": True}}]}, "'odd'",
-                 id="unknown-field-in-expected-when"),
-    pytest.param({"arg_forms": {"strides": "int"}}, "'strides'", id="unknown-argument-in-arg-forms"),
-    pytest.param({"arg_forms": {"stride": "list"}}, "arg_forms['stride']", id="unknown-form-for-an-argument"),
-])
+@pytest.mark.parametrize(
+    "mapping, named",
+    [
+        pytest.param(
+            {"limits": [{"when": {"paddding": "same"}, "require": {"dilation": 1}}]},
+            "'paddding'",
+            id="unknown-field-in-when",
+        ),
+        pytest.param(
+            {"limits": [{"when": {"padding": "same"}, "require": {"dilation": 0}}]},
+            "dilation=0",
+            id="bad-value-in-require",
+        ),
+        pytest.param({"limits": [{"when": {"padding": "same"}}]}, "'require'", id="no-require"),
+        pytest.param({"limits": [{"require": {}}]}, "require is empty", id="empty-require"),
+        pytest.param({"limits": [{"require": {"bias": False}, "because": "x"}]}, "limits[0]", id="unknown-key"),
+        pytest.param({"expected": [{**declared.SCIPY_SAME, "kind": "wrong"}]}, "expected[0].kind", id="bad-kind"),
+        pytest.param(
+            {"expected": [{**declared.SCIPY_SAME, "kind": OUTSIDE}]},
+            "expected[0].kind",
+            id="outside-declared-is-no-disagreement",
+        ),
+        pytest.param({"expected": [{"when": {"padding": "same"}, "kind": "values"}]}, "'reason'", id="no-reason"),
+        pytest.param(
+            {"expected": [{**declared.SCIPY_SAME, "when": {"odd": True}}]}, "'odd'", id="unknown-field-in-expected-when"
+        ),
+        pytest.param({"arg_forms": {"strides": "int"}}, "'strides'", id="unknown-argument-in-arg-forms"),
+        pytest.param({"arg_forms": {"stride": "list"}}, "arg_forms['stride']", id="unknown-form-for-an-argument"),
+    ],
+)
 def test_a_bad_declaration_is_one_line_naming_the_problem(mapping: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError) as raised:
         Capabilities.from_mapping(mapping)
@@ -65,8 +87,11 @@ def test_a_bad_declaration_is_one_line_naming_the_problem(mapping: dict[str, Any
 
 
 def test_declare_and_a_plain_dict_declare_the_same_and_it_round_trips_as_plain_data() -> None:
-    mapping = {"limits": [declared.SAME_WITHOUT_DILATION], "expected": [declared.SCIPY_SAME],
-               "arg_forms": declared.FORMS}
+    mapping: dict[str, Any] = {
+        "limits": [declared.SAME_WITHOUT_DILATION],
+        "expected": [declared.SCIPY_SAME],
+        "arg_forms": declared.FORMS,
+    }
 
     def fn(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1): ...
 
@@ -76,29 +101,32 @@ def test_declare_and_a_plain_dict_declare_the_same_and_it_round_trips_as_plain_d
     assert Capabilities.from_mapping(from_dict.to_mapping()) == from_dict
     assert pickle.loads(pickle.dumps(from_dict)) == from_dict  # to worker processes and Dask tasks
     data = from_dict.to_mapping()
-    assert data["limits"] == [{"when": {"padding": "same"}, "require": {"dilation": 1},
-                               "why": declared.SAME_WITHOUT_DILATION["why"]}]
+    assert data["limits"] == [
+        {"when": {"padding": "same"}, "require": {"dilation": 1}, "why": declared.SAME_WITHOUT_DILATION["why"]}
+    ]
     assert data["expected"][0]["link"] == declared.SCIPY_SAME["link"]
 
 
 def test_list_shows_each_limit_and_disagreement_as_declared() -> None:
-    shown = Capabilities(limits=(declared.SAME_WITHOUT_DILATION,), expected=(declared.SCIPY_SAME,)).shown()
-    assert shown == [f"limit: dilation=1 when padding='same' ({declared.SAME_WITHOUT_DILATION['why']})",
-                     "expected: [values, layout, nonfinite] when padding='same', uneven_padding=True: "
-                     f"{declared.SCIPY_SAME['reason']} "
-                     f"({declared.SCIPY_SAME['link']})"]
+    shown = _raw(limits=(declared.SAME_WITHOUT_DILATION,), expected=(declared.SCIPY_SAME,)).shown()
+    assert shown == [
+        f"limit: dilation=1 when padding='same' ({declared.SAME_WITHOUT_DILATION['why']})",
+        "expected: [values, layout, nonfinite] when padding='same', uneven_padding=True: "
+        f"{declared.SCIPY_SAME['reason']} "
+        f"({declared.SCIPY_SAME['link']})",
+    ]
 
 
 def test_new_fields_leave_the_repr_that_seeds_draws_alone() -> None:
     """Seeds are derived from the domain's repr: every declaration made before keeps its draws."""
-    assert repr(Capabilities(limits=(declared.STRIDE_DIVIDES,), expected=(declared.SCIPY_SAME,))) \
-        == repr(Capabilities())
-    assert repr(Capabilities(arg_forms={"stride": "int", "padding": "int", "dilation": "int"})) \
-        == repr(Capabilities(arg_forms=("int",)))
+    assert repr(_raw(limits=(declared.STRIDE_DIVIDES,), expected=(declared.SCIPY_SAME,))) == repr(Capabilities())
+    assert repr(_raw(arg_forms={"stride": "int", "padding": "int", "dilation": "int"})) == repr(
+        Capabilities(arg_forms=("int",))
+    )
 
 
 def test_a_conditional_limit_refuses_only_cases_meeting_its_when_and_not_its_require() -> None:
-    caps = Capabilities(limits=(declared.SAME_WITHOUT_DILATION,))
+    caps = _raw(limits=(declared.SAME_WITHOUT_DILATION,))
     reason = refusal(caps, SAME_DILATED)
     assert reason is not None and "dilation" in reason and declared.SAME_WITHOUT_DILATION["why"] in reason
     assert refusal(caps, Case(**{**SAME_DILATED.__dict__, "dilation": (1, 1)})) is None
@@ -106,7 +134,7 @@ def test_a_conditional_limit_refuses_only_cases_meeting_its_when_and_not_its_req
 
 
 def test_stride_divides_is_worked_out_from_the_padded_input_and_the_dilated_kernel() -> None:
-    caps = Capabilities(limits=(declared.STRIDE_DIVIDES,))
+    caps = _raw(limits=(declared.STRIDE_DIVIDES,))
     base = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=7, width=7, kernel=(3, 3), stride=2)
     assert refusal(caps, base) is None  # 7 - 3 = 4, divided by 2
     assert refusal(caps, Case(**{**base.__dict__, "height": 8})) is not None
@@ -115,13 +143,23 @@ def test_stride_divides_is_worked_out_from_the_padded_input_and_the_dilated_kern
 
 
 def test_per_argument_forms_shape_each_argument_on_its_own() -> None:
-    caps = Capabilities(arg_forms=declared.FORMS)
-    case = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=9, width=9, kernel=(2, 2),
-                stride=(2, 2), padding=1, dilation=(2, 2))
+    caps = _raw(arg_forms=declared.FORMS)
+    case = Case(
+        batch=1,
+        in_channels=1,
+        out_channels=1,
+        groups=1,
+        height=9,
+        width=9,
+        kernel=(2, 2),
+        stride=(2, 2),
+        padding=1,
+        dilation=(2, 2),
+    )
     assert call_arguments(caps, case) == {"groups": 1, "stride": 2, "padding": (1, 1), "dilation": 2}
     assert refusal(caps, Case(**{**case.__dict__, "stride": (1, 2)})) is not None  # no int for it
     assert refusal(caps, Case(**{**case.__dict__, "padding": (1, 2)})) is None  # a pair is taken
-    assert Capabilities(arg_forms={"stride": "int"}).forms("padding") == ("int", "pair")  # unnamed: both
+    assert _raw(arg_forms={"stride": "int"}).forms("padding") == ("int", "pair")  # unnamed: both
 
 
 # -- drawing inside, and just outside -----------------------------------------------------
@@ -147,12 +185,14 @@ def test_draws_stay_inside_the_conditional_limits_and_still_reach_both_sides_of_
     assert reached["padding='same'"] and reached["dilation>1"] and reached["stride>1"]
     # Inside the limits: 'same' with an even kernel, and strides on explicit padding.
     assert any(case.padding == "same" and case.kernel[0] % 2 == 0 for case in drawn)
-    assert any(not isinstance(case.padding, str) and max(case.stride if isinstance(case.stride, tuple)
-                                                          else (case.stride,)) > 1 for case in drawn)
+    assert any(
+        not isinstance(case.padding, str) and max(case.stride if isinstance(case.stride, tuple) else (case.stride,)) > 1
+        for case in drawn
+    )
 
 
 def test_draws_hand_over_the_declared_forms_per_argument() -> None:
-    caps = Capabilities(arg_forms=declared.FORMS)
+    caps = _raw(arg_forms=declared.FORMS)
     drawn = _collect(caps, 200)
     assert all(isinstance(case.stride, int) and isinstance(case.dilation, int) for case in drawn)
     assert all(isinstance(case.padding, tuple | str) for case in drawn)
@@ -170,9 +210,17 @@ def test_each_conditional_limit_is_lifted_on_its_own_where_its_when_holds() -> N
 
 # -- the campaign -------------------------------------------------------------------------
 
-NAMES = ["same_ignores_dilation", "same_ignores_dilation_declared", "same_refuses_dilation_declared",
-         "drops_last_row_declared", "raises_where_stride_does_not_divide", "scipy_same", "scipy_same_fixed",
-         "scipy_same_unreached", "takes_declared_forms"]
+NAMES = [
+    "same_ignores_dilation",
+    "same_ignores_dilation_declared",
+    "same_refuses_dilation_declared",
+    "drops_last_row_declared",
+    "raises_where_stride_does_not_divide",
+    "scipy_same",
+    "scipy_same_fixed",
+    "scipy_same_unreached",
+    "takes_declared_forms",
+]
 
 
 # Enough for every seed tried (40) to reach 'same' with dilation inside, and uneven 'same'.
@@ -195,8 +243,7 @@ def _kinds(campaign: CampaignResult, name: str) -> list[str | None]:
     return [f.verdict.kind for f in campaign.findings if f.implementation == name]
 
 
-def test_wrong_only_outside_its_conditional_limit_and_undeclared_it_is_caught_inside(
-        campaign: CampaignResult) -> None:
+def test_wrong_only_outside_its_conditional_limit_and_undeclared_it_is_caught_inside(campaign: CampaignResult) -> None:
     found = [f for f in campaign.findings if f.implementation == "same_ignores_dilation"]
     assert found and all(f.verdict.kind != OUTSIDE for f in found)
     assert {"padding='same'", "dilation>1"} <= found[0].needs
@@ -209,8 +256,7 @@ def test_declaring_the_limit_and_raising_outside_it_passes(campaign: CampaignRes
         assert report.rows[name].as_registered
 
 
-def test_silently_wrong_just_outside_a_declared_limit_is_an_outside_declared_failure(
-        campaign: CampaignResult) -> None:
+def test_silently_wrong_just_outside_a_declared_limit_is_an_outside_declared_failure(campaign: CampaignResult) -> None:
     for name in ("same_ignores_dilation_declared", "drops_last_row_declared"):
         kinds = _kinds(campaign, name)
         assert kinds and set(kinds) == {OUTSIDE}, (name, kinds)
@@ -301,9 +347,9 @@ def test_list_shows_a_files_limits_and_disagreements(capsys: pytest.CaptureFixtu
 
 
 def test_an_empty_batch_or_a_case_outside_does_not_count_as_reaching_a_disagreement() -> None:
-    caps = Capabilities(expected=(declared.SCIPY_SAME,), limits=(declared.STRIDE_DIVIDES,))
+    caps = _raw(expected=(declared.SCIPY_SAME,), limits=(declared.STRIDE_DIVIDES,))
     uneven = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=5, width=5, kernel=(2, 2), padding="same")
     assert reached(caps, uneven) == [0]
     assert reached(caps, Case(**{**uneven.__dict__, "batch": 0})) == []  # nothing to disagree on
     assert reached(caps, Case(**{**uneven.__dict__, "kernel": (3, 3)})) == []  # even padding: no `when`
-    assert reached(Capabilities(expected=(declared.SCIPY_SAME,), dtypes=("float64",)), uneven) == []  # outside
+    assert reached(_raw(expected=(declared.SCIPY_SAME,), dtypes=("float64",)), uneven) == []  # outside

@@ -11,15 +11,15 @@ import planted_bugs
 import pytest
 import torch
 
-from harness.case import Case
-from harness.check import check_case
-from harness.compare import judge
-from harness.diagnose import rearrangement, shifted
-from harness.oracle import Expected, expect
-from harness.outcome import Outcome
-from harness.registry import implementation_from
-from harness.tensors import Inputs, make_inputs
-from harness.verdict import Verdict
+from harness.campaign.check import check_case
+from harness.generate.tensors import Inputs, make_inputs
+from harness.judge.compare import judge
+from harness.judge.diagnose import rearrangement, shifted
+from harness.judge.oracle import Expected, expect
+from harness.model.case import Case
+from harness.model.outcome import Outcome
+from harness.model.registry import implementation_from
+from harness.model.verdict import Verdict
 
 INF, NAN = float("inf"), float("nan")
 
@@ -48,8 +48,15 @@ def _planted(bug: str, case_id: str) -> tuple[Expected, torch.Tensor]:
     """The reference of a planted bug's case, and what the bug returns there (as float64)."""
     case = Case.from_id(case_id)
     inputs = make_inputs(case)
-    got = getattr(planted_bugs, bug)(inputs.input.clone(), inputs.weight.clone(), inputs.bias, stride=case.stride,
-                                     padding=case.padding, dilation=case.dilation, groups=case.groups)
+    got = getattr(planted_bugs, bug)(
+        inputs.input.clone(),
+        inputs.weight.clone(),
+        inputs.bias,
+        stride=case.stride,
+        padding=case.padding,
+        dilation=case.dilation,
+        groups=case.groups,
+    )
     return expect(case, inputs), got.double()
 
 
@@ -89,10 +96,13 @@ def _worst_said(message: str, how: str, expected: Expected, got: torch.Tensor) -
     return the match and that element's flat index."""
     match = re.search(rf"; worst ({NUMBER}) vs ({NUMBER}), {how}$", message)
     assert match, message
-    candidates = {_told_apart(got.flatten()[at].item(), expected.values.flatten()[at].item()): at
-                  for at in _worst_elements(expected, got)}
-    assert match.group(1, 2) in candidates, (message, candidates)
-    return match, candidates[match.group(1, 2)]
+    candidates = {
+        _told_apart(got.flatten()[at].item(), expected.values.flatten()[at].item()): at
+        for at in _worst_elements(expected, got)
+    }
+    said = (match.group(1), match.group(2))
+    assert said in candidates, (message, candidates)
+    return match, candidates[said]
 
 
 def _off_by_a_part_of_m(message: str, expected: Expected, got: torch.Tensor) -> float:
@@ -107,8 +117,9 @@ def _off_by_a_part_of_m(message: str, expected: Expected, got: torch.Tensor) -> 
 
 # -- rearrangements: an element whose bound is not finite matches only exactly ------------
 
-UNBATCHED_ROW = Case(batch=None, in_channels=1, out_channels=1, groups=1, height=1, width=3, kernel=(1, 1),
-                     data="special")
+UNBATCHED_ROW = Case(
+    batch=None, in_channels=1, out_channels=1, groups=1, height=1, width=3, kernel=(1, 1), data="special"
+)
 NONFINITE_ROW = Inputs(torch.tensor([[[-INF, NAN, -INF]]]), torch.tensor([[[[0.5]]]]), None)
 
 
@@ -134,11 +145,14 @@ def test_an_infinite_bound_vouches_for_nothing_in_a_rearrangement() -> None:
     # Reshaped: -0.2016 vs -inf again.
     assert rearrangement(torch.tensor([[-0.2016], [NAN], [1.0]]), _reference([-INF, NAN, 1.0], (1, 3))) is None
     # The same values, exactly, are recognised in any order and shape.
-    assert "same order" in rearrangement(torch.tensor([[-INF], [NAN], [-INF]]), expected)
-    assert "same values" in rearrangement(torch.tensor([[NAN, -INF, -INF]]), expected)
+    same_order = rearrangement(torch.tensor([[-INF], [NAN], [-INF]]), expected)
+    assert same_order is not None and "same order" in same_order
+    same_values = rearrangement(torch.tensor([[NAN, -INF, -INF]]), expected)
+    assert same_values is not None and "same values" in same_values
 
 
 # -- rearrangements: what was tried is named, and nothing more is claimed ------------------
+
 
 def test_a_result_written_in_another_dimension_order_is_named_by_the_reshape_and_permute_that_undo_it() -> None:
     # mixes_batch writes (C_out, N, H, W) and reads it as (N, C_out, H, W): this once read
@@ -150,16 +164,20 @@ def test_a_result_written_in_another_dimension_order_is_named_by_the_reshape_and
 
 def test_values_in_no_order_a_reshape_and_permute_give_are_only_said_to_match_once_sorted() -> None:
     expected = _reference([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (1, 2, 3))
-    assert rearrangement(torch.tensor([[[2.0, 1.0, 3.0], [4.0, 5.0, 6.0]]]), expected) == \
-        "same values in another order (they match once sorted)"
+    assert (
+        rearrangement(torch.tensor([[[2.0, 1.0, 3.0], [4.0, 5.0, 6.0]]]), expected)
+        == "same values in another order (they match once sorted)"
+    )
 
 
 def test_values_each_within_its_bound_rearranged_are_found_however_many_and_however_close() -> None:
     case = Case.from_id("mb2ic3oc4g1ih16iw16kh3kw3s1p1d1-bias-float64-contiguous-uniform-cpu-seed5")
     expected = expect(case, make_inputs(case))
     nudged = expected.values + 0.9 * expected.allowed_error  # every one off, all the same way
-    assert rearrangement(nudged.flatten().flip(0).reshape(expected.shape), expected) == \
-        "same values in another order (they match once sorted)"
+    assert (
+        rearrangement(nudged.flatten().flip(0).reshape(expected.shape), expected)
+        == "same values in another order (they match once sorted)"
+    )
     beyond = nudged + 2 * expected.allowed_error
     assert rearrangement(beyond.flatten().flip(0).reshape(expected.shape), expected) is None
 
@@ -195,8 +213,10 @@ def test_a_nonfinite_failure_counts_the_wrong_finite_values_too_and_locates_them
     nonfinite, more = int(misplaced.sum()), int(beyond.sum())
     kind, message = _judged(SHIFTABLE, expected, late)
     assert kind == "nonfinite"
-    assert message.startswith(f"NaN/inf in the wrong place in {nonfinite} of 10 output elements, "
-                              f"and {more} more wrong value{'' if more == 1 else 's'}")
+    assert message.startswith(
+        f"NaN/inf in the wrong place in {nonfinite} of 10 output elements, "
+        f"and {more} more wrong value{'' if more == 1 else 's'}"
+    )
     assert "interior" not in message and "border" not in message
     assert f"{nonfinite} of 10 output elements wrong, all where the window does not touch padding" not in message
 
@@ -233,11 +253,14 @@ def test_a_last_row_whose_windows_overlap_padding_is_said_to_be_both() -> None:
     got[..., -1, :] += 1.0
     kind, message = _judged(case, expected, got)
     assert kind == "values"
-    assert message.startswith("3 of 9 output elements wrong, all where the window overlaps padding (border), "
-                              "in the last output row (output size?); ")
+    assert message.startswith(
+        "3 of 9 output elements wrong, all where the window overlaps padding (border), "
+        "in the last output row (output size?); "
+    )
 
 
 # -- shifts by whole rows or columns are named -------------------------------------------
+
 
 def test_an_output_one_column_late_is_said_to_be_shifted_right_by_a_column() -> None:
     expected, late = _one_column_late(SHIFTABLE)
@@ -245,8 +268,10 @@ def test_an_output_one_column_late_is_said_to_be_shifted_right_by_a_column() -> 
     more = int(_beyond(expected.values, expected.allowed_error, late).sum())
     assert nonfinite and more >= 2  # a NaN/inf moved, and finite values to tell the shift by
     assert _judged(SHIFTABLE, expected, late) == (
-        "nonfinite", f"NaN/inf in the wrong place in {nonfinite} of 10 output elements, and {more} more wrong values; "
-                     "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]")
+        "nonfinite",
+        f"NaN/inf in the wrong place in {nonfinite} of 10 output elements, and {more} more wrong values; "
+        "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]",
+    )
     # What it says is so: NaN and inf included, got[..., :, 1:] is expected[..., :, :-1].
     moved, bound = expected.values[..., :, :-1], expected.allowed_error[..., :, :-1]
     assert not _misplaced(moved, late[..., :, 1:]).any() and not _beyond(moved, bound, late[..., :, 1:]).any()
@@ -259,24 +284,30 @@ def test_an_output_two_rows_early_is_said_to_be_shifted_up_by_two_rows() -> None
     early[..., :-2, :] = expected.values[..., 2:, :].float()
     kind, message = _judged(case, expected, early)
     assert kind == "values"
-    assert message.startswith("72 of 72 output elements wrong; shifted up by 2 rows: got[..., :-2, :] matches "
-                              "expected[..., 2:, :]; worst ")
+    assert message.startswith(
+        "72 of 72 output elements wrong; shifted up by 2 rows: got[..., :-2, :] matches expected[..., 2:, :]; worst "
+    )
 
 
 def test_same_padding_with_the_odd_pixel_first_is_said_to_shift_the_output_down_and_right() -> None:
-    verdict = _checked("same_padding_odd_pixel_first",
-                       "mb1ic2oc2g1ih5iw5kh2kw2s1psamed1-bias-float32-contiguous-uniform-cpu-seed1")
+    verdict = _checked(
+        "same_padding_odd_pixel_first", "mb1ic2oc2g1ih5iw5kh2kw2s1psamed1-bias-float32-contiguous-uniform-cpu-seed1"
+    )
     assert verdict.kind == "values"
-    assert "; shifted down by 1 row and right by 1 column: got[..., 1:, 1:] matches expected[..., :-1, :-1]; " \
+    assert (
+        "; shifted down by 1 row and right by 1 column: got[..., 1:, 1:] matches expected[..., :-1, :-1]; "
         in verdict.message
+    )
 
 
 def test_values_rolled_by_a_column_are_said_to_be_the_same_values_shifted() -> None:
     case = Case.from_id("mb1ic1oc2g1ih3iw4kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed2")
     expected = expect(case, make_inputs(case))
     assert _judged(case, expected, expected.values.float().roll(1, -1)) == (
-        "layout", "same values in another order (they match once sorted); "
-                  "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]")
+        "layout",
+        "same values in another order (they match once sorted); "
+        "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]",
+    )
 
 
 def test_an_output_of_one_value_is_not_said_to_be_shifted_onto_a_block_of_it() -> None:
@@ -286,21 +317,33 @@ def test_an_output_of_one_value_is_not_said_to_be_shifted_onto_a_block_of_it() -
     for value in (NAN, 0.0, 5.0):  # got[..., 1:, :] matches expected[..., :-1, :], and says nothing
         assert shifted(torch.full((1, 3, 3), value), block_of(value)) is None
     early = torch.tensor([[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [0.0, 0.0, 0.0]]])
-    assert shifted(early, _reference([9.0] * 3 + [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (1, 3, 3))) == \
-        "shifted up by 1 row: got[..., :-1, :] matches expected[..., 1:, :]"
+    assert (
+        shifted(early, _reference([9.0] * 3 + [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (1, 3, 3)))
+        == "shifted up by 1 row: got[..., :-1, :] matches expected[..., 1:, :]"
+    )
 
 
 def test_a_shift_is_named_only_where_the_values_match_closely_not_just_within_a_loose_bound() -> None:
     reference = torch.tensor([[0.0, 1.2, 2.4, 3.6, 4.8]], dtype=torch.float64)
-    loose = Expected(reference, torch.full_like(reference, 0.6), reference.abs(), (1, 5), torch.bfloat16,
-                     exact=False, mistrusted=False)
+    loose = Expected(
+        reference,
+        torch.full_like(reference, 0.6),
+        reference.abs(),
+        (1, 5),
+        torch.bfloat16,
+        exact=False,
+        mistrusted=False,
+    )
     near = torch.cat([torch.tensor([[9.0]]), reference[:, :-1] + 0.5], 1)  # 0.7 from where it stands
     assert shifted(near, loose) is None
-    assert shifted(torch.cat([torch.tensor([[9.0]]), reference[:, :-1] + 0.01], 1), loose) == \
-        "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]"
+    assert (
+        shifted(torch.cat([torch.tensor([[9.0]]), reference[:, :-1] + 0.01], 1), loose)
+        == "shifted right by 1 column: got[..., :, 1:] matches expected[..., :, :-1]"
+    )
 
 
 # -- how far off, in plain words, for the worst wrong element ----------------------------
+
 
 def test_an_index_bug_is_off_by_a_multiple_of_the_size_of_the_terms_summed() -> None:
     case_id = "mb1ic2oc2g1ih5iw5kh3kw3s1p1d1-bias-float32-contiguous-uniform-cpu-seed1"
@@ -321,8 +364,9 @@ def test_float32_math_in_a_float64_result_is_named_as_such_and_its_worst_values_
     assert bool((got.float().double() == got).all())  # every value a float32 value
     assert verdict.kind == "values"
     assert verdict.message.startswith("50 of 50 output elements wrong: every element; worst ")
-    match, at = _worst_said(verdict.message, f"off by ({NUMBER}): float32-level rounding in a float64 result",
-                            expected, got)
+    match, at = _worst_said(
+        verdict.message, f"off by ({NUMBER}): float32-level rounding in a float64 result", expected, got
+    )
     mine, theirs = got.flatten()[at].item(), expected.values.flatten()[at].item()
     assert math.isclose(float(match.group(3)), abs(mine - theirs), rel_tol=5e-3)
     # The case this is about: six digits show the worst two values as one number.
@@ -344,8 +388,13 @@ def _not_exact(dtype: str) -> tuple[str, Expected, torch.Tensor, re.Match[str], 
     assert bool((error <= 8 * torch.finfo(getattr(torch, dtype)).eps * expected.values.abs()).all())
     assert verdict.kind == "values"
     assert re.match(rf"{wrong} of 50 output elements wrong[^;]*; worst ", verdict.message), verdict.message
-    match, at = _worst_said(verdict.message, rf"not exact: off by ({NUMBER}) where every partial sum is an exact "
-                                             "integer", expected, got)
+    match, at = _worst_said(
+        verdict.message,
+        rf"not exact: off by ({NUMBER}) where every partial sum is an exact "
+        "integer",
+        expected,
+        got,
+    )
     assert math.isclose(float(match.group(3)), error.flatten()[at].item(), rel_tol=5e-3)
     return verdict.message, expected, got, match, at
 
@@ -390,7 +439,7 @@ def test_a_result_computed_in_bfloat16_is_named_bfloat16_though_its_values_are_f
     inputs = make_inputs(LONG_SUMS)
     expected = expect(LONG_SUMS, inputs)
     rounded = [t.bfloat16().float() for t in (inputs.input, inputs.weight)]
-    in_bfloat16 = torch.nn.functional.conv2d(*rounded, None, 1, 1).bfloat16().float()
+    in_bfloat16 = torch.nn.functional.conv2d(rounded[0], rounded[1], None, 1, 1).bfloat16().float()
     assert bool((in_bfloat16.half().float() == in_bfloat16).all())
     kind, message = _judged(LONG_SUMS, expected, in_bfloat16)
     assert kind == "values" and message.endswith(": bfloat16-level rounding in a float32 result")
@@ -402,9 +451,12 @@ def test_an_error_where_every_term_summed_is_zero_is_given_as_it_is_not_as_a_mul
     got = expected.values.float().clone()
     got[0, 0, 0, 0] = 0.5  # the window lies in the padding: every product is 0 * w
     assert expected.magnitude[0, 0, 0, 0] == 0
-    assert _judged(case, expected, got) == ("values", "1 of 36 output elements wrong, at (0, 0, 0, 0), where the "
-                                                      "window overlaps padding (border); worst 0.5 vs 0, off by 0.5 "
-                                                      "where every term summed is zero")
+    assert _judged(case, expected, got) == (
+        "values",
+        "1 of 36 output elements wrong, at (0, 0, 0, 0), where the "
+        "window overlaps padding (border); worst 0.5 vs 0, off by 0.5 "
+        "where every term summed is zero",
+    )
 
 
 # -- planted bugs read as what they do ----------------------------------------------------
@@ -437,8 +489,9 @@ def _replicate_padding_said(message: str, expected: Expected, got: torch.Tensor)
     # and more than the last row.
     assert wrong.any() and not wrong[~PLAIN_BORDER].any()
     assert wrong[:, 0].any() and wrong[:, 1].any() and wrong[..., :-1, :].any() and wrong[..., :, :-1].any()
-    assert message.startswith(f"{int(wrong.sum())} of 50 output elements wrong, all where the window overlaps "
-                              "padding (border); worst ")
+    assert message.startswith(
+        f"{int(wrong.sum())} of 50 output elements wrong, all where the window overlaps padding (border); worst "
+    )
     _off_by_a_part_of_m(message, expected, got)
 
 
@@ -447,21 +500,32 @@ def _one_wrong_element_said(message: str, expected: Expected, got: torch.Tensor)
     assert int(wrong.sum()) == 1 and bool(wrong.flatten()[-1])  # the bug's last element (a border one)
     at = tuple(wrong.nonzero()[0].tolist())
     assert PLAIN_BORDER[at]
-    assert message.startswith(f"1 of 50 output elements wrong, at {at}, where the window overlaps padding "
-                              "(border); worst ")
-    assert math.isclose(_off_by_a_part_of_m(message, expected, got) * expected.magnitude[at].item(), 1e-3,
-                        rel_tol=0.05)  # off by the bug's 1e-3
+    assert message.startswith(
+        f"1 of 50 output elements wrong, at {at}, where the window overlaps padding (border); worst "
+    )
+    assert math.isclose(
+        _off_by_a_part_of_m(message, expected, got) * expected.magnitude[at].item(), 1e-3, rel_tol=0.05
+    )  # off by the bug's 1e-3
 
 
-@pytest.mark.parametrize("bug, case_id, kind, said", [
-    ("drops_last_row", "mb1ic1oc1g1ih6iw4kh3kw3s2p0d1-nobias-float32-contiguous-uniform-cpu-seed1", "shape",
-     _drops_last_row_said),
-    ("swallows_nan", PLAIN.replace("uniform", "special"), "nonfinite", _swallows_nan_said),
-    ("replicate_padding", PLAIN, "values", _replicate_padding_said),
-    ("one_wrong_element", PLAIN, "values", _one_wrong_element_said),
-], ids=["drops_last_row", "swallows_nan", "replicate_padding", "one_wrong_element"])
-def test_a_planted_bug_reads_as_what_it_does(bug: str, case_id: str, kind: str,
-                                             said: Callable[[str, Expected, torch.Tensor], None]) -> None:
+@pytest.mark.parametrize(
+    "bug, case_id, kind, said",
+    [
+        (
+            "drops_last_row",
+            "mb1ic1oc1g1ih6iw4kh3kw3s2p0d1-nobias-float32-contiguous-uniform-cpu-seed1",
+            "shape",
+            _drops_last_row_said,
+        ),
+        ("swallows_nan", PLAIN.replace("uniform", "special"), "nonfinite", _swallows_nan_said),
+        ("replicate_padding", PLAIN, "values", _replicate_padding_said),
+        ("one_wrong_element", PLAIN, "values", _one_wrong_element_said),
+    ],
+    ids=["drops_last_row", "swallows_nan", "replicate_padding", "one_wrong_element"],
+)
+def test_a_planted_bug_reads_as_what_it_does(
+    bug: str, case_id: str, kind: str, said: Callable[[str, Expected, torch.Tensor], None]
+) -> None:
     """``said`` checks the message against the reference and what the bug returns, worked
     out here (`_planted`)."""
     verdict = _checked(bug, case_id)

@@ -8,17 +8,18 @@ from dataclasses import replace
 import fft_conv
 import planted_bugs
 
-from harness.campaign import fuzz, planned_cases
-from harness.capabilities import Capabilities
-from harness.cli import DEFAULT_MAX_EXAMPLES
-from harness.registry import implementation_from
+from harness.arguments import DEFAULT_MAX_EXAMPLES
+from harness.campaign.engine import fuzz, planned_cases
+from harness.model.capabilities import Capabilities
+from harness.model.registry import implementation_from
 
 FFT = implementation_from("fft", fft_conv.conv2d)
 DIRECT = implementation_from("correct", planted_bugs.correct)
 
 
 def test_a_correct_fft_convolution_declaring_fft_passes_a_default_campaign_beside_a_direct_one(
-        im2col_seed: int) -> None:
+    im2col_seed: int,
+) -> None:
     # One group (the same cases for both), each judged by its own algorithm's bound.
     assert planned_cases([FFT, DIRECT], DEFAULT_MAX_EXAMPLES) == DEFAULT_MAX_EXAMPLES
     result = fuzz([FFT, DIRECT], DEFAULT_MAX_EXAMPLES, im2col_seed)
@@ -35,10 +36,12 @@ def test_an_fft_convolution_cropping_one_row_late_is_caught(im2col_seed: int) ->
 
 
 def test_declared_direct_the_correct_fft_convolutions_rounding_is_flagged_while_direct_summation_passes(
-        im2col_seed: int) -> None:
+    im2col_seed: int,
+) -> None:
     as_direct = replace(FFT, name="fft_as_direct", capabilities=Capabilities())
     result = fuzz([as_direct, DIRECT], DEFAULT_MAX_EXAMPLES, im2col_seed)
     flagged = [f for f in result.findings if f.implementation == "fft_as_direct"]
-    assert flagged and {f.verdict.kind for f in flagged} <= {"values", "nonfinite"}, \
-        [(f.case.id, f.diagnosis) for f in flagged]
+    assert flagged and {f.verdict.kind for f in flagged} <= {"values", "nonfinite"}, [
+        (f.case.id, f.diagnosis) for f in flagged
+    ]
     assert all(f.implementation == "fft_as_direct" for f in result.findings)  # none for direct summation

@@ -8,20 +8,33 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.case import Case
-from harness.gradients import applies, expect_gradients, judge_gradients
-from harness.outcome import Outcome
-from harness.tensors import make_inputs
+from harness.generate.tensors import make_inputs
+from harness.judge.gradients import applies, expect_gradients, judge_gradients
+from harness.model.case import Case
+from harness.model.outcome import Outcome
 
-CASE = Case(batch=2, in_channels=4, out_channels=4, groups=2, height=6, width=5, kernel=(3, 2),
-            stride=(2, 1), padding=1, dilation=(1, 2), bias=True, seed=3)
+CASE = Case(
+    batch=2,
+    in_channels=4,
+    out_channels=4,
+    groups=2,
+    height=6,
+    width=5,
+    kernel=(3, 2),
+    stride=(2, 1),
+    padding=1,
+    dilation=(1, 2),
+    bias=True,
+    seed=3,
+)
 
 
 def _autograd(case: Case) -> tuple[torch.Tensor, ...]:
     """What torch's own conv2d gives in the case's dtype."""
     expected = expect_gradients(case, make_inputs(case))
     leaves = [t.clone().requires_grad_() for t in make_inputs(case).tensors()]
-    out = F.conv2d(*leaves, case.stride, case.padding, case.dilation, case.groups)
+    input_, weight, bias = leaves  # the case has a bias
+    out = F.conv2d(input_, weight, bias, case.stride, case.padding, case.dilation, case.groups)
     return torch.autograd.grad(out, leaves, expected.upstream)
 
 
@@ -29,6 +42,7 @@ def test_the_reference_gradients_are_autograds_in_float64() -> None:
     case = replace(CASE, dtype="float64")
     expected = expect_gradients(case, make_inputs(case))
     for got, want in zip(_autograd(case), expected.values):
+        assert want is not None
         assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -57,8 +71,15 @@ def test_a_missing_gradient_and_a_failing_backward_are_named() -> None:
     grads = _autograd(CASE)
     missing = judge_gradients(CASE, expected, Outcome(grads=(grads[0], grads[1], None)))
     assert missing is not None and missing.signature == "gradient:missing:bias"
-    raised = judge_gradients(CASE, expected, Outcome(error_type="RuntimeError", error_message="element 0 of "
-                             "tensors does not require grad", error_site="mine.py:3"))
+    raised = judge_gradients(
+        CASE,
+        expected,
+        Outcome(
+            error_type="RuntimeError",
+            error_message="element 0 of tensors does not require grad",
+            error_site="mine.py:3",
+        ),
+    )
     assert raised is not None and raised.kind == "gradient" and "does not require grad" in raised.message
 
 

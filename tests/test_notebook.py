@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from harness.case import Case
-from harness.check import check_case
-from harness.registry import discover
-from harness.tensors import Inputs
+from harness.campaign.check import check_case
+from harness.generate.tensors import Inputs
+from harness.model.case import Case
+from harness.model.registry import discover
 
 
 def test_the_notebook_example_is_diagnosed_as_right_values_in_the_wrong_layout() -> None:

@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.case import Case
-from harness.compare import judge
-from harness.oracle import SMALLEST_SUBNORMAL, expect, for_algorithm, is_exact, unit_roundoff
-from harness.outcome import Outcome
-from harness.tensors import make_inputs
-from harness.verdict import PASSED
+from harness.generate.tensors import make_inputs
+from harness.judge.compare import judge
+from harness.judge.oracle import SMALLEST_SUBNORMAL, expect, for_algorithm, is_exact, unit_roundoff
+from harness.model.case import Case
+from harness.model.outcome import Outcome
+from harness.model.verdict import PASSED
 
 CASE = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=5, width=5, kernel=(3, 5), data="int")
 
@@ -37,9 +37,12 @@ def test_the_allowed_error_scales_with_the_dtypes_unit_roundoff_plus_its_smalles
     case = replace(CASE, data="uniform", dtype=dtype)
     expected = expect(case, make_inputs(case))
     terms = case.reduction_length + 2
-    assert torch.allclose(expected.allowed_error,
-                          terms * (unit_roundoff(case) * expected.magnitude + SMALLEST_SUBNORMAL[dtype]),
-                          rtol=1e-12, atol=0)
+    assert torch.allclose(
+        expected.allowed_error,
+        terms * (unit_roundoff(case) * expected.magnitude + SMALLEST_SUBNORMAL[dtype]),
+        rtol=1e-12,
+        atol=0,
+    )
 
 
 def test_a_correctly_rounded_result_near_underflow_passes() -> None:
@@ -50,7 +53,7 @@ def test_a_correctly_rounded_result_near_underflow_passes() -> None:
     expected = expect(case, inputs)
     rounded = expected.values.to(torch.float16)  # the exact answer, correctly rounded
     tiny = rounded.abs() < 6.1e-5  # float16's smallest normal
-    assert tiny.any() and ((rounded.double() - expected.values).abs() > 2 ** -11 * expected.magnitude)[tiny].any()
+    assert tiny.any() and ((rounded.double() - expected.values).abs() > 2**-11 * expected.magnitude)[tiny].any()
     assert judge(case, expected, Outcome(result=rounded, device="cpu")).status == PASSED
 
 
@@ -78,8 +81,7 @@ def test_a_lower_precision_result_is_outside_the_float64_bound() -> None:
 
 
 # Wide enough for every Winograd tile and for the FFT's norms to differ from M.
-WIDE = Case(batch=2, in_channels=4, out_channels=4, groups=2, height=12, width=10, kernel=(3, 3), padding=1,
-            bias=True)
+WIDE = Case(batch=2, in_channels=4, out_channels=4, groups=2, height=12, width=10, kernel=(3, 3), padding=1, bias=True)
 
 
 def test_direct_summation_is_judged_as_before() -> None:
@@ -103,8 +105,9 @@ def test_a_transform_claims_no_exactness_on_int_data_and_allows_at_least_the_dir
 def test_any_algorithm_is_allowed_the_loosest_of_the_transforms() -> None:
     inputs = make_inputs(WIDE)
     expected = expect(WIDE, inputs)
-    fft, winograd, anything = (for_algorithm(WIDE, inputs, expected, a).allowed_error
-                               for a in ("fft", "winograd", "any"))
+    fft, winograd, anything = (
+        for_algorithm(WIDE, inputs, expected, a).allowed_error for a in ("fft", "winograd", "any")
+    )
     assert torch.equal(anything, torch.maximum(fft, winograd)) and not torch.equal(fft, winograd)
 
 

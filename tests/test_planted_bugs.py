@@ -9,11 +9,11 @@ import planted_bugs
 import pytest
 import torch
 
-from harness.campaign import fuzz
-from harness.capabilities import Capabilities
-from harness.cli import DEFAULT_MAX_EXAMPLES
-from harness.finding import Finding
-from harness.registry import implementation_from
+from harness.arguments import DEFAULT_MAX_EXAMPLES
+from harness.campaign.engine import fuzz
+from harness.model.capabilities import Capabilities
+from harness.model.finding import Finding
+from harness.model.registry import implementation_from
 
 # bug -> the failure kinds it may show as (the first check that sees it wins)
 PLANTED = {
@@ -80,15 +80,17 @@ def test_the_same_wrapper_without_a_bug_is_not_flagged(im2col_seed: int) -> None
 
 
 def test_gradients_are_checked_only_where_autograd_is_declared(im2col_seed: int) -> None:
-    undeclared = replace(implementation_from("no_autograd", planted_bugs.adds_bias_through_data),
-                         capabilities=Capabilities())
+    undeclared = replace(
+        implementation_from("no_autograd", planted_bugs.adds_bias_through_data), capabilities=Capabilities()
+    )
     assert fuzz([undeclared], DEFAULT_MAX_EXAMPLES // 4, im2col_seed).findings == []
 
 
 def test_raising_outside_the_declared_capabilities_is_not_a_failure(im2col_seed: int) -> None:
     # raises_on_groups, declared without groups, now only raises where it said it would.
-    declared = replace(implementation_from("no_groups", planted_bugs.raises_on_groups),
-                       capabilities=Capabilities(groups=False))
+    declared = replace(
+        implementation_from("no_groups", planted_bugs.raises_on_groups), capabilities=Capabilities(groups=False)
+    )
     result = fuzz([declared], DEFAULT_MAX_EXAMPLES // 4, im2col_seed)
     assert result.findings == []
     assert result.tallies["no_groups"].statuses["unsupported"] > 0  # it was called outside, and raised
@@ -116,7 +118,7 @@ def test_a_stride_bug_is_attributed_to_unequal_strides(im2col_seed: int) -> None
 
 def test_each_failure_is_shrunk_to_a_small_case(im2col_seed: int) -> None:
     findings = _findings("ignores_bias", im2col_seed)
-    assert len(findings) == 1, [(f.signature, f.case.id) for f in findings]
+    assert len(findings) == 1, [(f.verdict.signature, f.case.id) for f in findings]
     (finding,) = findings
     case = finding.case
     assert finding.shrunk and case.bias and finding.needs == {"bias"}

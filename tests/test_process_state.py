@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.process_state import Guard
+from harness.execute.process_state import Guard
 
 
 def changes(during: Callable[[], object]) -> list[str]:
@@ -25,6 +25,12 @@ def changes(during: Callable[[], object]) -> list[str]:
     return [str(change) for change in guard.after(state)]
 
 
+def _another_sigint_handler() -> signal.Handlers:
+    """A SIGINT handler other than the one in force: a run started in the background of a
+    shell inherits SIGINT ignored, where setting SIG_IGN would change nothing."""
+    return signal.SIG_DFL if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else signal.SIG_IGN
+
+
 def test_a_call_that_changes_nothing_reports_nothing() -> None:
     assert changes(lambda: torch.ones(3).sum()) == []
 
@@ -33,20 +39,24 @@ def test_a_call_that_changes_and_restores_state_itself_reports_nothing() -> None
     def tidy() -> None:
         with torch.no_grad():
             torch.ones(2) * 2
+
     assert changes(tidy) == []
 
 
-@pytest.mark.parametrize(("change", "named"), [
-    (lambda: torch.set_num_threads(torch.get_num_threads() + 1), "torch thread count"),
-    (lambda: torch.set_float32_matmul_precision("medium"), "float32 matmul precision ('highest' -> 'medium')"),
-    (lambda: torch.use_deterministic_algorithms(True), "deterministic algorithms"),
-    (lambda: torch.set_default_device("cpu"), "torch function modes (0 -> 1)"),
-    (lambda: signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM]), "blocked signals"),
-    (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN), "SIGINT handler (Ctrl-C)"),
-    (lambda: setattr(sys, "stdout", open(os.devnull, "w")), "sys.stdout"),  # noqa: SIM115 (left open, on purpose)
-    (lambda: sys.setrecursionlimit(sys.getrecursionlimit() + 7), "recursion limit"),
-    (lambda: setattr(torch, "conv2d", lambda *args: None), "torch.conv2d"),
-])
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda: torch.set_num_threads(torch.get_num_threads() + 1), "torch thread count"),
+        (lambda: torch.set_float32_matmul_precision("medium"), "float32 matmul precision ('highest' -> 'medium')"),
+        (lambda: torch.use_deterministic_algorithms(True), "deterministic algorithms"),
+        (lambda: torch.set_default_device("cpu"), "torch function modes (0 -> 1)"),
+        (lambda: signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM]), "blocked signals"),
+        (lambda: signal.signal(signal.SIGINT, _another_sigint_handler()), "SIGINT handler (Ctrl-C)"),
+        (lambda: setattr(sys, "stdout", open(os.devnull, "w")), "sys.stdout"),  # noqa: SIM115 (left open, on purpose)
+        (lambda: sys.setrecursionlimit(sys.getrecursionlimit() + 7), "recursion limit"),
+        (lambda: setattr(torch, "conv2d", lambda *args: None), "torch.conv2d"),
+    ],
+)
 def test_each_kind_of_process_wide_state_is_named_and_put_back(change: Callable[[], object], named: str) -> None:
     guard = Guard()
     state = guard.before_call()
@@ -58,8 +68,10 @@ def test_each_kind_of_process_wide_state_is_named_and_put_back(change: Callable[
 
 def test_a_method_added_to_torch_tensor_is_removed_but_a_module_gaining_a_submodule_is_left_alone() -> None:
     def patch() -> None:
-        torch.Tensor.abs = lambda self: self  # type: ignore[method-assign]  # shadows TensorBase.abs
+        # A wrong method (it returns its tensor unchanged) is the point: it shadows TensorBase.abs.
+        torch.Tensor.abs = lambda self: self  # type: ignore[method-assign, assignment, return-value]
         F.some_submodule = types.ModuleType("some_submodule")  # type: ignore[attr-defined]
+
     try:
         assert changes(patch) == ["torch.Tensor.abs (added)"]
         assert "abs" not in vars(torch.Tensor) and torch.tensor([-1.0]).abs().item() == 1.0
@@ -82,8 +94,9 @@ def test_a_process_that_already_exited_is_reaped_without_blame_and_a_running_one
 
     assert changes(start_and_forget) == []
     running: list[subprocess.Popen[bytes]] = []
-    assert changes(lambda: running.append(subprocess.Popen(["sleep", "600"]))) == \
-        ["child processes (1 left running, killed)"]
+    assert changes(lambda: running.append(subprocess.Popen(["sleep", "600"]))) == [
+        "child processes (1 left running, killed)"
+    ]
     assert not Path(f"/proc/{running[0].pid}").exists()
 
 

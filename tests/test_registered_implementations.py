@@ -13,9 +13,9 @@ from importlib.metadata import entry_points
 import pytest
 from hypothesis import settings
 
-from harness.campaign import fuzz
-from harness.registry import ENTRY_POINT_GROUP, discover
-from harness.report import campaign_report, format_failures
+from harness.campaign.engine import fuzz
+from harness.model.registry import ENTRY_POINT_GROUP, discover
+from harness.reporting.report import campaign_report, format_failures
 
 REGISTRY = discover()
 LIBRARIES = {entry_point.name for entry_point in entry_points(group=ENTRY_POINT_GROUP) if entry_point.extras}
@@ -24,6 +24,7 @@ LIBRARIES = {entry_point.name for entry_point in entry_points(group=ENTRY_POINT_
 @pytest.mark.parametrize("name", sorted(set(REGISTRY.implementations) - LIBRARIES))
 def test_a_registered_implementation_behaves_as_registered(name: str, im2col_seed: int) -> None:
     implementation = REGISTRY.implementations[name]
+    assert settings.default is not None  # conftest loads a profile
     result = fuzz([implementation], settings.default.max_examples, im2col_seed)
     if implementation.known_buggy:
         assert result.findings, f"the canary {name} was not caught (seed {im2col_seed})"

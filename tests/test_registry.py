@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Iterator
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,10 @@ import torch.nn.functional as F
 
 import implementations.loop
 import implementations.original
-from harness import registry as registry_module
-from harness.capabilities import Capabilities, call_arguments, declaration_of
-from harness.case import Case
-from harness.registry import ENTRY_POINT_GROUP, SpecError, discover, implementation_from
+from harness.model import registry as registry_module
+from harness.model.capabilities import Capabilities, call_arguments, declaration_of
+from harness.model.case import Case
+from harness.model.registry import ENTRY_POINT_GROUP, SpecError, discover, implementation_from
 
 SHIPPED = {"original", "loop", "unfold", "strided", "gather", "numpy"}
 
@@ -111,18 +111,24 @@ def test_names_and_specs_can_be_mixed(tmp_path: Path) -> None:
     assert set(discover(["loop", spec]).implementations) == {"loop", spec}
 
 
-@pytest.mark.parametrize("spec, named", [
-    pytest.param("no_such_implementation", "'no_such_implementation'", id="unknown-name"),
-    pytest.param("conv.py", "'conv.py'", id="file-without-function"),
-    pytest.param("no_such_module_for_im2col:conv2d", "no_such_module_for_im2col", id="missing-module"),
-    pytest.param("implementations.loop:", "implementations.loop:", id="empty-function"),
-    pytest.param("implementations.loop:not-a-name", "not-a-name", id="function-not-an-identifier"),
-    pytest.param(".loop:conv2d", "'.loop' is neither a FILE.py nor an absolute module name", id="relative-module"),
-    pytest.param("..:conv2d", "'..' is neither a FILE.py nor an absolute module name", id="parent-package"),
-    pytest.param("implementations..loop:conv2d", "absolute module name", id="empty-module-part"),
-    pytest.param("implementations.loop:no_such_conv2d",
-                 "implementations.loop has no function 'no_such_conv2d' (it has: conv2d)", id="missing-function"),
-])
+@pytest.mark.parametrize(
+    "spec, named",
+    [
+        pytest.param("no_such_implementation", "'no_such_implementation'", id="unknown-name"),
+        pytest.param("conv.py", "'conv.py'", id="file-without-function"),
+        pytest.param("no_such_module_for_im2col:conv2d", "no_such_module_for_im2col", id="missing-module"),
+        pytest.param("implementations.loop:", "implementations.loop:", id="empty-function"),
+        pytest.param("implementations.loop:not-a-name", "not-a-name", id="function-not-an-identifier"),
+        pytest.param(".loop:conv2d", "'.loop' is neither a FILE.py nor an absolute module name", id="relative-module"),
+        pytest.param("..:conv2d", "'..' is neither a FILE.py nor an absolute module name", id="parent-package"),
+        pytest.param("implementations..loop:conv2d", "absolute module name", id="empty-module-part"),
+        pytest.param(
+            "implementations.loop:no_such_conv2d",
+            "implementations.loop has no function 'no_such_conv2d' (it has: conv2d)",
+            id="missing-function",
+        ),
+    ],
+)
 def test_a_spec_that_cannot_name_an_implementation_is_a_spec_error(spec: str, named: str) -> None:
     with pytest.raises(SpecError) as raised:
         discover([spec])
@@ -143,7 +149,8 @@ def test_a_file_spec_naming_a_function_the_file_lacks_is_a_spec_error_listing_wh
 
 
 def test_a_spec_whose_parent_package_fails_to_import_is_a_load_error_not_a_crash(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     package = tmp_path / "adhoc_broken_package"
     package.mkdir()
     (package / "__init__.py").write_text("raise RuntimeError('needs a GPU library')\n")
@@ -157,9 +164,10 @@ def test_a_spec_whose_parent_package_fails_to_import_is_a_load_error_not_a_crash
 
 
 def test_an_entry_point_naming_a_missing_function_stays_a_load_error_and_the_others_load(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     ghost = EntryPoint("ghost", "implementations.loop:no_such_conv2d", ENTRY_POINT_GROUP)
-    installed = list(registry_module.entry_points(group=ENTRY_POINT_GROUP))
+    installed = list(entry_points(group=ENTRY_POINT_GROUP))
     monkeypatch.setattr(registry_module, "entry_points", lambda group: [*installed, ghost])
 
     everything, chosen = discover(), discover(["ghost", "loop"])
@@ -181,15 +189,21 @@ def test_a_file_spec_for_a_missing_file_is_a_spec_error_naming_the_file(tmp_path
 # -- broken plugins -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("source, attribute, reason_names", [
-    pytest.param("raise RuntimeError('plugin exploded')\n", "conv2d", ["RuntimeError", "plugin exploded"],
-                 id="raises-on-import"),
-    pytest.param("conv2d = 3\n", "conv2d", ["int", "not a callable"], id="not-callable"),
-    pytest.param("def conv2d(): pass\nconv2d.__conv2d_declaration__ = {'colour': 'red'}\n", "conv2d",
-                 ["colour"], id="bad-declaration"),
-])
+@pytest.mark.parametrize(
+    "source, attribute, reason_names",
+    [
+        pytest.param(
+            "raise RuntimeError('plugin exploded')\n",
+            "conv2d",
+            ["RuntimeError", "plugin exploded"],
+            id="raises-on-import",
+        ),
+        pytest.param("conv2d = 3\n", "conv2d", ["int", "not a callable"], id="not-callable"),
+    ],
+)
 def test_a_broken_plugin_is_recorded_with_its_reason_and_the_others_still_load(
-        tmp_path: Path, source: str, attribute: str, reason_names: list[str]) -> None:
+    tmp_path: Path, source: str, attribute: str, reason_names: list[str]
+) -> None:
     broken = _plugin(tmp_path, "adhoc_broken.py", source) + f":{attribute}"
     good = _plugin(tmp_path, "adhoc_fine.py", GOOD_PLUGIN) + ":conv2d"
     registry = discover([broken, good, "loop"])
@@ -213,31 +227,52 @@ def test_a_missing_module_inside_an_existing_package_is_reported_by_name() -> No
 
 # -- signatures ---------------------------------------------------------------------------
 
-CALLED_LIKE = ("(implementations are called like torch.nn.functional.conv2d(input, weight, bias, "
-               "stride=..., padding=..., dilation=..., groups=...))")
+CALLED_LIKE = (
+    "(implementations are called like torch.nn.functional.conv2d(input, weight, bias, "
+    "stride=..., padding=..., dilation=..., groups=...))"
+)
 
 
-@pytest.mark.parametrize("definition, reason", [
-    pytest.param("def conv2d(input, weight): pass",
-                 "conv2d(input, weight) has no parameter 'stride', 'padding', 'dilation' or 'groups'",
-                 id="two-parameters"),
-    pytest.param("def conv2d(x, w, b=None, s=1, p=0, d=1, g=1): pass",
-                 "conv2d(x, w, b=None, s=1, p=0, d=1, g=1) has no parameter 'stride', 'padding', 'dilation' "
-                 "or 'groups'", id="other-names"),
-    pytest.param("def conv2d(input: 'Tensor', weight, bias=None, stride=1, padding=0, dilation=1) -> 'Tensor': pass",
-                 "conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1) has no parameter 'groups'",
-                 id="no-groups-annotations-not-shown"),
-    pytest.param("def conv2d(input, weight, bias, stride, padding, dilation, groups, scale): pass",
-                 "conv2d(input, weight, bias, stride, padding, dilation, groups, scale) does not fit: "
-                 "missing a required argument: 'scale'", id="a-required-extra"),
-    pytest.param("def conv2d(input, weight, stride=1, padding=0, dilation=1, groups=1): pass",
-                 "conv2d(input, weight, stride=1, padding=0, dilation=1, groups=1) does not fit: "
-                 "multiple values for argument 'stride'", id="no-bias"),
-    pytest.param("def conv2d(input, **options): pass",
-                 "conv2d(input, **options) does not fit: too many positional arguments", id="one-positional"),
-])
+@pytest.mark.parametrize(
+    "definition, reason",
+    [
+        pytest.param(
+            "def conv2d(input, weight): pass",
+            "conv2d(input, weight) has no parameter 'stride', 'padding', 'dilation' or 'groups'",
+            id="two-parameters",
+        ),
+        pytest.param(
+            "def conv2d(x, w, b=None, s=1, p=0, d=1, g=1): pass",
+            "conv2d(x, w, b=None, s=1, p=0, d=1, g=1) has no parameter 'stride', 'padding', 'dilation' or 'groups'",
+            id="other-names",
+        ),
+        pytest.param(
+            "def conv2d(input: 'Tensor', weight, bias=None, stride=1, padding=0, dilation=1) -> 'Tensor': pass",
+            "conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1) has no parameter 'groups'",
+            id="no-groups-annotations-not-shown",
+        ),
+        pytest.param(
+            "def conv2d(input, weight, bias, stride, padding, dilation, groups, scale): pass",
+            "conv2d(input, weight, bias, stride, padding, dilation, groups, scale) does not fit: "
+            "missing a required argument: 'scale'",
+            id="a-required-extra",
+        ),
+        pytest.param(
+            "def conv2d(input, weight, stride=1, padding=0, dilation=1, groups=1): pass",
+            "conv2d(input, weight, stride=1, padding=0, dilation=1, groups=1) does not fit: "
+            "multiple values for argument 'stride'",
+            id="no-bias",
+        ),
+        pytest.param(
+            "def conv2d(input, **options): pass",
+            "conv2d(input, **options) does not fit: too many positional arguments",
+            id="one-positional",
+        ),
+    ],
+)
 def test_a_plugin_that_cannot_be_called_as_conv2d_is_a_load_error_saying_why_and_the_others_load(
-        tmp_path: Path, definition: str, reason: str) -> None:
+    tmp_path: Path, definition: str, reason: str
+) -> None:
     spec = _plugin(tmp_path, "adhoc_wrongly_signed.py", definition + "\n") + ":conv2d"
     registry = discover([spec, "loop"])
     assert set(registry.implementations) == {"loop"}
@@ -245,11 +280,12 @@ def test_a_plugin_that_cannot_be_called_as_conv2d_is_a_load_error_saying_why_and
 
 
 def test_an_entry_point_that_cannot_be_called_as_conv2d_is_a_load_error_and_the_others_load(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _plugin(tmp_path, "adhoc_wrongly_signed_package.py", "def conv2d(input, weight): pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     wrong = EntryPoint("wrong", "adhoc_wrongly_signed_package:conv2d", ENTRY_POINT_GROUP)
-    installed = list(registry_module.entry_points(group=ENTRY_POINT_GROUP))
+    installed = list(entry_points(group=ENTRY_POINT_GROUP))
     monkeypatch.setattr(registry_module, "entry_points", lambda group: [*installed, wrong])
 
     registry = discover()
@@ -261,24 +297,27 @@ def test_an_entry_point_that_cannot_be_called_as_conv2d_is_a_load_error_and_the_
 
 
 class _Callable:
-    def __call__(self, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # type: ignore[no-untyped-def]
+    def __call__(self, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
-def _anything(*args, **kwargs):  # type: ignore[no-untyped-def]
+def _anything(*args, **kwargs):
     return F.conv2d(*args, **kwargs)
 
 
-def _keywords_only(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, extra=None):  # type: ignore[no-untyped-def]
+def _keywords_only(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, extra=None):
     return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
-@pytest.mark.parametrize("fn", [
-    pytest.param(_anything, id="args-and-kwargs"),
-    pytest.param(_keywords_only, id="keyword-only-with-an-optional-extra"),
-    pytest.param(_Callable(), id="callable-object"),
-    pytest.param(F.conv2d, id="builtin-without-a-readable-signature"),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        pytest.param(_anything, id="args-and-kwargs"),
+        pytest.param(_keywords_only, id="keyword-only-with-an-optional-extra"),
+        pytest.param(_Callable(), id="callable-object"),
+        pytest.param(F.conv2d, id="builtin-without-a-readable-signature"),
+    ],
+)
 def test_a_callable_that_can_be_called_as_conv2d_loads(fn: Any) -> None:
     assert implementation_from("fits", fn).fn is fn
 

@@ -1,7 +1,7 @@
 """Replay the committed corpus on every test run: one test per case x implementation.
 
 Saved failures and real-network shape sets (corpus/) are checked against every registered
-implementation; the expectations are `harness.replay`'s, so a regression in any
+implementation; the expectations are `harness.campaign.replay`'s, so a regression in any
 implementation, or a fixed canary, shows up here under every torch version tox runs.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.corpus import load
-from harness.registry import discover
-from harness.replay import FIXED, Target, check_target, judge_row, targets_from
+from harness.campaign.replay import FIXED, Target, check_target, judge_row, targets_from
+from harness.model.registry import discover
+from harness.store.corpus import load
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 REGISTRY = discover()
@@ -36,7 +36,8 @@ def test_a_corpus_case_gives_the_expected_result(target: Target, name: str) -> N
     row = judge_row(target, implementation, verdict)
     assert row.expected, f"{row.outcome}: {verdict.message}"
     assert not (row.outcome == FIXED and implementation.known_buggy), (
-        f"the canary {name} no longer fails {target.case.id}: the harness or the canary changed")
+        f"the canary {name} no longer fails {target.case.id}: the harness or the canary changed"
+    )
 
 
 def test_the_corpus_loads_without_errors() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import os
 import subprocess
 import sys
 import tokenize
@@ -14,15 +15,16 @@ import planted_bugs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.case import Case
-from harness.check import check_case
-from harness.finding import Finding
-from harness.oracle import expect
-from harness.registry import implementation_from
-from harness.standalone import script
-from harness.tensors import make_inputs
-from harness.text import printable
-from harness.verdict import FAILED, Verdict
+from harness.campaign.check import check_case
+from harness.campaign.engine import fuzz
+from harness.generate.tensors import make_inputs
+from harness.judge.oracle import expect
+from harness.model.case import Case
+from harness.model.finding import Finding
+from harness.model.registry import implementation_from
+from harness.model.text import printable
+from harness.model.verdict import FAILED, Kind, Verdict
+from harness.reporting.standalone import script
 
 PLANTED = Path(planted_bugs.__file__).resolve()
 CASE = Case.from_id("mb2ic4oc8g2ih7iw5kh3kw2sh1sw2p1d1-bias-float32-contiguous-uniform-cpu-seed12")
@@ -30,9 +32,33 @@ INJECTION = 'bad """ + __import__("os").system("echo INJECTED") + """'
 
 # Pieces that end a string or a docstring, start an escape, end a line or a comment, or
 # that a terminal acts on; and text with lone surrogates, which no UTF-8 file can hold.
-HOSTILE = ['"""', "'''", '"', "'", "\\", "\\N{", "\\x", "\n", "\r", "\x00", "\x0c", "\ud800", "\udfff",
-           "\x1b]0;pwned\x07", "\x1b[2J", "\u202e", "\u2028", "{", "}", "{0}", "%s", "#", "日本",
-           "C:\\Users\\new", INJECTION]
+HOSTILE = [
+    '"""',
+    "'''",
+    '"',
+    "'",
+    "\\",
+    "\\N{",
+    "\\x",
+    "\n",
+    "\r",
+    "\x00",
+    "\x0c",
+    "\ud800",
+    "\udfff",
+    "\x1b]0;pwned\x07",
+    "\x1b[2J",
+    "\u202e",
+    "\u2028",
+    "{",
+    "}",
+    "{0}",
+    "%s",
+    "#",
+    "日本",
+    "C:\\Users\\new",
+    INJECTION,
+]
 hostile_text = st.one_of(
     st.text(st.characters(exclude_categories=())),
     st.lists(st.sampled_from(HOSTILE) | st.text(max_size=3), max_size=20).map("".join),
@@ -49,17 +75,20 @@ def _skeleton(source: str) -> list[tuple[int, str]]:
 
 
 def _strings(source: str) -> set[str]:
-    return {node.value for node in ast.walk(ast.parse(source))
-            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    return {
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
 
 
 @settings(max_examples=60, deadline=None)
-@given(name=hostile_text, message=hostile_text, where=hostile_text, function=function_name,
-       in_a_file=st.booleans())
+@given(name=hostile_text, message=hostile_text, where=hostile_text, function=function_name, in_a_file=st.booleans())
 def test_every_string_from_outside_is_only_a_literal_in_the_script(
-        name: str, message: str, where: str, function: str, in_a_file: bool) -> None:
+    name: str, message: str, where: str, function: str, in_a_file: bool
+) -> None:
     def recorded(name: str, message: str) -> Finding:
-        return Finding(name, CASE, Verdict(FAILED, "exception", message, "signature"))
+        return Finding(name, CASE, Verdict(FAILED, Kind.EXCEPTION, message, "signature"))
 
     def generated(name: str, message: str, where: str, function: str) -> str:
         suffix = ".py" if in_a_file else ""
@@ -77,10 +106,12 @@ def test_every_string_from_outside_is_only_a_literal_in_the_script(
     assert source.isascii() and printable(source) == source
 
 
-def test_a_recorded_message_that_closes_the_docstring_runs_nothing_when_the_script_runs(
-        tmp_path: Path) -> None:
-    entry = Finding(f'{INJECTION}:conv2d', CASE,
-                    Verdict(FAILED, "exception", f"ValueError: {INJECTION} C:\\Users\\new", "signature"))
+def test_a_recorded_message_that_closes_the_docstring_runs_nothing_when_the_script_runs(tmp_path: Path) -> None:
+    entry = Finding(
+        f"{INJECTION}:conv2d",
+        CASE,
+        Verdict(FAILED, Kind.EXCEPTION, f"ValueError: {INJECTION} C:\\Users\\new", "signature"),
+    )
     path = tmp_path / "repro.py"
     path.write_text(script(CASE, None, entry))
     ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True)
@@ -119,9 +150,9 @@ print(json.dumps(results))
 """
 
 
-def test_the_script_passes_a_correct_implementation_and_fails_buggy_ones_as_the_harness_does(
-        tmp_path: Path) -> None:
-    harness, scripts = {}, {}
+def test_the_script_passes_a_correct_implementation_and_fails_buggy_ones_as_the_harness_does(tmp_path: Path) -> None:
+    harness: dict[tuple[str, str], str | None] = {}
+    scripts: dict[str, tuple[str, str]] = {}  # script path -> (case id, implementation)
     for case_id in SPECIAL + ORDINARY:
         case = Case.from_id(case_id)
         if case_id in SPECIAL:
@@ -142,10 +173,58 @@ def test_the_script_passes_a_correct_implementation_and_fails_buggy_ones_as_the_
     ran = subprocess.run([sys.executable, "-c", _RUNNER, *scripts], capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr
     results = json.loads(ran.stdout.splitlines()[-1])
-    for path, (case_id, name) in scripts.items():
+    for script_path, (case_id, name) in scripts.items():
         kind = harness[case_id, name]
         if kind is None:
-            assert results[path] == "passed", (name, results[path])
+            assert results[script_path] == "passed", (name, results[script_path])
         else:
-            assert results[path].startswith(f"FAILED {case_id}: "), (name, results[path])
-            assert SAYS[kind] in results[path], (name, results[path])
+            assert results[script_path].startswith(f"FAILED {case_id}: "), (name, results[script_path])
+            assert SAYS[kind] in results[script_path], (name, results[script_path])
+
+
+def test_the_script_runs_on_one_thread_as_the_harness_does_so_a_one_thread_bug_shows(tmp_path: Path) -> None:
+    """A bug that shows only on one thread (torch's own bfloat16 conv2d has one) is caught by
+    the harness, which checks on one thread; its script must fail it too, whatever number of
+    threads torch would start with (two, here, on any machine)."""
+    case = Case.from_id(ORDINARY[1])
+    implementation = implementation_from("wrong_on_one_thread", planted_bugs.wrong_on_one_thread)
+    assert check_case(case, [implementation])["wrong_on_one_thread"].kind == "values"
+    path = tmp_path / "repro.py"
+    path.write_text(script(case, f"{PLANTED}:wrong_on_one_thread"))
+    ran = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"}
+    )
+    assert ran.returncode != 0 and f"FAILED {ORDINARY[1]}: " in ran.stderr, (ran.stdout, ran.stderr)
+
+
+# Planted bugs whose minimal cases come out on each kind of data: uniform (one element off),
+# int (exact sums, off by rounding), special (NaN replaced by zero; NaN created).
+SHOWN = ("one_wrong_element", "prescales_input", "swallows_nan", "creates_nan")
+
+
+def test_each_show_script_of_a_campaigns_findings_fails_the_buggy_implementation_and_passes_a_correct_one(
+    tmp_path: Path,
+) -> None:
+    """What `python -m harness show CASE --impl I` prints for each finding of a campaign: run,
+    it rebuilds the inputs of the failing check (special values where they were) and fails
+    against the implementation that failed, the way the harness said; against a correct
+    one it passes."""
+    result = fuzz([implementation_from(name, getattr(planted_bugs, name)) for name in SHOWN], 60, seed=1)
+    findings = {(f.implementation, f.verdict.kind, f.case.data) for f in result.findings}
+    assert {data for *_, data in findings} == {"uniform", "int", "special"}, findings
+    assert {name for name, *_ in findings} == set(SHOWN), findings
+    scripts: dict[str, tuple[str, str, str | None]] = {}  # script path -> (case id, implementation, kind or None)
+    for finding in result.findings:
+        for name, kind in ((finding.implementation, str(finding.verdict.kind)), ("correct", None)):
+            path = tmp_path / f"{len(scripts)}.py"
+            path.write_text(script(finding.case, f"{PLANTED}:{name}", finding))
+            scripts[str(path)] = (finding.case.id, name, kind)
+    ran = subprocess.run([sys.executable, "-c", _RUNNER, *scripts], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    results = json.loads(ran.stdout.splitlines()[-1])
+    for script_path, (case_id, name, kind) in scripts.items():
+        if kind is None:
+            assert results[script_path] == "passed", (case_id, results[script_path])
+        else:
+            said = results[script_path]
+            assert said.startswith(f"FAILED {case_id}: ") and SAYS[kind] in said, (name, said)

@@ -9,10 +9,10 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 
 import implementations.original
-from harness.capabilities import Capabilities, declaration_of, refusal
-from harness.case import Case, pair
-from harness.strategies import cases
-from harness.support import devices
+from harness.generate.strategies import cases
+from harness.generate.support import devices
+from harness.model.capabilities import Capabilities, declaration_of, refusal
+from harness.model.case import Case, pair
 
 NOTEBOOK = declaration_of(implementations.original.conv2d).capabilities
 
@@ -41,8 +41,10 @@ NARROW = [
     pytest.param(Capabilities(arg_forms=("pair",)), id="pairs-only"),
     pytest.param(Capabilities(arg_forms=("int",), padding_modes=("valid",)), id="ints-and-valid-only"),
     pytest.param(Capabilities(dilation=False, square_kernels_only=True, groups=False), id="plain"),
-    pytest.param(Capabilities(unbatched=False, bias=False, dtypes=("float64",), layouts=("strided",)),
-                 id="batched-float64-strided"),
+    pytest.param(
+        Capabilities(unbatched=False, bias=False, dtypes=("float64",), layouts=("strided",)),
+        id="batched-float64-strided",
+    ),
     pytest.param(Capabilities(max_in_channels=6, max_out_channels=3), id="channel-limits-above-groups"),
 ]
 
@@ -75,8 +77,14 @@ def drawn() -> list[Case]:
     """A few hundred default cases, the same every run."""
     seen: list[Case] = []
 
-    @settings(max_examples=200, deadline=None, database=None, derandomize=True,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=200,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(cases())
     def collect(case: Case) -> None:
         seen.append(case)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.capabilities import Capabilities
-from harness.case import Case
-from harness.check import check_case
-from harness.registry import implementation_from
-from harness.support import computes, devices, full_domain, runnable, unavailable
-from harness.verdict import SKIPPED
+from harness.campaign.check import check_case
+from harness.generate.support import computes, devices, full_domain, runnable, unavailable
+from harness.model.capabilities import Capabilities
+from harness.model.case import Case
+from harness.model.registry import implementation_from
+from harness.model.verdict import SKIPPED
 
 
 def test_float32_and_float64_on_the_cpu_always_run() -> None:

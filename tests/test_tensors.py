@@ -9,20 +9,34 @@ import pytest
 import torch
 from hypothesis import given, settings
 
-from harness.case import Case
-from harness.strategies import cases
-from harness.tensors import INT_RANGE, SPECIAL_VALUES, make_inputs, upstream_gradient
+from harness.generate.strategies import cases
+from harness.generate.tensors import INT_RANGE, SPECIAL_VALUES, make_inputs, upstream_gradient
+from harness.model.case import Case
 
-CASE = Case(batch=2, in_channels=3, out_channels=4, groups=1, height=5, width=6, kernel=(3, 3),
-            bias=True, dtype="float64", seed=7)
+CASE = Case(
+    batch=2,
+    in_channels=3,
+    out_channels=4,
+    groups=1,
+    height=5,
+    width=6,
+    kernel=(3, 3),
+    bias=True,
+    dtype="float64",
+    seed=7,
+)
 
-_BITS = {torch.float32: torch.int32, torch.float64: torch.int64,
-         torch.float16: torch.int16, torch.bfloat16: torch.int16}
+_BITS = {
+    torch.float32: torch.int32,
+    torch.float64: torch.int64,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
 
 
-def _bits(tensor: torch.Tensor | None) -> torch.Tensor | None:
+def _bits(tensor: torch.Tensor) -> torch.Tensor:
     """The exact bit pattern, so that -0.0 vs 0.0 or NaN payloads would count as different."""
-    return None if tensor is None else tensor.view(_BITS[tensor.dtype]).contiguous()
+    return tensor.view(_BITS[tensor.dtype]).contiguous()
 
 
 def _same_bits(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
@@ -58,6 +72,7 @@ def test_different_seeds_give_different_data(data: str) -> None:
 def test_input_weight_and_bias_do_not_share_values() -> None:
     inputs = make_inputs(CASE)
     n = CASE.out_channels
+    assert inputs.bias is not None
     assert not torch.equal(inputs.input.flatten()[:n], inputs.bias)
     assert not torch.equal(inputs.weight.flatten()[:n], inputs.bias)
 
@@ -94,6 +109,7 @@ def test_the_data_follow_the_documented_hash_exactly(seed: int, data: str) -> No
     inputs = make_inputs(case)
     sizes = [math.prod(case.input_shape), math.prod(case.weight_shape), case.out_channels]
     expected = _reference_values(seed, data, sizes)
+    assert inputs.bias is not None
     got = torch.cat([inputs.input.flatten(), inputs.weight.flatten(), inputs.bias]).tolist()
     assert got == expected  # Python floats compare exactly: every bit of every value
 
@@ -102,8 +118,11 @@ def test_the_data_follow_the_documented_hash_exactly(seed: int, data: str) -> No
 def test_the_input_keeps_its_values_when_the_bias_or_the_weight_changes(data: str) -> None:
     case = replace(CASE, data=data)
     reference = make_inputs(case).input
-    for other in (replace(case, bias=not case.bias), replace(case, out_channels=2 * case.out_channels),
-                  replace(case, kernel=(1, 1))):
+    for other in (
+        replace(case, bias=not case.bias),
+        replace(case, out_channels=2 * case.out_channels),
+        replace(case, kernel=(1, 1)),
+    ):
         assert torch.equal(make_inputs(other).input.nan_to_num(), reference.nan_to_num()), other.id
 
 
@@ -114,8 +133,17 @@ def test_a_tensors_first_values_do_not_depend_on_its_size() -> None:
 
 
 def test_special_data_put_a_special_value_in_one_input_element_in_eight_and_at_least_one() -> None:
-    one = Case(batch=None, in_channels=1, out_channels=1, groups=1, height=1, width=1, kernel=(1, 1),
-               data="special", dtype="float64")
+    one = Case(
+        batch=None,
+        in_channels=1,
+        out_channels=1,
+        groups=1,
+        height=1,
+        width=1,
+        kernel=(1, 1),
+        data="special",
+        dtype="float64",
+    )
     found = {make_inputs(replace(one, seed=seed)).input.item() for seed in range(40)}
     assert all(value in SPECIAL_VALUES or math.isnan(value) for value in found)
     assert any(math.isnan(value) for value in found) and math.inf in found  # the seed picks which
@@ -130,6 +158,7 @@ def test_float32_data_are_the_float64_data_rounded() -> None:
     assert narrow.input.dtype == torch.float32
     assert torch.equal(narrow.input, wide.input.to(torch.float32))
     assert torch.equal(narrow.weight, wide.weight.to(torch.float32))
+    assert narrow.bias is not None and wide.bias is not None
     assert torch.equal(narrow.bias, wide.bias.to(torch.float32))
 
 
@@ -172,7 +201,7 @@ def test_tensors_have_the_shapes_and_dtype_of_the_case(case: Case) -> None:
     assert tuple(inputs.weight.shape) == case.weight_shape
     assert inputs.input.dtype == inputs.weight.dtype == dtype
     assert (inputs.bias is not None) == case.bias
-    if case.bias:
+    if inputs.bias is not None:
         assert tuple(inputs.bias.shape) == (case.out_channels,)
         assert inputs.bias.dtype == dtype
     assert len(inputs.tensors()) == 2 + case.bias
@@ -185,6 +214,7 @@ def test_channels_last_gives_channels_last_memory_with_the_same_values() -> None
         assert got.is_contiguous(memory_format=torch.channels_last)
         assert not got.is_contiguous()
         assert torch.equal(got, want)
+    assert nhwc.bias is not None and plain.bias is not None
     assert torch.equal(nhwc.bias, plain.bias)
 
 
@@ -195,6 +225,7 @@ def test_strided_gives_non_contiguous_views_with_the_same_values() -> None:
         assert not got.is_contiguous()
         assert not got.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(got, want)
+    assert strided.bias is not None and plain.bias is not None
     assert torch.equal(strided.bias, plain.bias)
 
 
@@ -219,6 +250,7 @@ def test_expanded_broadcasts_the_first_slice_of_dim_0_with_stride_0() -> None:
         assert got.stride(0) == 0 and got.shape == want.shape
         assert all(torch.equal(item, want[0]) for item in got)
         assert not torch.equal(got, want)  # the other slices' own values are gone
+    assert expanded.bias is not None and plain.bias is not None
     assert torch.equal(expanded.bias, plain.bias)
 
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from harness.text import clipped, message, one_line, printable
+from harness.model.text import clipped, message, one_line, printable
 
 
-@pytest.mark.parametrize(("raw", "shown"), [
-    ("\x1b[2J\x1b[H", "\\x1b[2J\\x1b[H"),  # clear the screen, cursor home
-    ("\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"),  # retitle the terminal (OSC)
-    ("a\rb", "a\\x0db"),  # carriage return: overwrite what the line said
-    ("nul\x00", "nul\\x00"),
-    ("\x9b31m", "\\x9b31m"),  # C1 control sequence introducer
-    ("abc\u202edef", "abc\\u202edef"),  # right-to-left override
-    ("zero\u200bwidth", "zero\\u200bwidth"),
-])
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b[2J\x1b[H", "\\x1b[2J\\x1b[H"),  # clear the screen, cursor home
+        ("\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"),  # retitle the terminal (OSC)
+        ("a\rb", "a\\x0db"),  # carriage return: overwrite what the line said
+        ("nul\x00", "nul\\x00"),
+        ("\x9b31m", "\\x9b31m"),  # C1 control sequence introducer
+        ("abc\u202edef", "abc\\u202edef"),  # right-to-left override
+        ("zero\u200bwidth", "zero\\u200bwidth"),
+    ],
+)
 def test_control_and_reordering_characters_are_shown_as_escapes(raw: str, shown: str) -> None:
     assert printable(raw) == shown
 
