@@ -8,6 +8,7 @@ opening fence is a marker::
     <!-- output: needs jax, onnxruntime -->     re-run only where those modules import
     <!-- output: manual; why: a Dask scheduler and two workers started by hand -->
     <!-- output: benchmark; run: python benchmarks/throughput.py -->  only its targets compared
+    <!-- output: cheap; varies: torch; run: ... -->  torch's own lines depend on the CPU
 
 
 The commands run in a scratch folder holding a copy of the repository's `corpus/`, the
@@ -17,7 +18,11 @@ timings, rates and absolute paths are normalised away; then every line the block
 must appear in the fresh output, in order (a block may leave lines out: a line holding
 `...` where it leaves something out, such as `reached (...): ...`, and each `...` matches
 whatever is there), and the fresh output may not have a FAILED, EXPECTED or table line the block
-lacks, unless the block says it leaves those out (`omits: FAILED`).
+lacks, unless the block says it leaves those out (`omits: FAILED`). An implementation the
+block names in `varies` computes with kernels that differ by CPU, and so do its known bugs
+(torch's own: docs/torch.md): its table row is compared on its examples, bugs and verdict
+only, and what it says of its expected disagreements and noise (`EXPECTED`, `not seen`,
+`noise (...)` and the lines under them) is not compared. Its `FAILED` lines are.
 
     python docs/check_outputs.py            check the cheap blocks (what CI runs)
     python docs/check_outputs.py --all      check every block that can run here
@@ -62,6 +67,7 @@ class Block:
     needs: tuple[str, ...]
     run: list[str]  # the commands, when the block does not show them
     omits: tuple[str, ...]
+    varies: tuple[str, ...]  # implementations whose results depend on the CPU
     lines: list[str]
 
     @property
@@ -123,15 +129,18 @@ def _block(page: Path, start: int, end: int, body: str, lines: list[str]) -> Blo
         raise SystemExit(f"{page.relative_to(ROOT)}:{start}: unknown output marker {kind!r}")
     run: list[str] = []
     omits: tuple[str, ...] = ()
+    varies: tuple[str, ...] = ()
     for field in rest:
         key, _, value = field.partition(":")
         if key == "run":
             run.append(value.strip())
         elif key == "omits":
             omits = tuple(value.split())
+        elif key == "varies":
+            varies = tuple(value.split())
         elif key != "why":
             raise SystemExit(f"{page.relative_to(ROOT)}:{start}: unknown marker field {key!r}")
-    return Block(page, start, end, kind, needs, run, omits, lines)
+    return Block(page, start, end, kind, needs, run, omits, varies, lines)
 
 
 def _scratch() -> Path:
@@ -205,12 +214,28 @@ TARGET = re.compile(r"^(?P<what>.*?) = .*target (?P<target>[^:]*): (?P<met>met|N
 ROW = re.compile(r"^\S+ +\d+ +(\d+ +\d+ +\d+ |\(statuses)")  # a summary table's row
 
 
-def _masked(line: str, slow: set[str]) -> str:
-    """A summary table row of an implementation in ``slow``, its status counts left out."""
+def _masked(line: str, masked: dict[str, str]) -> str:
+    """A summary table row of an implementation in ``masked``, its status counts left out
+    (for the reason it maps to)."""
     fields = line.split()
-    if len(fields) < 5 or fields[0] not in slow or not fields[1].isdigit():
+    if len(fields) < 5 or fields[0] not in masked or not fields[1].isdigit():
         return line
-    return " ".join([fields[0], fields[1], "(statuses not compared: slow calls)", *fields[-2:]])
+    return " ".join([fields[0], fields[1], f"(statuses not compared: {masked[fields[0]]})", *fields[-2:]])
+
+
+def _steady(lines: list[str], varies: tuple[str, ...]) -> list[str]:
+    """``lines`` without what the implementations in ``varies`` say of their expected
+    disagreements and noise (each such line and the indented ones under it)."""
+    said = tuple(f"{prefix}{name}{end}" for name in varies for prefix, end in _VARYING)
+    kept, under = [], False
+    for line in lines:
+        under = line.startswith(said) or (under and line.startswith(" "))
+        if not under:
+            kept.append(line)
+    return kept
+
+
+_VARYING = [("EXPECTED ", " "), ("not seen ", ": "), ("noise (", "):")]
 
 
 def differences(block: Block, fresh: list[str]) -> list[str]:
@@ -228,7 +253,9 @@ def differences(block: Block, fresh: list[str]) -> list[str]:
     # counted slow, and moves a check between the table's status columns: for such an
     # implementation its row is compared on its examples, bugs and verdict only.
     slow = {m[1] for m in map(re.compile(r"^slow \((.*?)\): ").match, now) if m}
-    shown, now = [_masked(line, slow) for line in shown], [_masked(line, slow) for line in now]
+    masked = {**dict.fromkeys(slow, "slow calls"), **dict.fromkeys(block.varies, "varies by CPU")}
+    shown = [_masked(line, masked) for line in _steady(shown, block.varies)]
+    now = [_masked(line, masked) for line in _steady(now, block.varies)]
     problems, position = [], 0
     for line in shown:
         for index in range(position, len(now)):

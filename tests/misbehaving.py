@@ -59,6 +59,18 @@ def segfaults_with_bias_declared(input, weight, bias=None, stride=1, padding=0, 
 segfaults_with_bias_declared.__conv2d_declaration__ = {"isolate": {"bias": True}}  # type: ignore[attr-defined]
 
 
+def crashes_two_ways_one_declared(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Leaves the process (status 3) on a grouped, dilated problem, else segfaults with a
+    bias, and declares only the bias's cases isolated: two crashes, the declared one (the
+    commoner) quarantined apart."""
+    if groups > 1 and dilation not in (1, (1, 1)):
+        os._exit(3)
+    return segfaults_with_bias(input, weight, bias, stride, padding, dilation, groups)
+
+
+crashes_two_ways_one_declared.__conv2d_declaration__ = {"isolate": {"bias": True}}  # type: ignore[attr-defined]
+
+
 def exits_with_groups(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Leaves the process at once, no cleanup, status 3 (a C library calling exit())."""
     if groups > 1:

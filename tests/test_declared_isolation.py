@@ -52,6 +52,27 @@ def test_a_declared_crash_in_an_in_process_campaign_is_that_implementations_cras
     assert result.tallies[DECLARED].statuses["passed"] > 0
 
 
+def test_crashes_in_declared_isolated_cases_are_quarantined_apart_from_the_rest() -> None:
+    """Under --isolate, a library that keeps crashing on the cases it declares isolated (as
+    torch's float16 on some CPUs) is still explored on the others, and another crash found
+    there. Quarantined as one, it was skipped from the third crash on (with a bias: the
+    commoner), before any grouped, dilated case without a bias was drawn."""
+    spec = f"{MISBEHAVING}:crashes_two_ways_one_declared"
+    registry = discover([spec])
+    supervisor = Supervisor(isolate=True)
+    try:
+        result = fuzz(list(registry.implementations.values()), 120, SEED, supervisor=supervisor)
+    finally:
+        supervisor.close()
+    segfault, exit = sorted((f for f in result.findings if f.verdict.kind == "crash"), key=lambda f: f.case.groups)
+    assert len(result.findings) == 2, [(f.needs, f.case.id) for f in result.findings]
+    assert "killed by SIGSEGV" in segfault.verdict.message and segfault.needs == {"bias"}
+    assert "exited with status 3" in exit.verdict.message and not exit.case.bias
+    assert {"groups>1", "dilation>1"} <= exit.needs, (exit.needs, exit.case.id, exit.untried)
+    # The bias's cases (its declared condition, 0) were quarantined, and the rest were not then.
+    assert supervisor.abnormal_in[spec, 0] >= 3 and supervisor.abnormal_in[spec, None] >= 1, supervisor.abnormal_in
+
+
 def _fuzz(spec: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     arguments = ("--impl", spec, "--max-examples", "60", "--seed", str(SEED), "--corpus", str(cwd / "corpus"))
     return subprocess.run(

@@ -370,7 +370,7 @@ def test_a_crashing_implementation_is_quarantined_while_the_other_keeps_being_ch
     (finding,) = findings_of(result, name)["crash"]
     assert "exited with status 3" in finding.verdict.message
     assert finding.needs == GROUPED and finding.case.groups == 2
-    assert supervisor.quarantined(spec(name)) and supervisor.abnormal[spec(name)] >= QUARANTINE_AFTER
+    assert supervisor.abnormal_in[spec(name), None] >= QUARANTINE_AFTER
     tally = result.tallies[spec(name)]
     assert tally.statuses[SKIPPED] > 0 and tally.examples >= EXAMPLES
     assert_correct_one_untouched(result)

@@ -141,7 +141,7 @@ def test_an_implementation_that_always_hangs_with_a_bias_is_still_a_timeout_and_
     summary = format_summary(campaign_report(result, registry, 60))
     assert (
         f"skipped ({name}): {tally.statuses[SKIPPED]} of its {tally.examples} checks, quarantined: it "
-        f"crashed, hung or ran out of memory {QUARANTINE_AFTER} times"
+        f"crashed, hung or ran out of memory {QUARANTINE_AFTER} times on cases of this kind"
     ) in summary, summary
 
 

@@ -88,7 +88,8 @@ _WRONG_REFERENCES: ContextVar[list[tuple[Capabilities, Finding]] | None] = Conte
 SKIPPED_VERDICT = Verdict(
     SKIPPED,
     message=f"quarantined: it crashed, hung or ran out of memory {QUARANTINE_AFTER} "
-    "times, so it was not called again while exploring",
+    "times on cases of this kind (those of one `isolate` condition it declares, or the rest), so it "
+    "was not called again on them while exploring",
 )
 
 
@@ -130,7 +131,7 @@ def check_variants(
     )
 
     def check(variant: Case, own: Inputs, reference: Expected, deep: bool) -> tuple[Case, dict[str, Verdict], bool]:
-        quarantined = {i.name for i in implementations if exploring and supervisor.quarantined(i.name)}
+        quarantined = {i.name for i in implementations if exploring and supervisor.quarantined(i, variant)}
         active = [i for i in implementations if i.name not in quarantined]
         verdicts = check_prepared(
             variant,

@@ -7,7 +7,9 @@ run isolated (`Capabilities.isolate`: a library known to crash on some), and the
 here; --isolate runs all of them isolated. An implementation that crashes, hangs or runs
 out of memory `QUARANTINE_AFTER` times is not called again in this campaign: it has been
 reported, and each further call would cost a time limit or a restart. (Shrinking and
-attributing a bug it has found still call it.)
+attributing a bug it has found still call it.) Where it declares isolated cases, those of each
+condition are quarantined apart (`scope`): a library known to crash on half-precision cases
+is still explored everywhere else, where a crash of another kind may be waiting.
 
 A time limit blown on a busy machine is no evidence against an implementation, so a
 caller can have a call that timed out made again before it counts (`Supervisor.call`'s
@@ -47,6 +49,7 @@ from harness.execute.process_state import Guard, Registration, reference_untrust
 from harness.execute.runner import COMPILE_SECONDS, call, stop_if_interrupted, time_limit
 from harness.generate.tensors import Inputs
 from harness.model.case import Case
+from harness.model.conditions import met
 from harness.model.outcome import Change, Outcome
 from harness.model.registry import Implementation
 
@@ -61,7 +64,8 @@ class Supervisor:
     def __init__(self, isolate: bool | Collection[str] = False, journal: Journal | None = None) -> None:
         self.isolate, self.journal = isolate, journal
         self.children: dict[str, Child] = {}
-        self.abnormal: Counter[str] = Counter()
+        self.abnormal: Counter[str] = Counter()  # crashes, hangs and memory failures, per implementation
+        self.abnormal_in: Counter[tuple[str, int | None]] = Counter()  # the same by `scope`
         self.slow: Counter[str] = Counter()  # calls that ran past their time limit, and returned when made again
         self.guard: Guard | None = None  # made at the first call in this process
         self.since: tuple[bytes, int] | None = None  # how things were as the calls being `watched` began
@@ -79,9 +83,17 @@ class Supervisor:
         do (`isolated`), or the implementation declares that this one does."""
         return self.isolated(implementation.name) or implementation.capabilities.isolates(case)
 
-    def quarantined(self, name: str) -> bool:
-        """Whether exploring should stop calling ``name`` (shrinking still may)."""
-        return self.abnormal[name] >= QUARANTINE_AFTER
+    @staticmethod
+    def scope(implementation: Implementation, case: Case) -> int | None:
+        """Which of ``implementation``'s declared ``isolate`` conditions ``case`` meets first
+        (None: none, the rest of its cases): where its crashes count towards a quarantine."""
+        conditions = implementation.capabilities.isolate
+        return next((i for i, condition in enumerate(conditions) if met(case, condition)), None)
+
+    def quarantined(self, implementation: Implementation, case: Case) -> bool:
+        """Whether exploring should stop calling ``implementation`` on cases like ``case``
+        (in its `scope`); shrinking still may."""
+        return self.abnormal_in[implementation.name, self.scope(implementation, case)] >= QUARANTINE_AFTER
 
     def call(
         self,
@@ -112,6 +124,7 @@ class Supervisor:
             outcome = replace(outcome, changed=(*charged, *outcome.changed))
         if outcome.abnormal:
             self.abnormal[implementation.name] += 1
+            self.abnormal_in[implementation.name, self.scope(implementation, case)] += 1
         return outcome
 
     def _made(
