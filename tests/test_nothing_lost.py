@@ -19,10 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.campaign.bugs import KnownBugs
+from harness.campaign.engine import fuzz
 from harness.cli import main
 from harness.execute.journal import FOLDER
 from harness.model.case import Case
+from harness.model.features import features
 from harness.model.finding import Finding
+from harness.model.registry import discover
 from harness.model.verdict import FAILED, Kind, Verdict
 from harness.store import corpus
 from harness.store.corpus import filename, load, load_file, save, save_findings
@@ -65,6 +69,28 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+# -- Ctrl-C -------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_a_shrunk_bug_is_attributed_keeps_it_shrunk_with_what_it_needs_untried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Attributing re-checks the shrunk case without each feature, call by call; Ctrl-C
+    stops it at the next call (`runner.stop_if_interrupted`). The shrunk bug was in no
+    list then: the interrupted campaign lost it."""
+
+    def interrupted(self: KnownBugs, finding: Finding, deadline: float) -> Finding:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(KnownBugs, "attributed", interrupted)
+    registry = discover([f"{Path(__file__).parent / 'planted_bugs.py'}:ignores_bias"])
+    result = fuzz(registry.implementations.values(), 200, 1)
+    assert result.interrupted
+    (finding,) = result.findings
+    assert finding.shrunk and finding.case.bias and finding.case.height == finding.case.width == 1, finding.case.id
+    assert finding.needs == frozenset() and finding.untried == features(finding.case)
 
 
 # -- save compares bug keys, not case sizes ----------------------------------------------------------

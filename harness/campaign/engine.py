@@ -369,39 +369,52 @@ class _Group:
         self.tally = GroupTally(self.members, result.tallies)
         self.incidental: dict[tuple[str, str], Finding] = {}  # seen while shrinking another
         self.target: _Target | None = None  # the bug being shrunk
+        self.attributing: Finding | None = None  # the bug being attributed, shrunk
         self.shrink_deadline = 0.0
 
     def run(self) -> None:
-        attempt = 0
         try:
-            while self.tally.examples < self.budget:
-                # Seeded by what is drawn, not by who is checked: the same command draws the
-                # same cases on any machine, whatever the paths of plugin files there.
-                found = self._one_run(derive_seed(self.seed, repr(self.domains), attempt))
-                if found is None:
-                    break
-                self.known.record(self.known.attributed(found, self.shrink_deadline))
-                attempt += 1
+            self._explore()
         except KeyboardInterrupt:
-            # Keep everything as it stands: the bug being shrunk, and those seen meanwhile
-            # that no bug found since explains, each as not shrunk, interrupted (nothing
-            # about what it needs checked), to be merged into its report by a run that
-            # finds it again (`corpus.save`).
+            # Keep everything as it stands: the bug being attributed (shrunk, what it needs
+            # not checked), the one being shrunk, and those seen meanwhile that no bug found
+            # since explains, these two as not shrunk, interrupted, to be merged into its
+            # report by a run that finds it again (`corpus.save`).
+            if self.attributing is not None and not explained(self.attributing, self.known.bugs):
+                self.known.add(replace(self.attributing, untried=features(self.attributing.case)))
             for finding in [*([self.target.smallest] if self.target else []), *self.incidental.values()]:
                 if not explained(finding, self.known.bugs):
                     self.known.add(replace(finding, shrunk=False, untried=features(finding.case)))
             raise
+
+    def _explore(self) -> None:
+        attempt = 0
+        while self.tally.examples < self.budget:
+            # Seeded by what is drawn, not by who is checked: the same command draws the
+            # same cases on any machine, whatever the paths of plugin files there.
+            found = self._one_run(derive_seed(self.seed, repr(self.domains), attempt))
+            if found is None:
+                break
+            self._attribute(found)
+            attempt += 1
         # Bugs seen beside another, and not found again since: each gets a run of its own
         # to be found again and shrunk (or, not found again, is kept as it was seen).
         for key, finding in list(self.incidental.items()):
             if not self.known.is_new(finding.implementation, finding.verdict, finding.case):
                 continue
-            # Seeded by the case and how it failed, not by who failed: see `run`.
+            # Seeded by the case and how it failed, not by who failed: see `_explore`.
             again = self._one_run(
                 derive_seed(self.seed, repr(self.domains), "again", finding.case.id, finding.verdict.signature), key
             )
             self.shrink_deadline = _shrink_until(self.end)
-            self.known.record(self.known.attributed(again or finding, self.shrink_deadline))
+            self._attribute(again or finding)
+
+    def _attribute(self, found: Finding) -> None:
+        """Record ``found`` with what it needs (`KnownBugs.attributed`), held meanwhile in
+        `attributing` for a Ctrl-C to keep."""
+        self.attributing = found
+        self.known.record(self.known.attributed(found, self.shrink_deadline))
+        self.attributing = None
 
     def _draws(self) -> st.SearchStrategy[tuple[int, Case]]:
         """A domain (by index, shrinking towards the first) and a case in it; its data kinds
