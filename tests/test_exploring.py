@@ -20,7 +20,7 @@ from hypothesis import seed as hypothesis_seed
 from harness.campaign.check import check_case
 from harness.campaign.engine import fuzz
 from harness.execute.runner import call
-from harness.generate.strategies import REALISTIC_MACS, THREADS, cases
+from harness.generate.strategies import REALISTIC_MACS, THREADS, cases, steady_draws
 from harness.generate.support import full_domain
 from harness.generate.tensors import make_inputs
 from harness.model.capabilities import EXPLORING, Capabilities, widenings
@@ -50,7 +50,8 @@ def _drawn(capabilities: Capabilities, examples: int = 400, seed: int = 0) -> li
     def draw(case: Case) -> None:
         drawn.append(case)
 
-    draw()
+    with steady_draws():  # the same cases whatever this worker imported before
+        draw()
     return drawn
 
 

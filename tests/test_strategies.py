@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 
 import implementations.original
-from harness.generate.strategies import cases
+from harness.generate.strategies import cases, steady_draws
 from harness.generate.support import devices
 from harness.model.capabilities import Capabilities, declaration_of, refusal
 from harness.model.case import Case, pair
@@ -146,3 +150,34 @@ def test_cuda_cases_are_drawn_where_cuda_is_available(drawn: list[Case]) -> None
 def test_the_draws_are_not_all_alike(drawn: list[Case]) -> None:
     # Hypothesis repeats and mutates earlier examples on purpose; most draws still differ.
     assert len({case.id for case in drawn}) > 0.75 * len(drawn)
+
+
+def _seeded_draws(examples: int = 300) -> list[str]:
+    drawn: list[str] = []
+
+    @hypothesis_seed(5)
+    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate])
+    @given(cases())
+    def draw(case: Case) -> None:
+        drawn.append(case.id)
+
+    draw()
+    return drawn
+
+
+def test_a_seed_draws_the_same_cases_whatever_local_modules_are_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hypothesis draws some integers from the literals of the local modules loaded when it
+    draws (a plugin file, what an earlier test imported): `steady_draws` leaves them out."""
+    with steady_draws():
+        before = _seeded_draws()
+    (tmp_path / "full_of_constants.py").write_text(f"SEEDS = {[123_456_789 + 7_919 * i for i in range(200)]}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "full_of_constants", raising=False)
+    importlib.import_module("full_of_constants")
+    with steady_draws():
+        assert _seeded_draws() == before
+    # Outside it, as Hypothesis draws for anyone else: the module's constants are drawn.
+    seeds = {int(case_id.rsplit("seed", 1)[1]) for case_id in _seeded_draws()}
+    assert seeds & {123_456_789 + 7_919 * i for i in range(200)}

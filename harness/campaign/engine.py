@@ -41,7 +41,7 @@ from harness.execute.capture import holding
 from harness.execute.process_state import one_thread, reference_untrusted
 from harness.execute.runner import time_limits, user_interrupts
 from harness.execute.supervisor import QUARANTINE_AFTER, Supervisor
-from harness.generate.strategies import cases
+from harness.generate.strategies import cases, steady_draws
 from harness.generate.support import full_domain, runnable
 from harness.generate.tensors import Inputs, keeps_values, make_inputs
 from harness.judge.oracle import Expected, expect
@@ -454,7 +454,8 @@ class _Group:
             verbosity=Verbosity.quiet,
         )(hypothesis_seed(run_seed)(given(self._draws())(test)))
         try:
-            runner()
+            with steady_draws():
+                runner()
         except _OutOfTime:
             self.budget = self.tally.examples  # no new run either
         except (_Reproduced, HypothesisException, ExceptionGroup):

@@ -15,15 +15,19 @@ failure that does not need the size shrinks to a small case.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import TypeVar
 
 from hypothesis import reject
 from hypothesis import strategies as st
+from hypothesis.internal.conjecture import providers
+from hypothesis.internal.constants_ast import Constants
 
 from harness.generate.support import full_domain
 from harness.model.capabilities import Capabilities, fitted, refusal
@@ -58,6 +62,41 @@ T = TypeVar("T")
 # Every strategy below is built once per distinct argument and reused: Hypothesis works out
 # each new strategy object's properties on first use, and building them afresh for every
 # draw cost more than the draws themselves (measured: 6 ms per case, 2 ms cached).
+
+
+@contextlib.contextmanager
+def steady_draws() -> Iterator[None]:
+    """Hypothesis draws without the literals of the modules loaded at the time.
+
+    Hypothesis (since 6.131) draws some integers, one in forty or so, from the constants in
+    the source of the *local* modules loaded when it draws: the harness's own (installed
+    editable), a plugin file, whatever a test imported before. So what a ``--seed`` drew
+    depended on which modules happened to be loaded (in a pytest-xdist worker, on which
+    tests it ran before: seen failing a seed-bound test under xdist that passed alone) and
+    changed with any edit that added a literal. Inside this block that pool is empty (its
+    own constants, the same for every caller, are kept); outside it, as it was, so that a
+    user's own Hypothesis tests in the same process draw as they would without the harness.
+    Hypothesis has no setting for it: ``_get_local_constants`` is its one source, swapped
+    here (and its cache of the constants each draw may take, which would hold them, cleared).
+    """
+    own = getattr(providers, "_get_local_constants", None)
+    if own is None:  # a Hypothesis without local constants: nothing to hold steady
+        yield
+        return
+    providers._get_local_constants = _no_local_constants
+    providers.CONSTANTS_CACHE.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = own
+        providers.CONSTANTS_CACHE.cache.clear()
+
+
+_NO_CONSTANTS = Constants()
+
+
+def _no_local_constants() -> Constants:
+    return _NO_CONSTANTS
 
 
 @functools.cache
