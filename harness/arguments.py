@@ -219,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay_parser.add_argument("--corpus", type=Path, default=Path("corpus"), metavar="DIR")
     replay_parser.add_argument("--impl", action="append", default=[], metavar="SPEC")
     replay_parser.add_argument("--report", type=Path, metavar="FILE.json")
+    replay_parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each implementation in a child process: a case that crashes it is its crash, and the replay goes on",
+    )
     _limit_arguments(replay_parser)
 
     show_parser = commands.add_parser("show", help="print a torch-only script reproducing a case")

@@ -384,7 +384,7 @@ def command_replay(args: argparse.Namespace) -> int:
         notes = absent(corpus, implementations)
         targets = targets_from(corpus)
     _skipped(registry)  # after every usage error: a command refused prints nothing on stdout
-    rows = replay(targets, implementations, launcher.journals(None))
+    rows = replay(targets, implementations, launcher.journals(None), args.isolate)
     table = [
         [row.target.case.id, row.implementation, row.outcome, "" if row.expected else "UNEXPECTED"] for row in rows
     ]

@@ -97,6 +97,23 @@ def test_a_default_campaign_reports_the_declared_crash_and_ends_while_undeclared
     assert undeclared.returncode == 1 and undeclared.stdout.startswith(f"CRASHED {UNDECLARED} "), undeclared.stdout
 
 
+def test_replay_isolated_reports_a_crash_as_that_implementations_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`replay --isolate`: a case that segfaults an undeclared implementation is its crash,
+    and the other cases and implementations are replayed after it."""
+    monkeypatch.chdir(tmp_path)
+    with_bias = "mb1ic1oc1g1ih1iw1kh1kw1s1p0d1-bias-float32-contiguous-uniform-cpu-seed0"
+    without = with_bias.replace("-bias-", "-nobias-")
+    status = main(["replay", with_bias, without, "--impl", UNDECLARED, "--impl", "loop", "--isolate"])
+    out = capsys.readouterr().out
+    assert status == 1, out
+    rows = {tuple(line.split()[:3]) for line in out.splitlines()}
+    assert {(with_bias, UNDECLARED, "failed"), (without, UNDECLARED, "passed")} <= rows, out
+    assert {(with_bias, "loop", "passed"), (without, "loop", "passed")} <= rows, out
+    assert "killed by SIGSEGV" in out and "2 case(s) x 2 implementation(s): 3 as expected, 1 unexpected" in out
+
+
 def test_list_shows_what_is_isolated(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--impl", DECLARED]) == 0
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith(DECLARED)]

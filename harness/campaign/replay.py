@@ -83,12 +83,18 @@ def check_target(
     return check_case(target.case, implementations, supervisor=supervisor, beyond=True)
 
 
-def replay(targets: Iterable[Target], implementations: list[Implementation], journals: Path | None = None) -> list[Row]:
+def replay(
+    targets: Iterable[Target],
+    implementations: list[Implementation],
+    journals: Path | None = None,
+    isolate: bool = False,
+) -> list[Row]:
     """Each target against each implementation, every call under its time limit, as in
-    the campaign; with ``journals``, each call is journalled there (`harness.execute.journal`)."""
+    the campaign; with ``journals``, each call is journalled there (`harness.execute.journal`);
+    with ``isolate``, each implementation is called in a child process (--isolate)."""
     one_thread()
     rows = []
-    supervisor = Supervisor(journal=None if journals is None else Journal(journals))
+    supervisor = Supervisor(isolate, journal=None if journals is None else Journal(journals))
     try:
         with time_limits():
             for target in targets:
