@@ -19,7 +19,7 @@ from harness.campaign.check import check_case
 from harness.campaign.engine import CampaignResult, fuzz
 from harness.execute.supervisor import Supervisor
 from harness.model.case import Case
-from harness.model.features import SIMPLEST, describe
+from harness.model.features import SIMPLEST, describe, features
 from harness.model.finding import Finding
 from harness.model.registry import implementation_from
 from harness.model.template import template
@@ -65,6 +65,26 @@ def test_a_message_with_the_shapes_in_it_is_one_bug_whatever_the_shapes(campaign
     for symptom in finding.symptoms:
         assert template(symptom.verdict.message) == template(finding.verdict.message)
     assert "(at trigger_bugs.py:" in finding.verdict.message
+    # Where one of them fails without a feature the minimal case needs, "only with" is not said.
+    lacking = [symptom for symptom in finding.symptoms if finding.needs - features(symptom.case)]
+    assert ("but not every case does" in finding.diagnosis) == bool(lacking), finding.diagnosis
+
+
+def test_a_trigger_that_another_case_fails_without_is_not_said_to_be_the_only_one() -> None:
+    """An "A or B" cause: the minimal case needs a kernel wider than 1, and a grouped case
+    with a 1x1 kernel fails the same way."""
+    wide = Case(batch=1, in_channels=1, out_channels=1, groups=1, height=2, width=2, kernel=(1, 2))
+    grouped = Case(batch=1, in_channels=2, out_channels=2, groups=2, height=1, width=1, kernel=(1, 1))
+    verdict = failure("exception", "ValueError: shapes (2,1) and (1,2) not aligned (at x.py:3)", "ValueError@x.py:3")
+    alone = Finding("x", wide, verdict, needs=frozenset({"kernel>1"}))
+    assert alone.diagnosis.endswith("; fails this way only with kernel>1")
+    both = replace(alone, symptoms=(Finding("x", grouped, verdict),))
+    assert both.also_without == {"kernel>1"}
+    assert both.diagnosis.endswith(
+        "; this case fails this way only with kernel>1, but not every case does: "
+        "one listed below fails without kernel>1"
+    )
+    assert both.key == alone.key  # the same bug, whatever is said of it
 
 
 def test_a_named_feature_is_one_its_failure_needs() -> None:

@@ -322,12 +322,22 @@ def _said(names: frozenset[str]) -> list[str]:
     return [f.words or f.name for f in FEATURES if f.name in names and not names & set(IMPLIED_BY.get(f.name, ()))]
 
 
-def describe(needs: frozenset[str], untried: frozenset[str] = frozenset()) -> str:
+def describe(
+    needs: frozenset[str], untried: frozenset[str] = frozenset(), also_without: frozenset[str] = frozenset()
+) -> str:
     """ "fails this way only with" the features needed, less those another one named implies;
     and what attribution could not try. "Fails on the simplest case it can" only where it
-    tried setting back every feature the case has, and needed none of them."""
+    tried setting back every feature the case has, and needed none of them. Where another
+    case fails the same way without some of them (``also_without``), "only" is not true:
+    they are what this case needs, one trigger among others."""
     shown = _said(needs)
-    said = "fails this way only with " + ", ".join(shown) if shown else "no feature found that it needs"
+    if shown and also_without:
+        said = (
+            f"this case fails this way only with {', '.join(shown)}, but not every case does: "
+            f"one listed below fails without {', '.join(_said(also_without) or sorted(also_without))}"
+        )
+    else:
+        said = "fails this way only with " + ", ".join(shown) if shown else "no feature found that it needs"
     if untried:
         tried_without = ", ".join(f.words or f.name for f in FEATURES if f.name in untried)
         return f"{said} (not tried without {tried_without})"

@@ -76,10 +76,17 @@ class Finding:
             )
         if self.interrupted:
             return f"{self.verdict.message}; not shrunk, interrupted: what it needs was not checked"
-        said = describe(self.needs, self.untried)
+        said = describe(self.needs, self.untried, self.also_without)
         if not self.shrunk and said == SIMPLEST:
             return f"{self.verdict.message}; not shrunk, and no feature found that it needs"
         return f"{self.verdict.message}; {said}"
+
+    @property
+    def also_without(self) -> frozenset[str]:
+        """Features its minimal case needs that a case listed under it lacks, failing the same
+        way all the same: needed here, but not its only trigger (an "A or B" cause, such as a
+        shape mismatch that a kernel or the groups can each bring about)."""
+        return frozenset().union(*(self.needs - features(symptom.case) for symptom in self.symptoms))
 
     @property
     def interrupted(self) -> bool:
