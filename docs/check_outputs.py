@@ -21,8 +21,10 @@ whatever is there), and the fresh output may not have a FAILED, EXPECTED or tabl
 lacks, unless the block says it leaves those out (`omits: FAILED`). An implementation the
 block names in `varies` computes with kernels that differ by CPU, and so do its known bugs
 (torch's own: docs/torch.md): its table row is compared on its examples, bugs and verdict
-only, and what it says of its expected disagreements and noise (`EXPECTED`, `not seen`,
-`noise (...)` and the lines under them) is not compared. Its `FAILED` lines are.
+only, and what it says of its expected disagreements, noise, quarantine and what it was
+checked on (`EXPECTED`, `not seen`, `not reached`, `noise (...)`, `skipped (...)`,
+`reached (...)` of it alone, and the lines under them) is not compared. Its `FAILED` lines
+are.
 
     python docs/check_outputs.py            check the cheap blocks (what CI runs)
     python docs/check_outputs.py --all      check every block that can run here
@@ -225,7 +227,7 @@ def _masked(line: str, masked: dict[str, str]) -> str:
 
 def _steady(lines: list[str], varies: tuple[str, ...]) -> list[str]:
     """``lines`` without what the implementations in ``varies`` say of their expected
-    disagreements and noise (each such line and the indented ones under it)."""
+    disagreements, noise, quarantine and reach (each such line and the indented ones under it)."""
     said = tuple(f"{prefix}{name}{end}" for name in varies for prefix, end in _VARYING)
     kept, under = [], False
     for line in lines:
@@ -235,7 +237,14 @@ def _steady(lines: list[str], varies: tuple[str, ...]) -> list[str]:
     return kept
 
 
-_VARYING = [("EXPECTED ", " "), ("not seen ", ": "), ("noise (", "):")]
+_VARYING = [
+    ("EXPECTED ", " "),
+    ("not seen ", ": "),
+    ("not reached ", ": "),
+    ("noise (", "):"),
+    ("skipped (", "):"),
+    ("reached (", "):"),  # what it was checked on: less what a quarantine skipped
+]
 
 
 def differences(block: Block, fresh: list[str]) -> list[str]:
