@@ -13,8 +13,6 @@ case any shard found (what ``corpus merge`` does for corpora).
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -118,24 +116,6 @@ def merge(results: list[CampaignResult], seed: int) -> CampaignResult:
                 smallest[finding.key] = finding
     merged.findings = one_report_each(list(smallest.values()))
     return merged
-
-
-def harness_modules() -> list[str]:
-    """The harness's modules this process has imported, by the names they import as
-    (``python -m harness`` runs harness/__main__.py as ``__main__``). Hypothesis draws some
-    values from the constants in the source of the local modules a process has imported
-    (hypothesis.internal.conjecture.providers), so a process that runs shards (a worker, a
-    Dask worker) draws the cases this one would only with these imported
-    (`import_modules`); the implementations' modules it imports as it loads them."""
-    names = {
-        getattr(getattr(module, "__spec__", None), "name", None) or name for name, module in list(sys.modules.items())
-    }
-    return sorted(name for name in names if name.partition(".")[0] == "harness")
-
-
-def import_modules(names: list[str]) -> None:
-    for name in names:
-        importlib.import_module(name)
 
 
 def every(seconds: float, progress: Progress) -> Progress:

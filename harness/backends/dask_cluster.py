@@ -67,8 +67,6 @@ from harness.backends.base import (
     Ledger,
     Options,
     every,
-    harness_modules,
-    import_modules,
     run_shard,
 )
 from harness.backends.plan import INSTALL, Scheduler, Shard
@@ -134,18 +132,14 @@ class ShardDone:
 
 def _run_shard_task(
     topic: str,
-    modules: list[str],
     options: Options,
     shard: Shard,
     isolate: bool | frozenset[str],
     deadline: float | None,
 ) -> ShardDone:
     """One shard on a Dask worker, until ``deadline`` (`time.time`); progress said on
-    ``topic``; ``modules`` are the harness's modules the driver has imported; ``options``
-    the campaign's, `Options.portable`."""
+    ``topic``; ``options`` the campaign's, `Options.portable`."""
     from distributed import get_client, get_worker
-
-    import_modules(modules)  # to draw the cases the driver would
 
     with _one_shard_at_a_time:
         worker = get_worker()
@@ -295,7 +289,6 @@ class _Driver:
         self.client, self.ledger, self.deadline = client, ledger, deadline
         self.options = ledger.options.portable()
         self.topic = f"im2col-harness-{uuid.uuid4().hex}"  # this campaign's progress, and its name on workers
-        self.modules = harness_modules()
         self.pending = deque(ledger.options.shards)
         self.running: dict[Future[ShardDone], Shard] = {}
         self.started: set[Shard] = set()
@@ -348,9 +341,7 @@ class _Driver:
             shard = self.pending.popleft()
             left = None if self.deadline is None else time.time() + (self.deadline - time.monotonic())
             isolate = True if shard in self.killed else self.ledger.isolating()
-            future = self.client.submit(
-                _run_shard_task, self.topic, self.modules, self.options, shard, isolate, left, pure=False
-            )
+            future = self.client.submit(_run_shard_task, self.topic, self.options, shard, isolate, left, pure=False)
             self.running[future] = shard
             self.completed.add(future)
 

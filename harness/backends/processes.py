@@ -12,9 +12,9 @@ groups of their own), so each ends its shard cleanly and what it found is kept.
 
 Workers are not forks of this process, which has run torch (an OpenMP pool forked without
 its threads hangs the worker's first parallel region): they start where isolated children
-do (`isolation.context`), import the harness's modules this process has imported (so that
-they draw the cases it would: `harness_modules`), and die with this process, however it
-dies (`isolation.die_with_parent`).
+do (`isolation.context`), draw the cases this process would (a seed draws the same cases
+in any process: `strategies.steady_draws`), and die with this process, however it dies
+(`isolation.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ from harness.backends.base import (
     Ledger,
     Options,
     every,
-    harness_modules,
-    import_modules,
     run_shard,
 )
 from harness.backends.plan import Shard
@@ -50,16 +48,14 @@ from harness.execute.runner import stop_if_interrupted, user_interrupts
 MAX_ATTEMPTS = 3  # runs of one shard before it is given up
 
 
-def _serve_shards(connection: Connection, modules: list[str], options: Options) -> None:
+def _serve_shards(connection: Connection, options: Options) -> None:
     """A worker process: says it is ready, then runs the shards it is sent, one after another
     (its caches stay warm: Hypothesis's strategies, torch's first calls), saving each one's
     findings (so that they survive whatever happens to the others) and sending its result
-    back, until it is sent None. ``modules``: `harness_modules` of the campaign's process;
-    ``options``: the campaign's, `Options.portable`."""
+    back, until it is sent None. ``options``: the campaign's, `Options.portable`."""
     os.setpgid(0, 0)  # Ctrl-C at the terminal goes to the parent, which passes it on once
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a campaign listens for it; between them, no one
     die_with_parent()
-    import_modules(modules)
     connection.send(("ready",))
     while True:
         try:
@@ -115,7 +111,6 @@ class Processes:
             self.journals = ledger.options.journals or Path(scratch)
             self.options = replace(ledger.options.portable(), journals=self.journals)
             self.context = context(preload=("harness.backends.processes",))  # what a worker runs, imported once
-            self.modules = harness_modules()
             return self._run()
 
     def _run(self) -> bool:
@@ -174,9 +169,7 @@ class Processes:
 
     def _start(self) -> _Worker:
         ours, theirs = self.context.Pipe()
-        process = self.context.Process(
-            target=_serve_shards, name="im2col-harness worker", args=(theirs, self.modules, self.options)
-        )
+        process = self.context.Process(target=_serve_shards, name="im2col-harness worker", args=(theirs, self.options))
         process.start()
         theirs.close()
         worker = _Worker(process, ours)
