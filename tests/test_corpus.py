@@ -262,20 +262,24 @@ def test_saving_a_smaller_case_for_a_stored_signature_replaces_the_larger(tmp_pa
     assert loaded.verdict.message == "smaller message"
 
 
-def _interrupted(case: Case) -> Finding:
-    """As a run interrupted while shrinking keeps it: not shrunk, nothing about it checked."""
-    return dataclasses.replace(entry(case), shrunk=False, untried=features(case))
+def _interrupted(case: Case, shrunk: bool = False) -> Finding:
+    """As a run interrupted while shrinking keeps it (not shrunk), or while attributing it
+    (shrunk): nothing about what it needs checked."""
+    return dataclasses.replace(entry(case), shrunk=shrunk, untried=features(case))
 
 
-def test_a_finding_kept_from_an_interrupted_run_is_merged_into_its_report_when_a_run_finds_it(tmp_path: Path) -> None:
-    seen = _interrupted(small_case(9, 9, channels=2, bias=True))
-    assert seen.interrupted and "not shrunk, interrupted" in seen.diagnosis
+@pytest.mark.parametrize("shrunk", [False, True], ids=["while shrinking", "while attributing"])
+def test_a_finding_kept_from_an_interrupted_run_is_merged_into_its_report_when_a_run_finds_it(
+    tmp_path: Path, shrunk: bool
+) -> None:
+    seen = _interrupted(small_case(9, 9, channels=2, bias=True), shrunk)
+    assert seen.interrupted and ("shrunk, then interrupted" if shrunk else "not shrunk, interrupted") in seen.diagnosis
     save(tmp_path, seen)
     shrunk = dataclasses.replace(entry(small_case(1, 1, bias=True)), needs=frozenset({"bias"}))
     lines = save_findings([shrunk], 1, tmp_path)
     [path] = files_under(tmp_path)
     assert _load_finding(path).needs == {"bias"}  # the interrupted one's file is gone
-    assert lines[0] == f"corpus: added {path}" and "merged" in lines[1] and "(not shrunk, interrupted)" in lines[1]
+    assert lines[0] == f"corpus: added {path}" and "merged" in lines[1] and "(kept from an interrupted run)" in lines[1]
 
 
 def test_a_finding_from_an_interrupted_run_whose_bug_is_stored_is_not_saved_as_a_new_bug(tmp_path: Path) -> None:

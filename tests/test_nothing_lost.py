@@ -91,6 +91,8 @@ def test_ctrl_c_while_a_shrunk_bug_is_attributed_keeps_it_shrunk_with_what_it_ne
     (finding,) = result.findings
     assert finding.shrunk and finding.case.bias and finding.case.height == finding.case.width == 1, finding.case.id
     assert finding.needs == frozenset() and finding.untried == features(finding.case)
+    assert finding.interrupted
+    assert finding.diagnosis.endswith("; shrunk, then interrupted: what it needs was not checked")
 
 
 # -- save compares bug keys, not case sizes ----------------------------------------------------------

@@ -75,7 +75,8 @@ class Finding:
                 "flaky, or it depends on earlier calls"
             )
         if self.interrupted:
-            return f"{self.verdict.message}; not shrunk, interrupted: what it needs was not checked"
+            shrunk = "shrunk, then interrupted" if self.shrunk else "not shrunk, interrupted"
+            return f"{self.verdict.message}; {shrunk}: what it needs was not checked"
         said = describe(self.needs, self.untried, self.also_without)
         if not self.shrunk and said == SIMPLEST:
             return f"{self.verdict.message}; not shrunk, and no feature found that it needs"
@@ -90,8 +91,10 @@ class Finding:
 
     @property
     def interrupted(self) -> bool:
-        """Kept as it was seen when its run was interrupted: not shrunk, nothing checked."""
-        return not self.shrunk and bool(self.untried) and self.untried == features(self.case)
+        """Kept as it stood when its run was interrupted, nothing about what it needs checked:
+        not shrunk, or shrunk and then stopped while being attributed. A later run that finds
+        it whole takes its place (`harness.store.corpus`)."""
+        return bool(self.untried) and self.untried == features(self.case)
 
     @property
     def ways(self) -> frozenset[str]:

@@ -443,7 +443,7 @@ def save_findings(findings: Iterable[Finding], seed: int, directory: Path) -> li
         try:
             outcome, path, merged = _store(directory, finding)
             lines.append(f"corpus: {outcome} {path}")
-            lines += [f"corpus: merged {stored} (not shrunk, interrupted) into it" for stored in merged]
+            lines += [f"corpus: merged {stored} (kept from an interrupted run) into it" for stored in merged]
         except CorpusError as error:
             lines.append(f"{NOT_SAVED}{error}\n    as its corpus file would hold it: {json.dumps(to_json(finding))}")
     return lines
