@@ -268,15 +268,16 @@ def _interrupted(case: Case, shrunk: bool = False) -> Finding:
     return dataclasses.replace(entry(case), shrunk=shrunk, untried=features(case))
 
 
-@pytest.mark.parametrize("shrunk", [False, True], ids=["while shrinking", "while attributing"])
+@pytest.mark.parametrize("attributing", [False, True], ids=["while shrinking", "while attributing"])
 def test_a_finding_kept_from_an_interrupted_run_is_merged_into_its_report_when_a_run_finds_it(
-    tmp_path: Path, shrunk: bool
+    tmp_path: Path, attributing: bool
 ) -> None:
-    seen = _interrupted(small_case(9, 9, channels=2, bias=True), shrunk)
-    assert seen.interrupted and ("shrunk, then interrupted" if shrunk else "not shrunk, interrupted") in seen.diagnosis
+    seen = _interrupted(small_case(9, 9, channels=2, bias=True), attributing)
+    said = "shrunk, then interrupted" if attributing else "not shrunk, interrupted"
+    assert seen.interrupted and said in seen.diagnosis
     save(tmp_path, seen)
-    shrunk = dataclasses.replace(entry(small_case(1, 1, bias=True)), needs=frozenset({"bias"}))
-    lines = save_findings([shrunk], 1, tmp_path)
+    whole = dataclasses.replace(entry(small_case(1, 1, bias=True)), needs=frozenset({"bias"}))
+    lines = save_findings([whole], 1, tmp_path)
     [path] = files_under(tmp_path)
     assert _load_finding(path).needs == {"bias"}  # the interrupted one's file is gone
     assert lines[0] == f"corpus: added {path}" and "merged" in lines[1] and "(kept from an interrupted run)" in lines[1]
