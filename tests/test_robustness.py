@@ -622,6 +622,29 @@ def test_ctrl_c_stops_the_campaign_promptly_and_keeps_what_it_found(tmp_path: Pa
     assert journals(corpus) == []
 
 
+@pytest.mark.timing
+def test_a_campaign_cut_by_ctrl_c_leaves_no_report_that_a_full_run_would_not_have_made(tmp_path: Path) -> None:
+    """What an interrupted run saved (shrunk or not) is, once a full run has saved into the
+    same corpus, exactly what the full run alone saves: nothing kept from the cut run stands
+    as a bug of its own."""
+    arguments = ["--impl", f"{PLANTED}:ignores_bias", "--impl", f"{PLANTED}:swaps_stride", "--seed", str(SEED)]
+    full = harness_fuzz(*arguments, "--corpus", "full", cwd=tmp_path)
+    assert full.returncode == 1, full.stdout[-2000:]
+    wanted = {entry.key for _, entry in load(tmp_path / "full").entries}
+    assert len(wanted) == 2, wanted
+    cut = ctrl_c([*arguments, "--corpus", str(tmp_path / "cut")], tmp_path, lambda pid, err: found_a_bug(err))
+    assert cut.status == 1 and "interrupted" in cut.out, (cut.out[-2000:], cut.err[-2000:])
+    after = load(tmp_path / "cut")
+    assert after.errors == [] and after.entries  # the bug seen before Ctrl-C
+    # Each was one of the full run's bugs, or kept from the cut run to be merged.
+    assert all(entry.key in wanted or entry.interrupted for _, entry in after.entries), [
+        entry.diagnosis for _, entry in after.entries
+    ]
+    again = harness_fuzz(*arguments, "--corpus", "cut", cwd=tmp_path)
+    assert again.returncode == 1, again.stdout[-2000:]
+    assert {entry.key for _, entry in load(tmp_path / "cut").entries} == wanted
+
+
 # -- plugins that do not load -------------------------------------------------------------------------
 
 
