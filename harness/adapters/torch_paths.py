@@ -46,8 +46,8 @@ def _onednn_off() -> Iterator[None]:
 
 # Where torch's own conv2d bugs live (issue 18): weights laid out apart from the input,
 # several threads, and sizes at which backends pick their blocked and vectorised kernels.
-# The registered `conv2d` explores the first two: measured, they cost the main job a few
-# per cent (docs/torch.md); realistic sizes nearly halved its checks per second.
+# The registered `conv2d` explores the first two: measured, they cost the main job about 13%
+# (docs/torch.md); realistic sizes nearly halved its checks per second.
 LAYOUTS_AND_THREADS: dict[str, Any] = {
     "weight_layouts": ["contiguous", "channels_last", "transposed"],
     "threads": True,
