@@ -9,6 +9,7 @@ bias, and declares ``isolate: {"bias": true}``; `segfaults_with_bias` is the sam
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -71,6 +72,26 @@ def test_crashes_in_declared_isolated_cases_are_quarantined_apart_from_the_rest(
     assert {"groups>1", "dilation>1"} <= exit.needs, (exit.needs, exit.case.id, exit.untried)
     # The bias's cases (its declared condition, 0) were quarantined, and the rest were not then.
     assert supervisor.abnormal_in[spec, 0] >= 3 and supervisor.abnormal_in[spec, None] >= 1, supervisor.abnormal_in
+
+
+def _children() -> list[str]:
+    return [p.name for p in multiprocessing.active_children() if p.name.startswith("im2col-harness")]
+
+
+def test_a_campaign_or_a_check_without_a_supervisor_ends_the_children_it_started() -> None:
+    """`fuzz` and `check_case` make a supervisor of their own when given none: the child
+    processes of the cases it isolated end with them, not with the process (a later check
+    that counts children would count them)."""
+    loop = discover(["loop"]).implementations["loop"]
+    # A correct one, isolated with a bias: its child is alive when the campaign ends.
+    implementation = replace(loop, capabilities=Capabilities.from_mapping({"isolate": {"bias": True}}))
+    assert _children() == []
+    result = fuzz([implementation], 30, SEED)
+    assert result.tallies["loop"].statuses["passed"] > 0 and not result.findings
+    assert _children() == []
+    case = Case.from_id("mb1ic1oc1g1ih1iw1kh1kw1s1p0d1-bias-float32-contiguous-uniform-cpu-seed0")
+    assert check_case(case, [implementation])["loop"].status == "passed"
+    assert _children() == []
 
 
 def _fuzz(spec: str, cwd: Path) -> subprocess.CompletedProcess[str]:

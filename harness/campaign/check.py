@@ -40,7 +40,12 @@ def check_case(
     reason = unavailable(case.dtype, case.device)
     if reason:
         return {i.name: Verdict(SKIPPED, message=f"cannot run here: {reason}") for i in implementations}
-    supervisor = Supervisor() if supervisor is None else supervisor
+    if supervisor is None:  # one of its own, its children ended with the check
+        supervisor = Supervisor()
+        try:
+            return check_case(case, implementations, inputs, supervisor, beyond)
+        finally:
+            supervisor.close()
 
     def checked() -> dict[str, Verdict]:  # the reference too is made again if a call changed what it runs on
         pristine = make_inputs(case) if inputs is None else inputs

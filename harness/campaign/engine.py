@@ -220,8 +220,13 @@ def fuzz(
     the campaign cleanly: the result then holds everything found so far and says it was
     interrupted.
     """
+    if supervisor is None:  # one of its own (quarantines are per campaign), its children ended with it
+        supervisor = Supervisor()
+        try:
+            return fuzz(implementations, max_examples, seed, progress, supervisor, max_seconds)
+        finally:
+            supervisor.close()
     one_thread()
-    supervisor = Supervisor() if supervisor is None else supervisor  # quarantines are per campaign
     result = CampaignResult(seed=random.getrandbits(32) if seed is None else seed)
     end = None if max_seconds is None else time.monotonic() + max_seconds
     passes = _passes(implementations, max_examples)
