@@ -25,7 +25,8 @@ from harness.backends.processes import MAX_ATTEMPTS
 from harness.campaign.engine import CampaignResult, Tally
 from harness.execute.journal import FOLDER
 from harness.model.case import Case
-from harness.model.finding import BugKey, Finding, identity
+from harness.model.features import features
+from harness.model.finding import Finding, identity
 from harness.model.registry import implementation_from
 from harness.model.verdict import failure
 from harness.store.corpus import load
@@ -375,8 +376,33 @@ def test_merging_shards_adds_their_tallies_and_keeps_the_smallest_case_of_each_b
     ]
 
 
+def _exception(needs: set[str], rows: int, untried: frozenset[str] = frozenset()) -> Finding:
+    """NumPy's "not aligned", raised at one place, on a case ``rows`` high needing ``needs``."""
+    case = Case(batch=1, in_channels=1, out_channels=2, groups=1, height=rows, width=2, kernel=(1, 2))
+    message = f"ValueError: shapes ({rows},2) and (3,{rows}) not aligned (at conv.py:9)"
+    return Finding(
+        "x", case, failure("exception", message, "ValueError@conv.py:9"), needs=frozenset(needs), untried=untried
+    )
+
+
+def test_shards_that_found_one_raise_site_on_different_cases_make_one_report() -> None:
+    # Two shards shrank the same failure (one message template, one place) to cases needing
+    # different features: one bug, as one campaign makes it, with the other case listed under it.
+    first, second = CampaignResult(seed=1), CampaignResult(seed=2)
+    first.findings.append(_exception({"kernel>1", "out_channels>1"}, rows=3))
+    second.findings.append(_exception({"kernel>1"}, rows=2))
+    (bug,) = merge([first, second], seed=7).findings
+    assert bug.needs == {"kernel>1"} and [s.case.height for s in bug.symptoms] == [3]
+    # The one kept is settled: not one kept as it stood when its run was interrupted.
+    cut = _exception(set(), rows=1, untried=features(_exception(set(), rows=1).case))
+    assert cut.interrupted
+    (bug,) = merge([first, replace(second, findings=[cut])], seed=7).findings
+    assert bug.needs == {"kernel>1", "out_channels>1"} and [s.case.height for s in bug.symptoms] == [1]
+
+
 def test_the_progress_line_counts_the_bugs_each_shard_has_now_as_the_final_table_does() -> None:
     # A shard that finds a bug to be another's symptom drops it: the count drops with it.
+    # One failure that two shards shrank to different cases is one bug, as in the final table.
     said: list[int] = []
     shards = (Shard(1, 2), Shard(2, 2))
     options = Options(
@@ -388,8 +414,13 @@ def test_the_progress_line_counts_the_bugs_each_shard_has_now_as_the_final_table
         progress=lambda done, planned, bugs: said.append(len(bugs)),
     )
     ledger = Ledger(options)
-    one, other = BugKey("x", "values", ("bias",)), BugKey("x", "values", ("bias", "groups>1"))
+    one, other = _finding("x", 2).tag, _finding("x", 3, kind="shape").tag
     ledger.said(shards[0], 1, frozenset({one, other}))
     ledger.said(shards[1], 1, frozenset({one}))
     ledger.said(shards[0], 2, frozenset({one}))  # `other` became a symptom of `one`
     assert said == [2, 2, 1]
+    raised, raised_elsewhere = _exception({"kernel>1"}, rows=2), _exception({"kernel>1", "out_channels>1"}, rows=3)
+    assert raised.key != raised_elsewhere.key
+    ledger.said(shards[0], 3, frozenset({one, raised.tag}))
+    ledger.said(shards[1], 3, frozenset({raised_elsewhere.tag}))
+    assert said[-2:] == [2, 2]

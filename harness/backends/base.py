@@ -14,16 +14,18 @@ case any shard found (what ``corpus merge`` does for corpora).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import reduce
 from pathlib import Path
 from typing import Literal, Protocol
 
 from harness.backends.plan import Shard
-from harness.campaign.bugs import one_report_each
+from harness.campaign.bugs import one_report_each, with_symptom
 from harness.campaign.engine import CampaignResult, Progress, Tally, derive_seed, fuzz, planned_cases
 from harness.execute.journal import Journal
 from harness.execute.supervisor import Supervisor
-from harness.model.finding import BugKey, Finding, size
+from harness.model.finding import BugKey, BugTag, Finding
 from harness.model.registry import Implementation, discover
 from harness.store.corpus import save_findings
 
@@ -31,7 +33,7 @@ INTERRUPT_GRACE = 10.0  # seconds running shards get after Ctrl-C to save and re
 PROGRESS_SECONDS = 0.5  # a shard run elsewhere says how far it got at most this often
 POLL_SECONDS = 0.1  # how long a backend waits for news before looking at Ctrl-C and the clock again
 
-BugKeys = frozenset[BugKey]  # the bugs found so far, by their `Finding.key`
+BugTags = frozenset[BugTag]  # the bugs found so far, by their `Finding.tag`
 
 
 @dataclass(frozen=True)
@@ -92,15 +94,36 @@ def run_shard(
     return replace(result, seed=options.seed)
 
 
+def one_per_bug(tags: Iterable[BugTag]) -> dict[BugTag, list[BugTag]]:
+    """The bugs among ``tags`` (separate shards' findings) as the final table has them: of one
+    `BugKey`, the smallest case; of one failure of one implementation (`Verdict.failure`:
+    one raise site with one message template, say), one bug, with the others as its
+    symptoms, as one campaign meeting a failure it knows on another case makes them
+    (`KnownBugs.is_new`). That bug is the settled one needing least, then the smallest.
+    Each bug's tag, in the order first seen, and the tags of its symptoms."""
+    smallest: dict[BugKey, BugTag] = {}
+    for tag in tags:
+        if tag.key not in smallest or tag.size < smallest[tag.key].size:
+            smallest[tag.key] = tag
+    failures: dict[tuple[str, str], list[BugTag]] = {}
+    for tag in smallest.values():
+        failures.setdefault((tag.key.implementation, tag.failure), []).append(tag)
+
+    def rank(tag: BugTag) -> tuple[bool, int, tuple[int, ...]]:
+        return not tag.settled, len(tag.key.needs), tag.size
+
+    return {bug: symptoms for bug, *symptoms in (sorted(same, key=rank) for same in failures.values())}
+
+
 def merge(results: list[CampaignResult], seed: int) -> CampaignResult:
-    """One result from the shards': tallies added up, the smallest case kept for each bug,
+    """One result from the shards': tallies added up, one report per bug (`one_per_bug`),
     and a failure one shard reported as a bug not listed under another's as its symptom."""
     merged = CampaignResult(
         seed=seed,
         interrupted=any(r.interrupted for r in results),
         incomplete=[reason for r in results for reason in r.incomplete],
     )
-    smallest: dict[BugKey, Finding] = {}
+    found: dict[BugTag, Finding] = {}
     for result in results:
         for name, tally in result.tallies.items():
             total = merged.tallies.setdefault(name, Tally())
@@ -112,9 +135,11 @@ def merge(results: list[CampaignResult], seed: int) -> CampaignResult:
             total.disagreed = {**tally.disagreed, **total.disagreed}
             total.slow += tally.slow
         for finding in result.findings:
-            if finding.key not in smallest or size(finding.case) < size(smallest[finding.key].case):
-                smallest[finding.key] = finding
-    merged.findings = one_report_each(list(smallest.values()))
+            found.setdefault(finding.tag, finding)
+    bugs = one_per_bug(found)
+    merged.findings = one_report_each(
+        [reduce(with_symptom, (found[tag] for tag in symptoms), found[bug]) for bug, symptoms in bugs.items()]
+    )
     return merged
 
 
@@ -122,7 +147,7 @@ def every(seconds: float, progress: Progress) -> Progress:
     """``progress``, said at most once every ``seconds``."""
     last = [0.0]
 
-    def throttled(done: int, planned: int, bugs: BugKeys) -> None:
+    def throttled(done: int, planned: int, bugs: BugTags) -> None:
         now = time.monotonic()
         if now - last[0] >= seconds:
             last[0] = now
@@ -151,7 +176,7 @@ class Ledger:
         self.done: dict[Shard, int] = {}
         # Each shard's bugs as it last said them: a bug it has since found to be another's
         # symptom is gone from them, as it is from the final table.
-        self.bugs: dict[Shard, BugKeys] = {}
+        self.bugs: dict[Shard, BugTags] = {}
 
     def isolating(self) -> bool | frozenset[str]:
         """What a shard handed out now isolates (a copy: the set grows)."""
@@ -164,12 +189,14 @@ class Ledger:
         self.isolate.add(name)
         return True
 
-    def said(self, shard: Shard, done: int, bugs: BugKeys) -> None:
-        """A running shard's progress."""
+    def said(self, shard: Shard, done: int, bugs: BugTags) -> None:
+        """A running shard's progress; the campaign's bugs counted as the final table will
+        count them (`one_per_bug`)."""
         self.done[shard] = min(done, self.per_shard)
         self.bugs[shard] = bugs
         if self.options.progress is not None:
-            self.options.progress(sum(self.done.values()), self.planned, frozenset().union(*self.bugs.values()))
+            found = one_per_bug(frozenset().union(*self.bugs.values()))
+            self.options.progress(sum(self.done.values()), self.planned, frozenset(found))
 
     def progress(self, shard: Shard) -> Progress:
         """What one shard's campaign, run here, reports its progress to."""
@@ -181,7 +208,7 @@ class Ledger:
         assert shard not in self.results, f"shard {shard} counted twice"
         self.saved += self.options.save(result.findings) if saved is None else saved
         self.results[shard] = result
-        self.said(shard, self.per_shard, frozenset(finding.key for finding in result.findings))
+        self.said(shard, self.per_shard, frozenset(finding.tag for finding in result.findings))
 
     def not_checked(self, shard: Shard, why: str) -> None:
         self.incomplete.append(f"shard {shard} was not checked: {why}")

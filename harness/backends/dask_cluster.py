@@ -63,7 +63,7 @@ from harness.backends.base import (
     INTERRUPT_GRACE,
     POLL_SECONDS,
     PROGRESS_SECONDS,
-    BugKeys,
+    BugTags,
     Ledger,
     Options,
     every,
@@ -73,7 +73,7 @@ from harness.backends.plan import INSTALL, Scheduler, Shard
 from harness.campaign.engine import CampaignResult, Progress
 from harness.execute.runner import interrupt, stop_if_interrupted, user_interrupts
 from harness.judge.compare import ABNORMAL
-from harness.model.finding import BugKey
+from harness.model.finding import BugKey, BugTag
 from harness.model.provenance import provenance
 from harness.model.registry import SpecError, discover
 from harness.model.text import clipped, message, one_line
@@ -185,14 +185,21 @@ def _progress(worker: Any, topic: str, shard: Shard, attempt: int) -> Progress:
     """Say how far the shard got on ``topic`` (at most every `PROGRESS_SECONDS`), and end it,
     keeping what it found, once its driver was interrupted (`_stop`)."""
 
-    def said(done: int, planned: int, bugs: BugKeys) -> None:
+    def said(done: int, planned: int, bugs: BugTags) -> None:
         worker.log_event(
-            topic, [shard.index, shard.count, attempt, done, [[name, how, list(needs)] for name, how, needs in bugs]]
+            topic,
+            [
+                shard.index,
+                shard.count,
+                attempt,
+                done,
+                [[*key[:2], list(key.needs), failure, list(size), settled] for key, failure, size, settled in bugs],
+            ],
         )
 
     throttled = every(PROGRESS_SECONDS, said)
 
-    def progress(done: int, planned: int, bugs: BugKeys) -> None:
+    def progress(done: int, planned: int, bugs: BugTags) -> None:
         if topic in _stopping:
             raise KeyboardInterrupt  # what `fuzz` ends a campaign on, with what it found so far
         throttled(done, planned, bugs)
@@ -413,8 +420,11 @@ class _Driver:
                 if shard not in self.ledger.results and attempt >= self.attempts.get(shard, 0):
                     self.attempts[shard] = attempt
                     self.started.add(shard)
-                    keys = frozenset(BugKey(name, how, tuple(needs)) for name, how, needs in bugs)
-                    self.ledger.said(shard, done, keys)
+                    tags = frozenset(
+                        BugTag(BugKey(name, how, tuple(needs)), failure, tuple(size), settled)
+                        for name, how, needs, failure, size, settled in bugs
+                    )
+                    self.ledger.said(shard, done, tags)
                 said = self.events.get_nowait()
         except queue.Empty:
             pass

@@ -34,7 +34,7 @@ from harness.backends.base import (
     INTERRUPT_GRACE,
     POLL_SECONDS,
     PROGRESS_SECONDS,
-    BugKeys,
+    BugTags,
     Ledger,
     Options,
     every,
@@ -67,7 +67,7 @@ def _serve_shards(connection: Connection, options: Options) -> None:
         shard, isolate, deadline = job
         max_seconds = None if deadline is None else max(deadline - time.monotonic(), 0.0)
 
-        def progress(done: int, planned: int, bugs: BugKeys, shard: Shard = shard) -> None:
+        def progress(done: int, planned: int, bugs: BugTags, shard: Shard = shard) -> None:
             connection.send(("progress", shard, done, bugs))
 
         result = run_shard(options, shard, isolate, max_seconds, every(PROGRESS_SECONDS, progress))

@@ -21,8 +21,7 @@ from harness.model.case import Case
 from harness.model.features import features, needed, without
 from harness.model.finding import Finding
 from harness.model.registry import Implementation
-from harness.model.template import template
-from harness.model.verdict import UNSUPPORTED, Kind, Verdict, core_signature
+from harness.model.verdict import UNSUPPORTED, Verdict, core_signature
 
 MAX_BUGS_PER_IMPLEMENTATION = 8  # past this, an implementation is broken enough to read
 NONDETERMINISTIC_TRIES = 5
@@ -81,28 +80,16 @@ def on_other_data(case: Case) -> list[Case]:
     return [case, *(replace(case, seed=derive_seed(case.seed, "data", i)) for i in range(1, DATA_SEEDS))]
 
 
-def same_failure(one: Verdict, other: Verdict) -> bool:
-    """The very same failure: the same kind and message; for an exception, the same type,
-    place and message template (`template`: its numbers, shapes and addresses aside, which
-    change with the case). Other messages are the harness's own, whose numbers (a count of
-    wrong elements, how far off) say how it failed this time, not which bug it is."""
-    if one.kind != other.kind:
-        return False
-    if one.kind == Kind.EXCEPTION:
-        return one.signature == other.signature and template(one.message) == template(other.message)
-    return one.message == other.message
-
-
 def one_report_each(findings: list[Finding]) -> list[Finding]:
     """``findings`` with no failure both a bug of its own and another's symptom: a symptom
-    that is the very same failure as another reported bug (`same_failure`) is that bug's,
+    that is the very same failure as another reported bug (`Verdict.failure`) is that bug's,
     and is left out of the other's "also seen as"."""
 
     def elsewhere(symptom: Finding, owner: Finding) -> bool:
         return any(
             other is not owner
             and other.implementation == owner.implementation
-            and same_failure(symptom.verdict, other.verdict)
+            and symptom.verdict.failure == other.verdict.failure
             for other in findings
         )
 
@@ -171,7 +158,7 @@ class KnownBugs:
     ) -> bool:
         """A failure no known bug of ``name`` explains, while ``name`` is still worth fuzzing.
 
-        A known bug explains the very same failure (`same_failure`) wherever it happens.
+        A known bug explains the very same failure (`Verdict.failure`) wherever it happens.
         Known bugs explain a failure on a case holding their features when it goes away
         without them (`_gone_without`): one bug's features (and a failure that one bug
         explains though it fails another way is recorded as that bug's symptom), or, for
@@ -191,8 +178,9 @@ class KnownBugs:
             # The very same failure (an exception's type, place and message, its numbers and
             # shapes aside: `template`; a fixed-text one) on a case lacking what the bug
             # needs: the same bug reached another way, listed once under it.
-            if same_failure(bug.verdict, verdict):
-                if not bug.needs <= features(case) and not any(same_failure(s.verdict, verdict) for s in bug.symptoms):
+            if bug.verdict.failure == verdict.failure:
+                listed = any(s.verdict.failure == verdict.failure for s in bug.symptoms)
+                if not bug.needs <= features(case) and not listed:
                     self._replace(bug, with_symptom(bug, failure))
                 return False
         checked = {} if checked is None else checked

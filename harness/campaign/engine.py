@@ -48,7 +48,7 @@ from harness.judge.oracle import Expected, expect
 from harness.model.capabilities import Capabilities, widenings
 from harness.model.case import DATA_KINDS, Case
 from harness.model.features import features
-from harness.model.finding import BugKey, Finding
+from harness.model.finding import BugTag, Finding
 from harness.model.registry import Implementation
 from harness.model.verdict import SKIPPED, Verdict
 
@@ -76,8 +76,8 @@ class CampaignResult:
     incomplete: list[str] = field(default_factory=list)  # why some promised cases were never checked
 
 
-# (cases checked so far, cases planned, the bugs found so far by their `Finding.key`)
-Progress = Callable[[int, int, frozenset[BugKey]], None]
+# (cases checked so far, cases planned, the bugs found so far by their `Finding.tag`)
+Progress = Callable[[int, int, frozenset[BugTag]], None]
 
 
 # Torch's reference, seen wrong while the campaign running checked other implementations
@@ -238,7 +238,7 @@ def fuzz(
 
     def progressed(examples: int) -> None:
         if progress is not None:
-            progress(min(before + examples, planned), planned, frozenset(f.key for f in result.findings))
+            progress(min(before + examples, planned), planned, frozenset(f.tag for f in result.findings))
 
     slow = Counter(supervisor.slow)
     wrong_references: list[tuple[Capabilities, Finding]] = []

@@ -40,6 +40,18 @@ class BugKey(NamedTuple):
     needs: tuple[str, ...]
 
 
+class BugTag(NamedTuple):
+    """What a campaign's progress tells of a bug found so far, enough to count bugs across
+    shards as the final table does (`harness.backends.base.one_per_bug`): its `key`, how it
+    failed (`Verdict.failure`), its case's `size`, and whether it is settled (reproducible,
+    and not kept as it stood when its run was interrupted)."""
+
+    key: BugKey
+    failure: str
+    size: tuple[int, ...]
+    settled: bool
+
+
 @dataclass(frozen=True)
 class Finding:
     """A failure: which implementation, the (minimal) case, the verdict, what it needs."""
@@ -65,6 +77,10 @@ class Finding:
     def key(self) -> BugKey:
         """Which bug this is, the same everywhere, whatever case shows it."""
         return BugKey(identity(self.implementation), self.verdict.signature, tuple(sorted(self.needs)))
+
+    @property
+    def tag(self) -> BugTag:
+        return BugTag(self.key, self.verdict.failure, size(self.case), self.reproducible and not self.interrupted)
 
     @property
     def diagnosis(self) -> str:

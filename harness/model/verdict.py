@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from harness.model.noise import Noise
+from harness.model.template import template
 
 
 class Status(StrEnum):
@@ -109,6 +110,17 @@ class Verdict:
     @property
     def failed(self) -> bool:
         return self.status == FAILED
+
+    @property
+    def failure(self) -> str:
+        """The failure itself, as two are told to be the very same: the kind and message; for
+        an exception, the type, place and message template (`template`: its numbers, shapes
+        and addresses aside, which change with the case: one raise site with one message is
+        one bug). Other messages are the harness's own, whose numbers (a count of wrong
+        elements, how far off) are part of how it failed, so compared whole."""
+        if self.kind == Kind.EXCEPTION:
+            return f"{self.kind}|{self.signature}|{template(self.message)}"
+        return f"{self.kind}|{self.message}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
