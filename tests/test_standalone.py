@@ -135,7 +135,18 @@ ORDINARY = [
 # torch's own F.conv2d is right except in bfloat16 (a NaN next to an inf), so `correct`
 # computes bfloat16 in float32.
 IMPLEMENTATIONS = ("correct", "swallows_nan", "ignores_bias")
-SAYS = {"nonfinite": "NaN/inf mismatch in", "values": "elements wrong beyond the rounding bound"}
+# What a script says for each kind of failure (an exception is the implementation's own, raised).
+SAYS = {
+    "nonfinite": "NaN/inf mismatch in",
+    "values": "elements wrong beyond the rounding bound",
+    "mutated-input": "in place",
+    "nondeterministic": "called again with the same inputs",
+    "gradient": "gradient",
+    "not-a-tensor": "not a torch.Tensor",
+    "dtype": "for torch.",
+    "shape": "wrong shape",
+    "exception": "raised ",
+}
 
 _RUNNER = """
 import json, runpy, sys
@@ -146,6 +157,8 @@ for path in sys.argv[1:]:
         results[path] = "passed"
     except SystemExit as stopped:
         results[path] = str(stopped.code)
+    except Exception as error:
+        results[path] = f"raised {type(error).__name__}: {error}"
 print(json.dumps(results))
 """
 
@@ -200,21 +213,31 @@ def test_the_script_runs_on_one_thread_as_the_harness_does_so_a_one_thread_bug_s
 # Planted bugs whose minimal cases come out on each kind of data: uniform (one element off),
 # int (exact sums, off by rounding), special (NaN replaced by zero; NaN created).
 SHOWN = ("one_wrong_element", "prescales_input", "swallows_nan", "creates_nan")
+# And on each kind of failure that is not a wrong value (what the inputs after the call, a
+# second call and the gradients show), on a case where the harness finds it.
+SHOWN_KINDS = {
+    "pads_in_place": ("mutated-input", "mb1ic1oc1g1ih1iw1kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"),
+    "sums_channels_in_random_order": (
+        "nondeterministic",
+        "mb1ic4oc2g1ih4iw4kh3kw3s1p1d1-bias-float32-contiguous-uniform-cpu-seed0",
+    ),
+    "adds_bias_through_data": ("gradient", "mb1ic1oc1g1ih3iw3kh2kw2s1p0d1-bias-float32-contiguous-uniform-cpu-seed0"),
+    "returns_numpy": ("not-a-tensor", "mb1ic1oc1g1ih1iw1kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"),
+    "returns_float32": ("dtype", "mb1ic1oc1g1ih1iw1kh1kw1s1p0d1-nobias-float64-contiguous-uniform-cpu-seed0"),
+    "computes_broadcast_batch_once": (
+        "shape",
+        "mb2ic1oc1g1ih1iw1kh1kw1s1p0d1-nobias-float32-expanded-uniform-cpu-seed0",
+    ),
+    "raises_on_groups": ("exception", "mb1ic2oc2g2ih1iw1kh1kw1s1p0d1-nobias-float32-contiguous-uniform-cpu-seed0"),
+}
 
 
-def test_each_show_script_of_a_campaigns_findings_fails_the_buggy_implementation_and_passes_a_correct_one(
-    tmp_path: Path,
-) -> None:
-    """What `python -m harness show CASE --impl I` prints for each finding of a campaign: run,
-    it rebuilds the inputs of the failing check (special values where they were) and fails
-    against the implementation that failed, the way the harness said; against a correct
-    one it passes."""
-    result = fuzz([implementation_from(name, getattr(planted_bugs, name)) for name in SHOWN], 60, seed=1)
-    findings = {(f.implementation, f.verdict.kind, f.case.data) for f in result.findings}
-    assert {data for *_, data in findings} == {"uniform", "int", "special"}, findings
-    assert {name for name, *_ in findings} == set(SHOWN), findings
+def assert_each_show_script_shows_its_finding(findings: list[Finding], tmp_path: Path) -> None:
+    """What `python -m harness show CASE --impl I` prints for each of ``findings``: run, it
+    rebuilds the inputs of the failing check and fails against the implementation that
+    failed, the way the harness said; against a correct one it passes."""
     scripts: dict[str, tuple[str, str, str | None]] = {}  # script path -> (case id, implementation, kind or None)
-    for finding in result.findings:
+    for finding in findings:
         for name, kind in ((finding.implementation, str(finding.verdict.kind)), ("correct", None)):
             path = tmp_path / f"{len(scripts)}.py"
             path.write_text(script(finding.case, f"{PLANTED}:{name}", finding))
@@ -223,8 +246,33 @@ def test_each_show_script_of_a_campaigns_findings_fails_the_buggy_implementation
     assert ran.returncode == 0, ran.stderr
     results = json.loads(ran.stdout.splitlines()[-1])
     for script_path, (case_id, name, kind) in scripts.items():
+        said = results[script_path]
         if kind is None:
-            assert results[script_path] == "passed", (case_id, results[script_path])
+            assert said == "passed", (case_id, said)
+        elif kind == "exception":
+            assert said.startswith(SAYS[kind]), (name, said)
         else:
-            said = results[script_path]
             assert said.startswith(f"FAILED {case_id}: ") and SAYS[kind] in said, (name, said)
+
+
+def test_each_show_script_of_a_campaigns_findings_fails_the_buggy_implementation_and_passes_a_correct_one(
+    tmp_path: Path,
+) -> None:
+    """On each kind of data (special values where they were)."""
+    result = fuzz([implementation_from(name, getattr(planted_bugs, name)) for name in SHOWN], 60, seed=1)
+    findings = {(f.implementation, f.verdict.kind, f.case.data) for f in result.findings}
+    assert {data for *_, data in findings} == {"uniform", "int", "special"}, findings
+    assert {name for name, *_ in findings} == set(SHOWN), findings
+    assert_each_show_script_shows_its_finding(result.findings, tmp_path)
+
+
+def test_a_show_script_shows_failures_that_are_not_wrong_values(tmp_path: Path) -> None:
+    """An input changed in place, a second call's other bits, a gradient that never reaches
+    the bias, and the rest: each script fails the way the harness said."""
+    findings = []
+    for name, (kind, case_id) in SHOWN_KINDS.items():
+        case = Case.from_id(case_id)
+        verdict = check_case(case, [implementation_from(name, getattr(planted_bugs, name))])[name]
+        assert verdict.kind == kind, (name, verdict)
+        findings.append(Finding(name, case, verdict))
+    assert_each_show_script_shows_its_finding(findings, tmp_path)

@@ -25,7 +25,7 @@ from harness.judge.gradients import reduction_lengths
 from harness.judge.oracle import allowed_error, rounding_bound
 from harness.model.case import Case
 from harness.model.finding import Finding
-from harness.model.verdict import WRONG_REFERENCE
+from harness.model.verdict import WRONG_REFERENCE, Kind
 
 # Rebuilds the case's tensors, the same bits as the harness makes them (the helpers' code copied in).
 _DATA = """\
@@ -85,15 +85,36 @@ with torch.no_grad():
     bound = TOLERANCE * F.conv2d(x64.abs(), w64.abs(), None if b64 is None else b64.abs(), **arguments) + UNDERFLOW
 
 {implementation}
-torch.set_num_threads(THREADS)
-got = conv2d(x, w, b, **arguments)
-torch.set_num_threads(1)
-if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-    what = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-    fail(f"wrong type or shape: got {{what}}, expected a tensor of shape {{tuple(expected.shape)}}")
+
+
+def call():
+    # The implementation on the case's inputs, on the case's thread count.
+    torch.set_num_threads(THREADS)
+    try:
+        return conv2d(x, w, b, **arguments)
+    finally:
+        torch.set_num_threads(1)
+
+
+inputs = {{"input": x, "weight": w, "bias": b}}
+before = {{name: t.clone() for name, t in inputs.items() if t is not None}}
+got = call()
+modified = [name for name, copy in before.items() if not same_bits(inputs[name], copy)]
+if modified:
+    fail(f"modified its {{', '.join(modified)}} in place")
+if not isinstance(got, torch.Tensor):
+    fail(f"returned {{type(got).__name__}}, not a torch.Tensor")
+pointer = got.untyped_storage().data_ptr()
+if any(got is t or (pointer and t.untyped_storage().data_ptr() == pointer) for t in inputs.values() if t is not None):
+    fail("returned a tensor that shares memory with an input")
+if got.device != x.device:
+    fail(f"returned a tensor on {{got.device}}, input is on {{x.device}}")
+if got.shape != expected.shape:
+    fail(f"wrong shape: got {{tuple(got.shape)}}, expected {{tuple(expected.shape)}}")
 if got.dtype != x.dtype:
     fail(f"returned {{got.dtype}} for {{x.dtype}} input")
-got = got.detach().cpu().double()
+first = got.detach().cpu().clone()
+got = first.double()
 
 # NaN exactly where the reference has NaN, and each infinity where it has the same one.
 misplaced = ((got.isnan() != expected.isnan()) | (got.isinf() != expected.isinf())
@@ -113,8 +134,13 @@ if wrong.any():
     fail(f"{{int(wrong.sum())}} of {{wrong.numel()}} elements wrong beyond the rounding bound, worst at {{at}}: "
          f"got {{got[at].item():.9g}}, expected {{expected[at].item():.9g}} "
          f"(error {{error[at].item():.3g}}, allowed {{allowed}})")
+
+# Called again with the same inputs, the same bits.
+again = call()
+if not isinstance(again, torch.Tensor) or not same_bits(first, again.detach().cpu()):
+    fail("called again with the same inputs, it returned something else (not the same bits)")
 print("outputs agree")
-"""
+{gradients}"""
 )
 
 _REFERENCE_TEMPLATE = (
@@ -197,34 +223,59 @@ if wrong.any():
 """
 )
 
-# Added to the reference script for a recorded failure of torch's gradients (`_gradient_check`).
+# Added to a script for a recorded failure of gradients (`_gradient_check`): those of
+# sum(out * g), g as the harness makes it, each within its own K's bound.
 _GRADIENT_CHECK = """
-# Its gradients of sum(out * g) (g as the harness makes it), as the harness's reference makes
-# them (autograd through F.conv2d), against autograd through direct summation (elementwise
-# operations only), each within twice the float64 bound of its own K.
-g = values_from_seed({upstream_seed}, {upstream_data}, getattr(torch, {dtype}), [{output_shape}])[0].double()
+# {why}
+g = values_from_seed({upstream_seed}, {upstream_data}, getattr(torch, {dtype}), [{output_shape}])[0].to(x.device)
+g64 = g.cpu().double()
 
 
 def gradients_of(convolution, x, w, b, g):
-    leaves = [t.clone().requires_grad_() for t in (x, w, *([] if b is None else [b]))]
+    \"\"\"d(sum(out * g)) / d(x, w, b); None for one that autograd never reached.\"\"\"
+    leaves = [t.detach().clone().requires_grad_() for t in (x, w, *([] if b is None else [b]))]
     out = convolution(leaves[0], leaves[1], leaves[2] if b is not None else None, **arguments)
-    return torch.autograd.grad((out * g).sum(), leaves)
+    return torch.autograd.grad((out * g).sum(), leaves, allow_unused=True)
 
 
-got = gradients_of(F.conv2d, x64, w64, b64, g)
-expected = gradients_of(direct, x64, w64, b64, g)
-magnitudes = gradients_of(direct, x64.abs(), w64.abs(), None if b64 is None else b64.abs(), g.abs())
+got = gradients_of({judged})
+expected = gradients_of({against}, x64, w64, b64, g64)
+magnitudes = gradients_of({against}, x64.abs(), w64.abs(), None if b64 is None else b64.abs(), g64.abs())
 for name, theirs, mine, magnitude, tolerance, underflow in zip(
     ("input", "weight", "bias"), got, expected, magnitudes, {tolerances}, {underflows}
 ):
+    if theirs is None:
+        fail(f"no gradient reaches the {{name}}: autograd does not see it used")
+    theirs = theirs.detach().cpu().double()
     error = (theirs - mine).abs()
     wrong = ~(error <= tolerance * magnitude + underflow)
     if wrong.any():
         at = tuple(int(i) for i in torch.unravel_index(error.nan_to_num(math.inf).argmax(), error.shape))
         fail(f"its {{name}} gradient: {{int(wrong.sum())}} of {{wrong.numel()}} elements beyond the bound, worst at "
-             f"{{at}}: {{theirs[at].item()!r}}, direct summation gives {{mine[at].item()!r}}")
-print("torch's float64 conv2d's gradients agree with direct summation's")
+             f"{{at}}: {{theirs[at].item()!r}}, {said} {{mine[at].item()!r}}")
+print({agree})
 """
+# What the block checks in each script: torch's float64 gradients against direct summation's,
+# within twice float64's bound; or the implementation's against the float64 reference's, as
+# the harness judges them (`harness.judge.gradients`).
+_GRADIENTS_OF = {
+    "reference": {
+        "why": "Its gradients, as the harness's reference makes them (autograd through F.conv2d), against autograd\n"
+        "# through direct summation (elementwise operations only), each within twice the float64 bound.",
+        "judged": "F.conv2d, x64, w64, b64, g64",
+        "against": "direct",
+        "said": "direct summation gives",
+        "agree": repr("torch's float64 conv2d's gradients agree with direct summation's"),
+    },
+    "implementation": {
+        "why": "Its gradients, in the case's dtype, against the float64 reference's (autograd through F.conv2d),\n"
+        "# each within the case's rounding bound for its own K.",
+        "judged": "conv2d, x, w, b, g",
+        "against": "F.conv2d",
+        "said": "the reference gives",
+        "agree": repr("gradients agree"),
+    },
+}
 
 # Fixed text: the implementation is named only by the literals in the line after it.
 _IMPORTED = "# The implementation under test. Running this script imports it, and so runs its code:\n"
@@ -272,6 +323,7 @@ def _helpers() -> str:
             f"INT_RANGE = {tensors.INT_RANGE}",
             f"SPECIAL_VALUES = ({specials})",
             f"FLOAT16_HUGE = {tensors.FLOAT16_HUGE!r}",
+            f"_INT_VIEWS = {tensors._INT_VIEWS!r}",
             "",
             "",
             inspect.getsource(tensors._hash32),
@@ -279,6 +331,8 @@ def _helpers() -> str:
             inspect.getsource(tensors.values_from_seed),
             "",
             inspect.getsource(tensors.lay_out),
+            "",
+            inspect.getsource(tensors.same_bits),
         ]
     ).rstrip()
 
@@ -321,12 +375,14 @@ def script(case: Case, implementation: str | None = None, recorded: Finding | No
     """
     if implementation is None and recorded is not None and recorded.verdict.kind == WRONG_REFERENCE:
         return reference_script(case, recorded)
+    of_gradients = recorded is not None and recorded.verdict.kind == Kind.GRADIENT
     return _TEMPLATE.format(
         **_values(case),
         recorded=_recorded(recorded),
         tolerance=_literal(rounding_bound(case)),
         underflow=_literal(float(allowed_error(case, torch.zeros(())))),
         implementation=_DEFAULT if implementation is None else _import(implementation),
+        gradients=_gradient_check(case, "implementation") if of_gradients else "",
     )
 
 
@@ -345,21 +401,24 @@ def reference_script(case: Case, recorded: Finding | None = None) -> str:
         underflow=_literal(2 * float(allowed_error(case64, torch.zeros(())))),
         paddings=_literal(case.paddings),
         output_hw=_literal(case.output_hw),
-        gradients=_gradient_check(case) if of_gradients else "",
+        gradients=_gradient_check(case, "reference") if of_gradients else "",
     )
 
 
-def _gradient_check(case: Case) -> str:
-    """The reference script's check of torch's gradients (`_GRADIENT_CHECK`) for ``case``:
-    the upstream gradient as `harness.generate.tensors.upstream_gradient` makes it, and each
-    gradient's bound, twice float64's for its K (`harness.judge.gradients.reduction_lengths`)."""
-    case64 = replace(case, dtype="float64", device="cpu")
+def _gradient_check(case: Case, of: str) -> str:
+    """The check of gradients (`_GRADIENT_CHECK`) for ``case``, ``of`` the "reference" or the
+    "implementation" (`_GRADIENTS_OF`): the upstream gradient as
+    `harness.generate.tensors.upstream_gradient` makes it, and each gradient's bound for its K
+    (`harness.judge.gradients.reduction_lengths`): the case's own for an implementation's,
+    twice float64's for the reference's."""
+    judged, times = (replace(case, dtype="float64", device="cpu"), 2) if of == "reference" else (case, 1)
     lengths = reduction_lengths(case)
     return _GRADIENT_CHECK.format(
+        **_GRADIENTS_OF[of],
         upstream_seed=_literal(case.seed ^ 0x5EED),  # upstream_gradient's seed
         upstream_data=_literal("int" if case.data == "int" else "uniform"),
         dtype=_literal(case.dtype),
         output_shape=_literal(case.output_shape),
-        tolerances=_literal(tuple(2 * rounding_bound(case64, length) for length in lengths)),
-        underflows=_literal(tuple(2 * float(allowed_error(case64, torch.zeros(()), length)) for length in lengths)),
+        tolerances=_literal(tuple(times * rounding_bound(judged, length) for length in lengths)),
+        underflows=_literal(tuple(times * float(allowed_error(judged, torch.zeros(()), length)) for length in lengths)),
     )
