@@ -198,6 +198,14 @@ class Ledger:
             found = one_per_bug(frozenset().union(*self.bugs.values()))
             self.options.progress(sum(self.done.values()), self.planned, frozenset(found))
 
+    def recount(self, findings: list[Finding]) -> None:
+        """The campaign's bugs as its final table has them, said once more when that is not
+        what the shards last said (`harness.campaign.reconcile` found one another's symptom)."""
+        said = frozenset(one_per_bug(frozenset().union(*self.bugs.values())))
+        final = frozenset(finding.tag for finding in findings)
+        if self.options.progress is not None and len(final) != len(said):
+            self.options.progress(sum(self.done.values()), self.planned, final)
+
     def progress(self, shard: Shard) -> Progress:
         """What one shard's campaign, run here, reports its progress to."""
         return lambda done, planned, bugs: self.said(shard, done, bugs)

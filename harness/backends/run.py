@@ -1,6 +1,7 @@
 """A campaign from start to end, whatever asked for it (``fuzz``, ``conformance``,
 `harness.api`) and whatever runs its shards (a `base.Backend`): calls an earlier run died
-in isolated first, the shards run and merged, and those calls re-checked at the end
+in isolated first, the shards run and merged (their bugs told apart as one campaign would,
+`harness.campaign.reconcile`), and those calls re-checked at the end
 (`harness.campaign.rescue`), what they show saved with the rest."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from harness.backends.base import Backend, Ledger, Options
 from harness.campaign.engine import CampaignResult, explained
+from harness.campaign.reconcile import reconciled
 from harness.campaign.rescue import rescue, suspects
 from harness.execute.journal import FOLDER, orphans
 
@@ -40,6 +42,9 @@ def run_campaign(options: Options, backend: Backend, say: Callable[[str], None] 
         options = replace(options, isolate=frozenset(options.isolate or ()) | suspected)
     ledger = Ledger(options)
     result = ledger.merged(backend.run(ledger))
+    if len(options.shards) > 1 and not result.interrupted and (end is None or time.monotonic() < end):
+        result.findings = reconciled(result.findings, implementations)
+        ledger.recount(result.findings)
     if orphaned and not result.interrupted:
         rescued = rescue(orphaned, implementations, end)
         new = [finding for finding in rescued.findings if not explained(finding, result.findings)]
