@@ -4,16 +4,19 @@ causes stay two."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import planted_bugs
 import trigger_bugs
 
 from harness.campaign.bugs import attributed
 from harness.campaign.check import check_case
-from harness.campaign.reconcile import reconciled
+from harness.campaign.reconcile import could_be_one, reconciled
 from harness.execute.supervisor import Supervisor
 from harness.model.case import Case
 from harness.model.finding import Finding
 from harness.model.registry import Implementation, implementation_from
+from harness.model.verdict import failure
 
 # One column of output with a stride: where the kept rows are as many as they should be, the
 # wrong ones (values); where they are not, a wrong shape. One cause, two ways.
@@ -58,3 +61,15 @@ def test_two_causes_that_could_have_been_one_stay_two() -> None:
     kept = reconciled([bias, flipped_with_bias], {"both": implementation})
     assert sorted(sorted(f.needs) for f in kept) == [["bias"], sorted(flipped_with_bias.needs)]
     assert all(not f.symptoms for f in kept)
+
+
+def test_nothing_is_checked_between_bugs_that_cannot_be_one() -> None:
+    # A bug needing nothing cannot be set back; two needing different features are two.
+    case = Case.from_id(ROWS_COUNT_WRONG)
+    anywhere = Finding("x", case, failure("layout", "wrong shape"))
+    with_bias = Finding("x", case, failure("values", "wrong"), needs=frozenset({"bias"}))
+    grouped = Finding("x", case, failure("shape", "short"), needs=frozenset({"groups>1", "kernel>1"}))
+    assert not could_be_one([anywhere, with_bias, grouped])
+    assert could_be_one([with_bias, replace(grouped, needs=grouped.needs | {"bias"})])
+    findings = [anywhere, with_bias, grouped]
+    assert reconciled(findings, {}) is findings  # no implementation called: none is given

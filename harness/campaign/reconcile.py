@@ -8,8 +8,8 @@ of the very same failure (`harness.backends.base.one_per_bug`); a failure anothe
 the check one campaign makes, which calls the implementation: does it go away once the
 other bug's features are set back? Made here, at the end, in a child process per
 implementation (one that crashes must not take the campaign's report with it), and only
-between bugs that could be one: of one implementation, one needing no feature the other
-does not.
+between bugs that could be one: of one implementation, one needing features, none that
+the other does not.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ def _settled(finding: Finding) -> bool:
 
 def could_be_one(findings: list[Finding]) -> bool:
     """Whether two of ``findings`` (settled: reproducible, and not kept from an interrupted
-    run, whose features were not checked) could be one bug: one needs no feature the other
-    does not."""
+    run, whose features were not checked) could be one bug: one needs some features and no
+    feature the other does not. (A bug needing nothing cannot be checked that way: set
+    back, nothing changes.)"""
     settled = [f for f in findings if _settled(f)]
-    return any(one is not other and one.needs <= other.needs for one in settled for other in settled)
+    return any(one is not other and one.needs and one.needs <= other.needs for one in settled for other in settled)
 
 
 def reconciled(findings: list[Finding], implementations: dict[str, Implementation]) -> list[Finding]:
