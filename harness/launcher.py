@@ -128,9 +128,13 @@ def watch(arguments: Sequence[str]) -> int:
             _send(started[0], signal.SIGCONT)
 
     # Before the child starts, so that no signal falls between. Handlers are reset in the
-    # child when it runs Python again; an ignored signal stays ignored there.
-    previous = {signum: signal.signal(signum, pass_on) for signum in PASSED_ON}
-    previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, suspend)
+    # child when it runs Python again; an ignored signal stays ignored there. Those passed on
+    # stay caught after the child ended (nothing left to pass them to): a second Ctrl-C that
+    # comes while this process exits with the child's status must not end it instead, with a
+    # KeyboardInterrupt, its status lost (the `python -m harness` process ends right after).
+    for passed in PASSED_ON:
+        signal.signal(passed, pass_on)
+    previous = {signal.SIGTSTP: signal.signal(signal.SIGTSTP, suspend)}
     previous[signal.SIGTTOU] = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
         child = subprocess.Popen(

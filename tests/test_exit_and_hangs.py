@@ -210,3 +210,20 @@ def test_the_watched_child_ends_without_teardown_but_runs_the_exit_handlers_and_
     assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
     assert marker.read_text() == "yes"
     assert ran.stdout.splitlines()[-1].startswith("seed ")  # the report's last line, flushed
+
+
+def test_a_ctrl_c_after_the_watched_child_ended_leaves_the_status_as_the_child_said(tmp_path: Path) -> None:
+    """A second Ctrl-C that comes after the child ended, while the watching parent exits with
+    its status, used to end the parent by the default handler's KeyboardInterrupt (exit -2 in
+    a test pressing Ctrl-C twice, the status lost). Sent here at the latest point: once
+    `launcher.watch` has returned."""
+    late = (
+        "import os, signal, sys\n"
+        "from harness import launcher\n"
+        "status = launcher.watch(['fuzz', '--impl', 'loop', '--max-examples', '2', '--no-save'])\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "print('status', status, flush=True)\n"
+        "sys.exit(status)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, cwd=tmp_path, timeout=SECONDS)
+    assert ran.returncode == 0 and ran.stdout.splitlines()[-1] == "status 0", (ran.returncode, ran.stderr[-2000:])
