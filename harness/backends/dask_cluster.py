@@ -193,7 +193,10 @@ def _progress(worker: Any, topic: str, shard: Shard, attempt: int) -> Progress:
                 shard.count,
                 attempt,
                 done,
-                [[*key[:2], list(key.needs), failure, list(size), settled] for key, failure, size, settled in bugs],
+                [
+                    [key.implementation, key.signature, list(key.needs), failure, list(size), settled]
+                    for key, failure, size, settled in bugs
+                ],
             ],
         )
 

@@ -21,16 +21,12 @@ from harness.model.finding import Finding, size
 from harness.model.registry import Implementation
 
 
-def _settled(finding: Finding) -> bool:
-    return finding.reproducible and not finding.interrupted
-
-
 def could_be_one(findings: list[Finding]) -> bool:
     """Whether two of ``findings`` (settled: reproducible, and not kept from an interrupted
     run, whose features were not checked) could be one bug: one needs some features and no
     feature the other does not. (A bug needing nothing cannot be checked that way: set
     back, nothing changes.)"""
-    settled = [f for f in findings if _settled(f)]
+    settled = [f for f in findings if f.settled]
     return any(one is not other and one.needs and one.needs <= other.needs for one in settled for other in settled)
 
 
@@ -50,11 +46,11 @@ def reconciled(findings: list[Finding], implementations: dict[str, Implementatio
     try:
         bugs = KnownBugs(implementations, [], {name: Tally() for name in checked}, supervisor, beyond=False)
         for name in checked:
-            settled = sorted((f for f in groups[name] if _settled(f)), key=lambda f: (len(f.needs), size(f.case)))
+            settled = sorted((f for f in groups[name] if f.settled), key=lambda f: (len(f.needs), size(f.case)))
             for finding in settled:
                 bugs.record(finding)
             groups[name] = [f for f in bugs.findings if f.implementation == name]
-            groups[name] += [f for f in findings if f.implementation == name and not _settled(f)]
+            groups[name] += [f for f in findings if f.implementation == name and not f.settled]
     finally:
         supervisor.close()
     return one_report_each([finding for group in groups.values() for finding in group])

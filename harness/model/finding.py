@@ -10,6 +10,7 @@ edges: a corpus file (`harness.store.corpus`) and a report (`harness.reporting.r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -78,9 +79,17 @@ class Finding:
         """Which bug this is, the same everywhere, whatever case shows it."""
         return BugKey(identity(self.implementation), self.verdict.signature, tuple(sorted(self.needs)))
 
-    @property
+    @cached_property
     def tag(self) -> BugTag:
-        return BugTag(self.key, self.verdict.failure, size(self.case), self.reproducible and not self.interrupted)
+        """Made once per finding (a finding never changes; `replace` makes a new one): the
+        campaign says its bugs' tags after every case it draws."""
+        return BugTag(self.key, self.verdict.failure, size(self.case), self.settled)
+
+    @property
+    def settled(self) -> bool:
+        """Reproducible, and not kept as it stood when its run was interrupted: what it needs
+        was checked."""
+        return self.reproducible and not self.interrupted
 
     @property
     def diagnosis(self) -> str:
