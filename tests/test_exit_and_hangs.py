@@ -23,12 +23,13 @@ from hypothesis import settings
 import harness
 from harness.api import assert_conv2d_matches
 from harness.campaign import engine as campaign
+from harness.campaign.check import check_case
 from harness.execute import runner
 from harness.execute.journal import FOLDER
 from harness.execute.process_state import Guard
 from harness.generate.tensors import make_inputs
 from harness.model.case import Case
-from harness.model.registry import discover
+from harness.model.registry import discover, implementation_from
 
 HOSTILE = str(Path(hostile_exit.__file__).resolve())
 BIAS_CASE = "mb1ic1oc1g1ih1iw1kh1kw1s1p0d1-bias-float32-contiguous-uniform-cpu-seed0"
@@ -132,6 +133,10 @@ def test_an_endless_str_or_shape_is_a_timeout_of_that_implementation(name: str, 
 def test_a_campaign_interrupted_by_ctrl_c_fails_the_assertion() -> None:
     with pytest.raises(AssertionError, match=r"the campaign was interrupted after \d+ of the \d+ cases planned"):
         assert_conv2d_matches(hostile_exit.interrupts_itself_with_bias, max_examples=100, seed=1)
+    # The Ctrl-C was the campaign's: a check the caller makes next is not stopped by it.
+    case = Case.from_id(BIAS_CASE)
+    correct = implementation_from("correct", planted_bugs.correct)
+    assert check_case(case, [correct])["correct"].status == "passed"
 
 
 def test_a_campaign_that_stopped_short_fails_the_assertion(monkeypatch: pytest.MonkeyPatch) -> None:

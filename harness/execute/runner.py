@@ -109,17 +109,22 @@ def stop_if_interrupted() -> None:
 @contextmanager
 def user_interrupts() -> Iterator[None]:
     """Tell the user's Ctrl-C apart from an implementation raising KeyboardInterrupt itself.
-    A campaign starts uninterrupted; outside the main thread (a cluster's worker) only
+    A campaign starts uninterrupted, and leaves no Ctrl-C behind: one it noted was acted on
+    (or came too late to matter), and a later call of the caller's (a `check_case`, another
+    campaign) must not stop on it. Outside the main thread (a cluster's worker) only
     `interrupt` interrupts it."""
     _user_interrupt.clear()
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
-        yield
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, _on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _user_interrupt.clear()
 
 
 _limits = [False]  # whether `time_limits` is in force: cheaper to ask than the signal module
